@@ -1,0 +1,260 @@
+/*
+ * Configuration: defaults, the SPECTATOR_* environment variables and the
+ * common tags taken from the Netflix environment.
+ *
+ * Bad values never stop the application: each is logged once on
+ * spectator.init, naming the variable and what was expected, and the default
+ * is kept.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+void spectator_config_init(spectator_config_t *cfg) {
+  if (!cfg) return;
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->frequency_s = 5.0;
+  cfg->batch_size = 10000;
+  cfg->timeout_s = 1.0;
+  cfg->connect_timeout_s = 1.0;
+  cfg->env_common_tags = 1;
+  cfg->max_meters = 100000;
+  cfg->meter_ttl_s = 900.0;
+  cfg->auto_start = 1;
+  cfg->flush_at_exit = 1;
+  cfg->tls_verify = 1;
+}
+
+/* Trimmed copy of s into buf; returns buf, or NULL when s is NULL, empty after
+ * trimming, or longer than the buffer. */
+static const char *trimmed(const char *s, char *buf, size_t size) {
+  if (!s) return NULL;
+  while (isspace((unsigned char)*s)) s++;
+  size_t n = strlen(s);
+  while (n && isspace((unsigned char)s[n - 1])) n--;
+  if (n == 0 || n >= size) return NULL;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+static bool parse_double(const char *s, double *out) {
+  char buf[64];
+  const char *t = trimmed(s, buf, sizeof(buf));
+  if (!t) return false;
+  char *end;
+  errno = 0;
+  double v = strtod(t, &end);
+  if (errno || *end || !isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_size(const char *s, size_t *out) {
+  char buf[64];
+  const char *t = trimmed(s, buf, sizeof(buf));
+  if (!t || !isdigit((unsigned char)t[0])) return false;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(t, &end, 10);
+  if (errno || *end || v > SIZE_MAX) return false;
+  *out = (size_t)v;
+  return true;
+}
+
+static void bad_env(const char *name, const char *value, const char *expected) {
+  spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                 "%s='%.*s' is not valid (expected %s); using the default", name,
+                 SPECTATOR__LOG_STR(value), expected);
+}
+
+bool spectator__parse_flag(const char *name, const char *value) {
+  static const char *const yes[] = {"1", "true", "yes", "on"};
+  static const char *const no[] = {"0", "false", "no", "off"};
+  char buf[16];
+  const char *t = trimmed(value, buf, sizeof(buf));
+  if (!value || (!t && value[strspn(value, " \t\r\n")] == '\0')) return false;
+  for (size_t i = 0; t && i < 4; i++)
+    if (strcasecmp(t, yes[i]) == 0) return true;
+  for (size_t i = 0; t && i < 4; i++)
+    if (strcasecmp(t, no[i]) == 0) return false;
+  bad_env(name, value, "1, true, yes or 0, false, no");
+  return false;
+}
+
+void spectator_config_from_env(spectator_config_t *cfg) {
+  if (!cfg) return;
+  spectator_config_init(cfg);
+  const char *v;
+  if ((v = getenv("SPECTATOR_URI")) && *v) cfg->uri = v;
+  if ((v = getenv("SPECTATOR_FREQUENCY"))) {
+    double d;
+    if (parse_double(v, &d) && d > 0 && d <= 86400)
+      cfg->frequency_s = d;
+    else
+      bad_env("SPECTATOR_FREQUENCY", v, "seconds, a number > 0");
+  }
+  if ((v = getenv("SPECTATOR_BATCH_SIZE"))) {
+    size_t n;
+    if (parse_size(v, &n) && n > 0)
+      cfg->batch_size = n;
+    else
+      bad_env("SPECTATOR_BATCH_SIZE", v, "a whole number > 0");
+  }
+  if ((v = getenv("SPECTATOR_TIMEOUT"))) {
+    double d;
+    if (parse_double(v, &d) && d > 0 && d <= 3600)
+      cfg->timeout_s = cfg->connect_timeout_s = d;
+    else
+      bad_env("SPECTATOR_TIMEOUT", v, "seconds, a number > 0");
+  }
+  if ((v = getenv("SPECTATOR_MAX_METERS"))) {
+    size_t n;
+    if (parse_size(v, &n) && n > 0)
+      cfg->max_meters = n;
+    else
+      bad_env("SPECTATOR_MAX_METERS", v, "a whole number > 0");
+  }
+  if ((v = getenv("SPECTATOR_DISABLE_AUTO_START")))
+    cfg->auto_start = !spectator__parse_flag("SPECTATOR_DISABLE_AUTO_START", v);
+}
+
+int spectator__config_validate(const spectator_config_t *cfg) {
+  const char *bad = NULL;
+  if (!(cfg->frequency_s > 0) || !isfinite(cfg->frequency_s))
+    bad = "frequency_s must be > 0";
+  else if (cfg->batch_size == 0)
+    bad = "batch_size must be > 0";
+  else if (!(cfg->timeout_s > 0) || !isfinite(cfg->timeout_s))
+    bad = "timeout_s must be > 0";
+  else if (!(cfg->connect_timeout_s > 0) || !isfinite(cfg->connect_timeout_s))
+    bad = "connect_timeout_s must be > 0";
+  else if (cfg->max_meters == 0)
+    bad = "max_meters must be > 0";
+  else if (!(cfg->meter_ttl_s > 0) || !isfinite(cfg->meter_ttl_s) || cfg->meter_ttl_s > 9e9)
+    bad = "meter_ttl_s must be > 0";
+  else if (cfg->uri && strncasecmp(cfg->uri, "http://", 7) != 0 &&
+           strncasecmp(cfg->uri, "https://", 8) != 0)
+    bad = "uri must start with http:// or https://";
+  if (!bad && cfg->common_tags) {
+    size_t i = 0;
+    for (; cfg->common_tags[i]; i += 2) {
+      if (!cfg->common_tags[i + 1] || !cfg->common_tags[i][0] || !cfg->common_tags[i + 1][0]) {
+        bad = "common_tags must be non-empty key, value pairs";
+        break;
+      }
+    }
+  }
+  if (bad) {
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT, "invalid configuration: %s", bad);
+    return SPECTATOR_EINVAL;
+  }
+  return 0;
+}
+
+/* The Netflix environment: first non-empty (trimmed) variable wins. */
+static const struct {
+  const char *tag;
+  const char *vars[3];
+} nf_tags[] = {
+    {"nf.account", {"NETFLIX_ACCOUNT_ID", "EC2_OWNER_ID", NULL}},
+    {"nf.ami", {"EC2_AMI_ID", NULL, NULL}},
+    {"nf.app", {"NETFLIX_APP", NULL, NULL}},
+    {"nf.asg", {"NETFLIX_AUTO_SCALE_GROUP", NULL, NULL}},
+    {"nf.cluster", {"NETFLIX_CLUSTER", NULL, NULL}},
+    {"nf.container", {"TITUS_CONTAINER_NAME", NULL, NULL}},
+    {"nf.node", {"NETFLIX_INSTANCE_ID", "TITUS_TASK_INSTANCE_ID", "EC2_INSTANCE_ID"}},
+    {"nf.process", {"NETFLIX_PROCESS_NAME", NULL, NULL}},
+    {"nf.region", {"NETFLIX_REGION", "EC2_REGION", NULL}},
+    {"nf.shard1", {"NETFLIX_SHARD1", NULL, NULL}},
+    {"nf.shard2", {"NETFLIX_SHARD2", NULL, NULL}},
+    {"nf.stack", {"NETFLIX_STACK", NULL, NULL}},
+    {"nf.vmtype", {"EC2_INSTANCE_TYPE", NULL, NULL}},
+    {"nf.zone", {"EC2_AVAILABILITY_ZONE", NULL, NULL}},
+};
+#define NF_TAGS (sizeof(nf_tags) / sizeof(nf_tags[0]))
+
+/* Values longer than this are not tags anyone meant (Atlas allows 120). */
+#define MAX_ENV_VALUE 1024
+
+typedef struct {
+  const char *k, *v;
+  size_t klen, vlen;
+} span_pair_t;
+
+static void trim_span(const char **s, size_t *n) {
+  while (*n && isspace((unsigned char)**s)) (*s)++, (*n)--;
+  while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
+}
+
+char **spectator__env_common_tags(void) {
+  const char *extra = getenv("SPECTATOR_COMMON_TAGS");
+  size_t extra_len = extra ? strlen(extra) : 0;
+  size_t max_pairs = NF_TAGS + 1;
+  for (size_t i = 0; i < extra_len; i++) max_pairs += extra[i] == ',';
+  span_pair_t *pairs = calloc(max_pairs, sizeof(*pairs));
+  if (!pairs) return NULL;
+
+  size_t n = 0, bytes = 0;
+  for (size_t t = 0; t < NF_TAGS; t++) {
+    for (size_t j = 0; j < 3 && nf_tags[t].vars[j]; j++) {
+      const char *v = getenv(nf_tags[t].vars[j]);
+      if (!v) continue;
+      size_t len = strnlen(v, MAX_ENV_VALUE + 1);
+      trim_span(&v, &len);
+      if (!len) continue;
+      if (len > MAX_ENV_VALUE) {
+        bad_env(nf_tags[t].vars[j], v, "a value of at most 1024 characters");
+        continue;
+      }
+      pairs[n++] = (span_pair_t){nf_tags[t].tag, v, strlen(nf_tags[t].tag), len};
+      break;
+    }
+  }
+  /* SPECTATOR_COMMON_TAGS: k=v,k2=v2; malformed entries are skipped. */
+  for (const char *p = extra; p && *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    const char *k = p, *v = eq ? eq + 1 : NULL;
+    size_t klen = eq ? (size_t)(eq - p) : len, vlen = eq ? len - klen - 1 : 0;
+    trim_span(&k, &klen);
+    if (v) trim_span(&v, &vlen);
+    if (eq && klen && vlen) {
+      pairs[n++] = (span_pair_t){k, v, klen, vlen};
+    } else if (len) {
+      spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                     "SPECTATOR_COMMON_TAGS: ignoring '%.*s' (expected key=value, comma "
+                     "separated)",
+                     (int)(len < SPECTATOR__LOG_MAX_STR ? len : SPECTATOR__LOG_MAX_STR), p);
+    }
+    p = end ? end + 1 : NULL;
+  }
+  for (size_t i = 0; i < n; i++) bytes += pairs[i].klen + pairs[i].vlen + 2;
+
+  size_t head = (2 * n + 1) * sizeof(char *);
+  char **out = malloc(head + bytes);
+  if (!out) {
+    free(pairs);
+    return NULL;
+  }
+  char *s = (char *)out + head;
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = s;
+    memcpy(s, pairs[i].k, pairs[i].klen);
+    s[pairs[i].klen] = '\0';
+    s += pairs[i].klen + 1;
+    out[2 * i + 1] = s;
+    memcpy(s, pairs[i].v, pairs[i].vlen);
+    s[pairs[i].vlen] = '\0';
+    s += pairs[i].vlen + 1;
+  }
+  out[2 * n] = NULL;
+  free(pairs);
+  return out;
+}

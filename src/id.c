@@ -1,0 +1,292 @@
+/*
+ * Ids: immutable name + tags in canonical form.
+ *
+ * DESIGN
+ * An id is one allocation: a header, an array of 2 * ntags string pointers
+ * (key, value, key, value... sorted by key with unique keys) and then the
+ * strings themselves. The hash of the canonical form is computed once. Ids are
+ * reference counted with an atomic counter so a registry, a snapshot and the
+ * application can share one without copies.
+ *
+ * Lookups must not allocate when the meter exists, so canonicalization is split
+ * out: spectator__canon_init() builds a sorted, de-duplicated view of borrowed
+ * strings on the stack (heap only beyond SPECTATOR__CANON_INLINE pairs), and an
+ * id is only materialized from that view when a meter is created.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static spectator__ratelimit_t rl_bad_id;
+
+/* FNV-1a over the bytes with a separator after each string, then a final mix
+ * so that nearby inputs spread over the table's low bits. */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static inline uint64_t hash_str(uint64_t h, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    h ^= *p++;
+    h *= FNV_PRIME;
+  }
+  h ^= 0xff; /* separator: "ab","c" differs from "a","bc" */
+  h *= FNV_PRIME;
+  return h;
+}
+
+uint64_t spectator__hash_canon(const char *name, const char *const *kv, size_t ntags) {
+  uint64_t h = hash_str(FNV_OFFSET, name);
+  for (size_t i = 0; i < 2 * ntags; i++) h = hash_str(h, kv[i]);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+
+typedef struct {
+  const char *k, *v;
+  size_t idx;
+} pair_t;
+
+static int pair_cmp(const void *a, const void *b) {
+  const pair_t *x = a, *y = b;
+  int c = strcmp(x->k, y->k);
+  if (c) return c;
+  return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+/* Sort pairs stably by key and keep the last value of a repeated key.
+ * Returns the number of unique pairs. */
+static size_t sort_unique(const char **kv, size_t n) {
+  if (n <= SPECTATOR__CANON_INLINE) {
+    for (size_t i = 1; i < n; i++) {
+      const char *k = kv[2 * i], *v = kv[2 * i + 1];
+      size_t j = i;
+      while (j > 0 && strcmp(kv[2 * (j - 1)], k) > 0) {
+        kv[2 * j] = kv[2 * (j - 1)];
+        kv[2 * j + 1] = kv[2 * (j - 1) + 1];
+        j--;
+      }
+      kv[2 * j] = k;
+      kv[2 * j + 1] = v;
+    }
+  } else {
+    pair_t *p = malloc(n * sizeof(*p));
+    if (!p) return (size_t)-1;
+    for (size_t i = 0; i < n; i++) p[i] = (pair_t){kv[2 * i], kv[2 * i + 1], i};
+    qsort(p, n, sizeof(*p), pair_cmp);
+    for (size_t i = 0; i < n; i++) {
+      kv[2 * i] = p[i].k;
+      kv[2 * i + 1] = p[i].v;
+    }
+    free(p);
+  }
+  size_t out = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i + 1 < n && strcmp(kv[2 * i], kv[2 * (i + 1)]) == 0) continue; /* a later one wins */
+    kv[2 * out] = kv[2 * i];
+    kv[2 * out + 1] = kv[2 * i + 1];
+    out++;
+  }
+  return out;
+}
+
+spectator__canon_status_t spectator__canon_init(spectator__canon_t *c, const char *name,
+                                                const spectator_id_t *base,
+                                                const char *const *tags) {
+  c->heap_kv = NULL;
+  c->kv = c->inline_kv;
+  c->ntags = 0;
+  c->hash = 0;
+  c->name = base ? base->name : name;
+  if (!c->name || !c->name[0]) return SPECTATOR__CANON_BAD_NAME;
+
+  size_t n_extra = 0;
+  if (tags) {
+    for (size_t i = 0; tags[i]; i += 2) {
+      if (!tags[i + 1] || !tags[i][0] || !tags[i + 1][0]) return SPECTATOR__CANON_BAD_TAGS;
+      n_extra++;
+    }
+  }
+  size_t n = (base ? base->ntags : 0) + n_extra;
+  if (n > SPECTATOR__CANON_INLINE) {
+    c->heap_kv = malloc(2 * n * sizeof(*c->heap_kv));
+    if (!c->heap_kv) return SPECTATOR__CANON_NOMEM;
+    c->kv = c->heap_kv;
+  }
+  size_t j = 0;
+  if (base)
+    for (size_t i = 0; i < 2 * (size_t)base->ntags; i++) c->kv[j++] = base->tags[i];
+  for (size_t i = 0; i < 2 * n_extra; i++) c->kv[j++] = tags[i];
+
+  size_t u = sort_unique(c->kv, n);
+  if (u == (size_t)-1) {
+    spectator__canon_free(c);
+    return SPECTATOR__CANON_NOMEM;
+  }
+  c->ntags = u;
+  c->hash = spectator__hash_canon(c->name, c->kv, u);
+  return SPECTATOR__CANON_OK;
+}
+
+void spectator__canon_free(spectator__canon_t *c) {
+  free(c->heap_kv);
+  c->heap_kv = NULL;
+  c->kv = c->inline_kv;
+}
+
+bool spectator__canon_equals_id(const spectator__canon_t *c, const spectator_id_t *id) {
+  if (c->hash != id->hash || c->ntags != id->ntags) return false;
+  if (strcmp(c->name, id->name) != 0) return false;
+  for (size_t i = 0; i < 2 * c->ntags; i++)
+    if (strcmp(c->kv[i], id->tags[i]) != 0) return false;
+  return true;
+}
+
+spectator_id_t *spectator__id_from_canon(const spectator__canon_t *c) {
+  size_t bytes = strlen(c->name) + 1;
+  for (size_t i = 0; i < 2 * c->ntags; i++) bytes += strlen(c->kv[i]) + 1;
+  size_t head = sizeof(spectator_id_t) + 2 * c->ntags * sizeof(char *);
+  spectator_id_t *id = malloc(head + bytes);
+  if (!id) return NULL;
+  atomic_init(&id->refs, 1);
+  id->ntags = (uint32_t)c->ntags;
+  id->hash = c->hash;
+  char *p = (char *)id + head;
+  size_t len = strlen(c->name) + 1;
+  memcpy(p, c->name, len);
+  id->name = p;
+  p += len;
+  for (size_t i = 0; i < 2 * c->ntags; i++) {
+    len = strlen(c->kv[i]) + 1;
+    memcpy(p, c->kv[i], len);
+    id->tags[i] = p;
+    p += len;
+  }
+  return id;
+}
+
+void spectator__canon_log_error(spectator__canon_status_t st, const char *what, const char *name) {
+  const char *why = st == SPECTATOR__CANON_BAD_NAME   ? "the name is NULL or empty"
+                    : st == SPECTATOR__CANON_BAD_TAGS ? "the tags have a NULL or empty key or "
+                                                        "value, or an odd number of entries"
+                                                      : "out of memory";
+  SPECTATOR__LOG_LIMITED(&rl_bad_id, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                         "invalid id for %s '%.*s': %s; using a no-op", what,
+                         SPECTATOR__LOG_STR(name), why);
+}
+
+static spectator_id_t *make_id(const char *name, const spectator_id_t *base,
+                               const char *const *tags) {
+  spectator__canon_t c;
+  spectator__canon_status_t st = spectator__canon_init(&c, name, base, tags);
+  if (st != SPECTATOR__CANON_OK) {
+    spectator__canon_log_error(st, "id", base ? base->name : name);
+    return NULL;
+  }
+  spectator_id_t *id = spectator__id_from_canon(&c);
+  spectator__canon_free(&c);
+  return id;
+}
+
+spectator_id_t *spectator_id_new(const char *name, const char *const *tags) {
+  return make_id(name, NULL, tags);
+}
+
+spectator_id_t *spectator_id_with_tag(const spectator_id_t *id, const char *key,
+                                      const char *value) {
+  if (!id) return NULL;
+  /* A NULL key must not end the array early: report it as bad tags. */
+  if (!key || !value) {
+    spectator__canon_log_error(SPECTATOR__CANON_BAD_TAGS, "id", id->name);
+    return NULL;
+  }
+  const char *const tags[] = {key, value, NULL};
+  return make_id(NULL, id, tags);
+}
+
+spectator_id_t *spectator_id_with_tags(const spectator_id_t *id, const char *const *tags) {
+  if (!id) return NULL;
+  if (!tags) return spectator_id_ref(id);
+  return make_id(NULL, id, tags);
+}
+
+spectator_id_t *spectator_id_ref(const spectator_id_t *id) {
+  if (!id) return NULL;
+  spectator_id_t *m = (spectator_id_t *)id;
+  atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+  return m;
+}
+
+void spectator_id_free(spectator_id_t *id) {
+  if (!id) return;
+  if (atomic_fetch_sub_explicit(&id->refs, 1, memory_order_acq_rel) == 1) free(id);
+}
+
+const char *spectator_id_name(const spectator_id_t *id) { return id ? id->name : ""; }
+
+size_t spectator_id_tag_count(const spectator_id_t *id) { return id ? id->ntags : 0; }
+
+const char *spectator_id_tag_key(const spectator_id_t *id, size_t i) {
+  return id && i < id->ntags ? id->tags[2 * i] : NULL;
+}
+
+const char *spectator_id_tag_value(const spectator_id_t *id, size_t i) {
+  return id && i < id->ntags ? id->tags[2 * i + 1] : NULL;
+}
+
+const char *spectator_id_tag(const spectator_id_t *id, const char *key) {
+  if (!id || !key) return NULL;
+  /* tags are sorted: binary search */
+  size_t lo = 0, hi = id->ntags;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(id->tags[2 * mid], key);
+    if (c == 0) return id->tags[2 * mid + 1];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
+}
+
+int spectator_id_equals(const spectator_id_t *a, const spectator_id_t *b) {
+  if (a == b) return 1;
+  if (!a || !b) return 0;
+  if (a->hash != b->hash || a->ntags != b->ntags || strcmp(a->name, b->name) != 0) return 0;
+  for (size_t i = 0; i < 2 * (size_t)a->ntags; i++)
+    if (strcmp(a->tags[i], b->tags[i]) != 0) return 0;
+  return 1;
+}
+
+uint64_t spectator_id_hash(const spectator_id_t *id) { return id ? id->hash : 0; }
+
+size_t spectator_id_format(const spectator_id_t *id, char *buf, size_t size) {
+  size_t need = 0;
+#define EMIT(s)                                                                 \
+  do {                                                                          \
+    size_t l_ = strlen(s);                                                      \
+    if (need < size) {                                                          \
+      size_t room_ = size - need - 1;                                           \
+      memcpy(buf + need, s, l_ < room_ ? l_ : room_);                           \
+    }                                                                           \
+    need += l_;                                                                 \
+  } while (0)
+  if (!buf) size = 0;
+  EMIT(spectator_id_name(id));
+  EMIT("{");
+  for (size_t i = 0; id && i < id->ntags; i++) {
+    if (i) EMIT(",");
+    EMIT(id->tags[2 * i]);
+    EMIT("=");
+    EMIT(id->tags[2 * i + 1]);
+  }
+  EMIT("}");
+#undef EMIT
+  if (size) buf[need < size ? need : size - 1] = '\0';
+  return need;
+}

@@ -1,0 +1,402 @@
+/*
+ * Private declarations shared between the library's source files. Nothing here
+ * is installed or exported: internal names start with `spectator__`.
+ */
+#ifndef SPECTATOR_INTERNAL_H
+#define SPECTATOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "percentile_buckets.h"
+#include "spectator.h"
+
+#define SPECTATOR__CACHELINE 64
+#define SPECTATOR__ALIGNED __attribute__((aligned(SPECTATOR__CACHELINE)))
+#define SPECTATOR__LIKELY(x) __builtin_expect(!!(x), 1)
+#define SPECTATOR__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SPECTATOR__PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+#define SPECTATOR__NS_PER_S 1000000000LL
+
+/* ------------------------------------------------------------------------ */
+/* log.c                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Emit a message on a logger when level is enabled. User-supplied strings are
+ * passed as arguments (never as the format) and should be shortened with
+ * SPECTATOR__LOG_STR so a huge or binary string cannot flood the log. */
+void spectator__log(spectator_log_level_t level, const char *logger, const char *fmt, ...)
+    SPECTATOR__PRINTF(3, 4);
+bool spectator__log_enabled(spectator_log_level_t level);
+/* "%.*s" arguments for a user string: at most 120 bytes, "(null)" for NULL. */
+#define SPECTATOR__LOG_MAX_STR 120
+#define SPECTATOR__LOG_STR(s)                                                   \
+  (int)((s) ? spectator__strnlen_log(s) : 6), ((s) ? (s) : "(null)")
+int spectator__strnlen_log(const char *s);
+
+/* A rate limiter for one kind of log line: lets the 1st, 2nd, 4th, 8th...
+ * occurrence through. Returns the occurrence number when the line should be
+ * logged, 0 otherwise. No clock, so it is deterministic in tests. */
+typedef struct {
+  _Atomic uint64_t count;
+} spectator__ratelimit_t;
+uint64_t spectator__ratelimit(spectator__ratelimit_t *rl);
+
+#define SPECTATOR__LOG_LIMITED(rl, level, logger, fmt, ...)                     \
+  do {                                                                          \
+    uint64_t spectator__n_ = spectator__ratelimit(rl);                          \
+    if (spectator__n_)                                                          \
+      spectator__log(level, logger, fmt " (occurrence %llu)", __VA_ARGS__,      \
+                     (unsigned long long)spectator__n_);                        \
+  } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* id.c                                                                      */
+/* ------------------------------------------------------------------------ */
+
+struct spectator_id {
+  _Atomic uint32_t refs;
+  uint32_t ntags;
+  uint64_t hash;
+  const char *name;
+  /* 2 * ntags pointers: key0, value0, key1, value1... sorted by key, unique
+   * keys; the strings follow the array in the same allocation. */
+  const char *tags[];
+};
+
+/* A canonical view of (name, tags) built without allocation for up to
+ * SPECTATOR__CANON_INLINE pairs: used by lookups so a hit allocates nothing. */
+#define SPECTATOR__CANON_INLINE 16
+typedef struct {
+  const char *name;
+  size_t ntags;
+  const char **kv; /* 2 * ntags, sorted by key, unique */
+  uint64_t hash;
+  const char *inline_kv[2 * SPECTATOR__CANON_INLINE];
+  const char **heap_kv; /* used when there are more pairs; freed by canon_free */
+} spectator__canon_t;
+
+typedef enum {
+  SPECTATOR__CANON_OK = 0,
+  SPECTATOR__CANON_BAD_NAME,  /* NULL or empty name */
+  SPECTATOR__CANON_BAD_TAGS,  /* NULL/empty key or value, odd count */
+  SPECTATOR__CANON_NOMEM
+} spectator__canon_status_t;
+
+/* Canonicalize name + (optional) base id tags + extra tags (later wins). */
+spectator__canon_status_t spectator__canon_init(spectator__canon_t *c, const char *name,
+                                                const spectator_id_t *base,
+                                                const char *const *tags);
+void spectator__canon_free(spectator__canon_t *c);
+/* 1 when the canonical view and the id denote the same id. */
+bool spectator__canon_equals_id(const spectator__canon_t *c, const spectator_id_t *id);
+/* Build an id from a canonical view; NULL when memory runs out. */
+spectator_id_t *spectator__id_from_canon(const spectator__canon_t *c);
+/* Hash of a name and sorted unique pairs, as stored in ids. */
+uint64_t spectator__hash_canon(const char *name, const char *const *kv, size_t ntags);
+/* Log a canon failure on spectator.Registry (rate limited). */
+void spectator__canon_log_error(spectator__canon_status_t st, const char *what, const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Meters                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+  SPECTATOR__COUNTER = 0,
+  SPECTATOR__TIMER,
+  SPECTATOR__DIST_SUMMARY,
+  SPECTATOR__GAUGE,
+  SPECTATOR__MAX_GAUGE,
+  SPECTATOR__MONOTONIC_COUNTER,
+  SPECTATOR__PERCENTILE_TIMER,
+  SPECTATOR__PERCENTILE_DIST_SUMMARY,
+  SPECTATOR__METER_TYPES
+} spectator__type_t;
+
+const char *spectator__type_name(spectator__type_t t);
+
+/* Common header of every meter. Fields after `type` belong to the snapshot
+ * (only touched with the registry's snapshot lock held). */
+typedef struct spectator__meter {
+  spectator_id_t *id;
+  uint8_t type;
+  uint8_t has_statistic;      /* the id carries its own statistic tag */
+  _Atomic uint8_t conflict_logged;
+  int64_t last_active_ns;     /* last snapshot that saw activity */
+} spectator__meter_t;
+
+/* A double accumulator that keeps small whole amounts exact: amounts that are
+ * integers below 2^32 are added to `ints` with one fetch_add, anything else to
+ * `dbits` (a double) with a CAS loop. The interval value is ints + dbits. */
+typedef struct {
+  _Atomic uint64_t ints;
+  _Atomic uint64_t dbits;
+} spectator__dsum_t;
+
+/* An exact 128-bit accumulator for sums of squares of integers below 2^64:
+ * lo and hi are added with fetch_add and the carry is propagated by the writer
+ * that wraps lo, so lo + 2^64 * hi is exact however writes interleave with a
+ * snapshot. Non-integer squares go to dbits. */
+typedef struct {
+  _Atomic uint64_t lo;
+  _Atomic uint64_t hi;
+  _Atomic uint64_t dbits;
+} spectator__sqsum_t;
+
+struct spectator_counter {
+  spectator__meter_t hdr;
+  spectator__dsum_t sum;
+} SPECTATOR__ALIGNED;
+
+/* Timer state in nanoseconds; also the first part of a percentile timer. */
+typedef struct {
+  _Atomic uint64_t count;
+  _Atomic uint64_t total_ns;
+  spectator__sqsum_t sq_ns; /* ns^2 */
+  _Atomic int64_t max_ns;
+} spectator__timer_state_t;
+
+struct spectator_timer {
+  spectator__meter_t hdr;
+  spectator__timer_state_t st;
+} SPECTATOR__ALIGNED;
+
+typedef struct {
+  _Atomic uint64_t count;
+  spectator__dsum_t total;
+  spectator__sqsum_t sq;
+  _Atomic uint64_t max_bits; /* bits of a non-negative double (monotonic as integers) */
+} spectator__summary_state_t;
+
+struct spectator_dist_summary {
+  spectator__meter_t hdr;
+  spectator__summary_state_t st;
+} SPECTATOR__ALIGNED;
+
+struct spectator_gauge {
+  spectator__meter_t hdr;
+  _Atomic uint64_t bits;     /* last value; NaN = nothing to report */
+  _Atomic uint8_t updated;   /* set by writers, cleared by the snapshot */
+  int64_t ttl_ns;
+  int64_t last_set_ns;       /* snapshot-owned */
+} SPECTATOR__ALIGNED;
+
+struct spectator_max_gauge {
+  spectator__meter_t hdr;
+  _Atomic uint64_t key; /* order-preserving encoding of the max; 0 = none */
+} SPECTATOR__ALIGNED;
+
+struct spectator_monotonic_counter {
+  spectator__meter_t hdr;
+  _Atomic uint64_t bits;     /* last value set; NaN = never set */
+  _Atomic uint8_t updated;
+  double prev;               /* snapshot-owned; NaN = no previous sample */
+} SPECTATOR__ALIGNED;
+
+struct spectator_percentile_timer {
+  spectator__meter_t hdr;
+  spectator__timer_state_t st;
+  int64_t min_ns, max_ns;
+  _Atomic uint64_t buckets[SPECTATOR__PCT_LENGTH];
+} SPECTATOR__ALIGNED;
+
+struct spectator_percentile_dist_summary {
+  spectator__meter_t hdr;
+  spectator__summary_state_t st;
+  int64_t min, max;
+  _Atomic uint64_t buckets[SPECTATOR__PCT_LENGTH];
+} SPECTATOR__ALIGNED;
+
+/* Accumulator helpers (inline: they are the hot path). */
+static inline uint64_t spectator__d2b(double d) {
+  union { double d; uint64_t u; } x;
+  x.d = d;
+  return x.u;
+}
+static inline double spectator__b2d(uint64_t u) {
+  union { double d; uint64_t u; } x;
+  x.u = u;
+  return x.d;
+}
+
+static inline void spectator__atomic_add_double(_Atomic uint64_t *bits, double v) {
+  uint64_t cur = atomic_load_explicit(bits, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(bits, &cur, spectator__d2b(spectator__b2d(cur) + v),
+                                                memory_order_relaxed, memory_order_relaxed)) {
+  }
+}
+
+#define SPECTATOR__TWO_POW_32 4294967296.0
+
+/* v must be finite and > 0 (or >= 0). */
+static inline void spectator__dsum_add(spectator__dsum_t *s, double v) {
+  if (v < SPECTATOR__TWO_POW_32 && v == (double)(uint32_t)v)
+    atomic_fetch_add_explicit(&s->ints, (uint64_t)(uint32_t)v, memory_order_relaxed);
+  else
+    spectator__atomic_add_double(&s->dbits, v);
+}
+
+static inline void spectator__sqsum_add_u64(spectator__sqsum_t *s, uint64_t x) {
+  unsigned __int128 sq = (unsigned __int128)x * x;
+  uint64_t lo = (uint64_t)sq, hi = (uint64_t)(sq >> 64);
+  uint64_t old = atomic_fetch_add_explicit(&s->lo, lo, memory_order_relaxed);
+  if ((uint64_t)(old + lo) < old) hi++;
+  if (hi) atomic_fetch_add_explicit(&s->hi, hi, memory_order_relaxed);
+}
+
+/* Read-and-reset helpers, used by snapshots. */
+double spectator__dsum_take(spectator__dsum_t *s);
+double spectator__dsum_peek(const spectator__dsum_t *s);
+double spectator__sqsum_take(spectator__sqsum_t *s);
+
+void spectator__timer_state_init(spectator__timer_state_t *st);
+void spectator__timer_state_record(spectator__timer_state_t *st, int64_t nanos);
+void spectator__summary_state_init(spectator__summary_state_t *st);
+void spectator__summary_state_record(spectator__summary_state_t *st, double amount);
+/* Seconds to nanoseconds for a timer: -1 when the value must be ignored
+ * (negative, NaN, infinite), saturating at INT64_MAX. */
+int64_t spectator__seconds_to_ns(double seconds);
+
+/* No-op meters: recording on them is harmless and they are never reported. */
+extern struct spectator_counter spectator__noop_counter;
+extern struct spectator_timer spectator__noop_timer;
+extern struct spectator_dist_summary spectator__noop_dist_summary;
+extern struct spectator_gauge spectator__noop_gauge;
+extern struct spectator_max_gauge spectator__noop_max_gauge;
+extern struct spectator_monotonic_counter spectator__noop_monotonic_counter;
+extern struct spectator_percentile_timer spectator__noop_percentile_timer;
+extern struct spectator_percentile_dist_summary spectator__noop_percentile_dist_summary;
+void *spectator__noop_meter(spectator__type_t t);
+bool spectator__is_noop(const void *meter);
+
+/* ------------------------------------------------------------------------ */
+/* Snapshot records (snapshot.c)                                             */
+/* ------------------------------------------------------------------------ */
+
+/* One measurement in the compact form the snapshot produces: the meter's id,
+ * the statistic to add (NULL when the id carries one) and for percentile
+ * meters the percentile tag value. The public API and the encoder turn these
+ * into full tag sets. */
+typedef struct {
+  spectator_id_t *id;        /* one reference held */
+  const char *statistic;     /* static string: sets (or replaces) the statistic
+                                tag; NULL: the id's tags are used as they are */
+  char percentile[8];        /* "" or "T00A2" */
+  int op;
+  double value;
+} spectator__record_t;
+
+typedef struct {
+  spectator__record_t *items;
+  size_t len, cap;
+  bool failed; /* an allocation failed: the snapshot is incomplete */
+} spectator__records_t;
+
+void spectator__records_init(spectator__records_t *rs);
+void spectator__records_free(spectator__records_t *rs);
+/* Append a record (takes a new reference on id). Non-finite values are
+ * dropped (logged at debug). Sets rs->failed on allocation failure. */
+void spectator__records_add(spectator__records_t *rs, spectator_id_t *id, const char *statistic,
+                            const char *percentile, int op, double value);
+
+/* Each meter type reports its interval values into rs and resets them; returns
+ * true when the meter saw activity this interval. now_ns is the snapshot time. */
+typedef struct {
+  spectator__records_t *out;
+  int64_t now_ns;
+} spectator__snap_ctx_t;
+
+bool spectator__counter_measure(struct spectator_counter *c, spectator__snap_ctx_t *ctx);
+bool spectator__timer_measure(struct spectator_timer *t, spectator__snap_ctx_t *ctx);
+bool spectator__dist_summary_measure(struct spectator_dist_summary *d, spectator__snap_ctx_t *ctx);
+bool spectator__gauge_measure(struct spectator_gauge *g, spectator__snap_ctx_t *ctx);
+bool spectator__max_gauge_measure(struct spectator_max_gauge *g, spectator__snap_ctx_t *ctx);
+bool spectator__monotonic_counter_measure(struct spectator_monotonic_counter *m,
+                                          spectator__snap_ctx_t *ctx);
+bool spectator__percentile_timer_measure(struct spectator_percentile_timer *t,
+                                         spectator__snap_ctx_t *ctx);
+bool spectator__percentile_dist_summary_measure(struct spectator_percentile_dist_summary *d,
+                                                spectator__snap_ctx_t *ctx);
+/* Reported by timers and summaries. */
+void spectator__timer_state_measure(spectator__timer_state_t *st, spectator__meter_t *hdr,
+                                    spectator__snap_ctx_t *ctx, bool *active);
+void spectator__summary_state_measure(spectator__summary_state_t *st, spectator__meter_t *hdr,
+                                      spectator__snap_ctx_t *ctx, bool *active);
+
+/* Drop interval state without reporting it (fork child). */
+void spectator__meter_discard(spectator__meter_t *m);
+
+/* ------------------------------------------------------------------------ */
+/* Registry (registry.c)                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct spectator__table {
+  size_t mask;                         /* capacity - 1 (power of two) */
+  struct spectator__table *prev;       /* retired tables, freed with the registry */
+  _Atomic(spectator__meter_t *) slots[];
+} spectator__table_t;
+
+#define SPECTATOR__CHUNK 1024
+
+struct spectator__publisher; /* publisher.c */
+
+struct spectator_registry {
+  /* configuration, owned copies */
+  spectator_config_t cfg;
+  char *uri;
+  const char **common_tags; /* NULL-terminated alternating; merged config + env */
+  char *ca_info;
+  int64_t meter_ttl_ns;
+
+  pthread_mutex_t lock;      /* inserts: table, chunks, count */
+  pthread_mutex_t snap_lock; /* one snapshot at a time; snapshot-owned meter fields */
+  _Atomic(spectator__table_t *) table;
+  spectator__meter_t ***chunks; /* directory of SPECTATOR__CHUNK-sized arrays */
+  size_t nchunks;
+  _Atomic size_t count;
+
+  spectator__ratelimit_t rl_full, rl_conflict;
+
+  struct spectator__publisher *pub;
+  bool is_global;
+  struct spectator_registry *next_all; /* list of live registries (fork, exit) */
+};
+
+int64_t spectator__now_ns(const spectator_registry_t *reg);
+int64_t spectator__monotonic_ns(void);
+/* Snapshot into records (caller owns rs); holds snap_lock for the duration. */
+void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t *rs);
+/* Every live registry, for fork handlers and exit. */
+void spectator__registries_lock(void);
+void spectator__registries_unlock(void);
+spectator_registry_t *spectator__registries_head(void);
+
+/* ------------------------------------------------------------------------ */
+/* config.c                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Parse a boolean flag as SPECTATOR_DISABLE_AUTO_START does: 1/true/yes
+ * (case-insensitive, trimmed) is true, 0/false/no/empty is false; anything else
+ * is false and logged. */
+bool spectator__parse_flag(const char *name, const char *value);
+/* Common tags from the environment: SPECTATOR_COMMON_TAGS then the Netflix
+ * variables (first non-empty, trimmed). Returns a NULL-terminated alternating
+ * array allocated as one block (free() it), or NULL when memory runs out. */
+char **spectator__env_common_tags(void);
+/* Validate a config; logs on spectator.init; 0 or SPECTATOR_EINVAL. */
+int spectator__config_validate(const spectator_config_t *cfg);
+
+/* ------------------------------------------------------------------------ */
+/* publisher.c                                                               */
+/* ------------------------------------------------------------------------ */
+
+int spectator__publisher_start(spectator_registry_t *reg);
+void spectator__publisher_stop(spectator_registry_t *reg);
+void spectator__publisher_free(spectator_registry_t *reg);
+
+#endif /* SPECTATOR_INTERNAL_H */

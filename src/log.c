@@ -1,0 +1,142 @@
+/*
+ * Logging: three named loggers (spectator.init, spectator.HttpClient,
+ * spectator.Registry), a process-wide level and an application handler.
+ *
+ * The handler and its context are read under a small mutex and called after it
+ * is released, so a handler never runs with a library lock held. Nothing on the
+ * recording path logs.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
+static spectator_log_fn handler;
+static void *handler_ctx;
+
+/* -1: not read from the environment yet. */
+static _Atomic int log_level = -1;
+
+static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR", "OFF"};
+
+int spectator_log_level_parse(const char *s, spectator_log_level_t *out) {
+  static const struct {
+    const char *name;
+    spectator_log_level_t level;
+  } names[] = {{"debug", SPECTATOR_LOG_DEBUG}, {"info", SPECTATOR_LOG_INFO},
+               {"warn", SPECTATOR_LOG_WARN},   {"warning", SPECTATOR_LOG_WARN},
+               {"error", SPECTATOR_LOG_ERROR}, {"off", SPECTATOR_LOG_OFF},
+               {"none", SPECTATOR_LOG_OFF}};
+  if (!s || !out) return SPECTATOR_EINVAL;
+  while (isspace((unsigned char)*s)) s++;
+  size_t len = strlen(s);
+  while (len && isspace((unsigned char)s[len - 1])) len--;
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    if (strlen(names[i].name) == len && strncasecmp(s, names[i].name, len) == 0) {
+      *out = names[i].level;
+      return 0;
+    }
+  }
+  return SPECTATOR_EINVAL;
+}
+
+static int current_level(void) {
+  int l = atomic_load_explicit(&log_level, memory_order_relaxed);
+  if (SPECTATOR__LIKELY(l >= 0)) return l;
+  spectator_log_level_t parsed = SPECTATOR_LOG_WARN;
+  const char *env = getenv("SPECTATOR_LOG_LEVEL");
+  bool bad = env && *env && spectator_log_level_parse(env, &parsed) != 0;
+  int expected = -1;
+  atomic_compare_exchange_strong(&log_level, &expected, (int)parsed);
+  if (bad)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                   "SPECTATOR_LOG_LEVEL='%.*s' is not one of debug, info, warn, error, off; "
+                   "using warn",
+                   SPECTATOR__LOG_STR(env));
+  return atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+void spectator_log_set_level(spectator_log_level_t level) {
+  if ((int)level < SPECTATOR_LOG_DEBUG || (int)level > SPECTATOR_LOG_OFF) return;
+  atomic_store(&log_level, (int)level);
+}
+
+spectator_log_level_t spectator_log_get_level(void) {
+  return (spectator_log_level_t)current_level();
+}
+
+void spectator_log_set_handler(spectator_log_fn fn, void *ctx) {
+  pthread_mutex_lock(&handler_lock);
+  handler = fn;
+  handler_ctx = ctx;
+  pthread_mutex_unlock(&handler_lock);
+}
+
+bool spectator__log_enabled(spectator_log_level_t level) {
+  return level != SPECTATOR_LOG_OFF && (int)level >= current_level();
+}
+
+int spectator__strnlen_log(const char *s) {
+  size_t n = 0;
+  while (n < SPECTATOR__LOG_MAX_STR && s[n]) n++;
+  return (int)n;
+}
+
+void spectator__log(spectator_log_level_t level, const char *logger, const char *fmt, ...) {
+  if (!spectator__log_enabled(level)) return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  /* Control characters from user strings must not forge log lines. */
+  for (char *p = msg; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+
+  pthread_mutex_lock(&handler_lock);
+  spectator_log_fn fn = handler;
+  void *ctx = handler_ctx;
+  pthread_mutex_unlock(&handler_lock);
+
+  if (fn) {
+    fn(level, logger, msg, ctx);
+  } else {
+    /* One fprintf per line: stdio locks the stream, so lines do not interleave. */
+    fprintf(stderr, "%s %s: %s\n", level_names[level], logger, msg);
+  }
+}
+
+uint64_t spectator__ratelimit(spectator__ratelimit_t *rl) {
+  uint64_t n = atomic_fetch_add_explicit(&rl->count, 1, memory_order_relaxed) + 1;
+  return (n & (n - 1)) == 0 ? n : 0;
+}
+
+/* Error strings live here too: they are what a log line says. */
+const char *spectator_strerror(int err) {
+  switch (err) {
+  case SPECTATOR_OK: return "success";
+#define XX(name, value, text)                                                   \
+  case SPECTATOR_##name: return text;
+    SPECTATOR_ERRNO_MAP(XX)
+#undef XX
+  default: return "unknown error";
+  }
+}
+
+const char *spectator_err_name(int err) {
+  switch (err) {
+  case SPECTATOR_OK: return "SPECTATOR_OK";
+#define XX(name, value, text)                                                   \
+  case SPECTATOR_##name: return "SPECTATOR_" #name;
+    SPECTATOR_ERRNO_MAP(XX)
+#undef XX
+  default: return "SPECTATOR_UNKNOWN";
+  }
+}
+
+const char *spectator_version(void) { return SPECTATOR_VERSION_STRING; }
