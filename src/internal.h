@@ -395,6 +395,7 @@ int spectator__config_validate(const spectator_config_t *cfg);
 /* publisher.c                                                               */
 /* ------------------------------------------------------------------------ */
 
+int spectator__publisher_init(spectator_registry_t *reg);
 int spectator__publisher_start(spectator_registry_t *reg);
 void spectator__publisher_stop(spectator_registry_t *reg);
 void spectator__publisher_free(spectator_registry_t *reg);

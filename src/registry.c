@@ -163,7 +163,7 @@ spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg_in) {
   reg->nchunks = cfg_in->max_meters / SPECTATOR__CHUNK + 1;
   reg->chunks = calloc(reg->nchunks, sizeof(*reg->chunks));
   spectator__table_t *t = table_new(64);
-  if (!ok || !reg->chunks || !t) {
+  if (!ok || !reg->chunks || !t || spectator__publisher_init(reg) != 0) {
     free(t);
     free(reg->chunks);
     free_common_tags(reg->common_tags);

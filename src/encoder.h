@@ -1,0 +1,40 @@
+/* Internal: the payload encoder (encoder.c). */
+#ifndef SPECTATOR_ENCODER_H
+#define SPECTATOR_ENCODER_H
+
+#include "internal.h"
+
+/* One request body (uncompressed JSON) and how many datapoints it holds. */
+typedef struct {
+  char *data;
+  size_t len;
+  size_t count;
+} spectator__batch_t;
+
+typedef struct {
+  spectator__batch_t *batches;
+  size_t len;
+  size_t measurements; /* datapoints over all batches, after merging */
+  size_t raw_bytes;    /* uncompressed bytes over all batches */
+  size_t dropped;      /* records that could not be encoded (too many tags) */
+} spectator__payload_t;
+
+/* Encode records into batches of at most batch_size datapoints (SPEC section
+ * 3): common tags, sanitization, merging of ids that sanitize alike, a sorted
+ * string table per batch. Returns 0, or SPECTATOR_ENOMEM (out is then empty).
+ * Thread-safe (no shared state). */
+int spectator__encode(const spectator__records_t *rs, const char *const *common_tags,
+                      size_t batch_size, spectator__payload_t *out);
+void spectator__payload_free(spectator__payload_t *p);
+
+/* gzip (RFC 1952) the input at the given zlib level; *out is malloc'd. */
+int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *out_len);
+
+/* Replace every character outside -._A-Za-z0-9^~ by '_'. out must hold
+ * strlen(in) + 1 bytes (it may be in). Returns the length. */
+size_t spectator__sanitize(const char *in, char *out);
+
+/* Format a finite double as the shortest JSON number that reads back exactly. */
+void spectator__json_number(char *out, size_t size, double v);
+
+#endif

@@ -1,0 +1,50 @@
+/* Internal: the HTTP client (http.c), one libcurl easy handle per publisher. */
+#ifndef SPECTATOR_HTTP_H
+#define SPECTATOR_HTTP_H
+
+#include "internal.h"
+
+/* Response bodies beyond this are cut (and flagged): the aggregator's answers
+ * are small, a huge body is a misbehaving server. */
+#define SPECTATOR__HTTP_MAX_BODY (64 * 1024)
+
+typedef struct spectator__http spectator__http_t;
+
+typedef struct {
+  long status;          /* HTTP status, 0 when there was no response */
+  int curl_code;        /* CURLcode; 0 = OK */
+  const char *error;    /* short error name for metrics ("timeout", "connection"...), or NULL */
+  char *body;           /* NUL-terminated response body (owned by the handle) */
+  size_t body_len;
+  bool body_truncated;
+} spectator__http_response_t;
+
+/* A handle for this URI; NULL when libcurl cannot be set up. */
+spectator__http_t *spectator__http_new(const char *uri, const spectator_config_t *cfg);
+void spectator__http_free(spectator__http_t *h);
+/* In a forked child: drop the handle without touching the parent's connection
+ * (no TLS close_notify, no write of any kind): the socket is closed in this
+ * process only and the handle's memory is abandoned. */
+void spectator__http_abandon(spectator__http_t *h);
+/* POST a gzip-compressed JSON body; timeout_ms bounds the whole request.
+ * Fills res (valid until the next call on h). Returns 0 when a response (any
+ * status) arrived, -1 otherwise (res->error says why). */
+int spectator__http_post(spectator__http_t *h, const char *body, size_t len, long timeout_ms,
+                         spectator__http_response_t *res);
+
+/* The body of a 202 or 400 answer: {"type":..., "errorCount":n, "message":[...]}. */
+typedef struct {
+  size_t error_count;
+  char **messages; /* at most SPECTATOR__MAX_MESSAGES, each NUL-terminated */
+  size_t nmessages;
+} spectator__aggregator_response_t;
+#define SPECTATOR__MAX_MESSAGES 100
+
+/* Parse an aggregator answer (any bytes, any length; body need not be
+ * NUL-terminated). Returns 0 when it is a JSON object with a numeric
+ * errorCount >= 0, else -1 (out is then empty). Thread-safe. */
+int spectator__parse_aggregator_response(const char *body, size_t len,
+                                         spectator__aggregator_response_t *out);
+void spectator__aggregator_response_free(spectator__aggregator_response_t *r);
+
+#endif
