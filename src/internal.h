@@ -391,6 +391,23 @@ char **spectator__env_common_tags(void);
 /* Validate a config; logs on spectator.init; 0 or SPECTATOR_EINVAL. */
 int spectator__config_validate(const spectator_config_t *cfg);
 
+/* Re-initialize the live-registry list lock in a forked child. */
+void spectator__registries_child_reinit(void);
+
+/* ------------------------------------------------------------------------ */
+/* fork.c and the pieces it calls                                            */
+/* ------------------------------------------------------------------------ */
+
+/* Install the pthread_atfork handlers (once per process). */
+void spectator__fork_init(void);
+void spectator__log_fork_lock(void);
+void spectator__log_fork_unlock(void);
+void spectator__log_fork_child(void);
+void spectator__publisher_fork_lock(spectator_registry_t *reg);
+void spectator__publisher_fork_unlock(spectator_registry_t *reg);
+/* Reset the publisher in a forked child and restart it if it was running. */
+void spectator__publisher_fork_child(spectator_registry_t *reg);
+
 /* ------------------------------------------------------------------------ */
 /* publisher.c                                                               */
 /* ------------------------------------------------------------------------ */

@@ -76,6 +76,10 @@ void spectator_log_set_handler(spectator_log_fn fn, void *ctx) {
   pthread_mutex_unlock(&handler_lock);
 }
 
+void spectator__log_fork_lock(void) { pthread_mutex_lock(&handler_lock); }
+void spectator__log_fork_unlock(void) { pthread_mutex_unlock(&handler_lock); }
+void spectator__log_fork_child(void) { pthread_mutex_init(&handler_lock, NULL); }
+
 bool spectator__log_enabled(spectator_log_level_t level) {
   return level != SPECTATOR_LOG_OFF && (int)level >= current_level();
 }

@@ -392,3 +392,37 @@ void spectator__publisher_stop(spectator_registry_t *reg) {
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
 }
+
+/* Fork handlers (see fork.c). */
+
+void spectator__publisher_fork_lock(spectator_registry_t *reg) {
+  if (reg->pub) pthread_mutex_lock(&reg->pub->mu);
+}
+
+void spectator__publisher_fork_unlock(spectator_registry_t *reg) {
+  if (reg->pub) pthread_mutex_unlock(&reg->pub->mu);
+}
+
+void spectator__publisher_fork_child(spectator_registry_t *reg) {
+  struct spectator__publisher *p = reg->pub;
+  if (!p) return;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  /* The parent's thread does not exist here and its connection is not ours. */
+  spectator__http_abandon(p->http);
+  p->http = NULL;
+  bool was_running = p->state == PUB_RUNNING;
+  p->state = PUB_IDLE;
+  atomic_store(&p->stop, false);
+  p->stop_deadline_ns = 0;
+  if (was_running) {
+    p->http = spectator__http_new(reg->uri, &reg->cfg);
+    if (!p->http || spawn(reg) != 0)
+      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT,
+                     "could not restart publishing in a forked child");
+  }
+}

@@ -93,6 +93,7 @@ static spectator_registry_t *all_head;
 void spectator__registries_lock(void) { pthread_mutex_lock(&all_lock); }
 void spectator__registries_unlock(void) { pthread_mutex_unlock(&all_lock); }
 spectator_registry_t *spectator__registries_head(void) { return all_head; }
+void spectator__registries_child_reinit(void) { pthread_mutex_init(&all_lock, NULL); }
 
 /* ------------------------------------------------------------------------ */
 /* Creation                                                                  */
@@ -179,6 +180,7 @@ spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg_in) {
   pthread_mutex_init(&reg->lock, NULL);
   pthread_mutex_init(&reg->snap_lock, NULL);
 
+  spectator__fork_init();
   pthread_mutex_lock(&all_lock);
   reg->next_all = all_head;
   all_head = reg;
@@ -205,9 +207,10 @@ static inline spectator__meter_t *meter_at(spectator_registry_t *reg, size_t i) 
 
 void spectator_registry_free(spectator_registry_t *reg) {
   if (!reg) return;
+  /* Unlink first: from here on neither fork handlers nor exit see it. */
+  unlink_registry(reg);
   spectator_registry_stop(reg);
   spectator__publisher_free(reg);
-  unlink_registry(reg);
   size_t n = atomic_load(&reg->count);
   for (size_t i = 0; i < n; i++) {
     spectator__meter_t *m = meter_at(reg, i);
