@@ -91,7 +91,12 @@ void spectator_config_from_env(spectator_config_t *cfg) {
   if (!cfg) return;
   spectator_config_init(cfg);
   const char *v;
-  if ((v = getenv("SPECTATOR_URI")) && *v) cfg->uri = v;
+  if ((v = getenv("SPECTATOR_URI")) && *v) {
+    if (strncasecmp(v, "http://", 7) == 0 || strncasecmp(v, "https://", 8) == 0)
+      cfg->uri = v;
+    else
+      bad_env("SPECTATOR_URI", v, "an http:// or https:// URI");
+  }
   if ((v = getenv("SPECTATOR_FREQUENCY"))) {
     double d;
     if (parse_double(v, &d) && d > 0 && d <= 86400)
@@ -126,14 +131,16 @@ void spectator_config_from_env(spectator_config_t *cfg) {
 
 int spectator__config_validate(const spectator_config_t *cfg) {
   const char *bad = NULL;
-  if (!(cfg->frequency_s > 0) || !isfinite(cfg->frequency_s))
-    bad = "frequency_s must be > 0";
+  /* Upper bounds as for the environment: the publisher turns these into
+   * nanosecond deadlines, which must not overflow int64. */
+  if (!(cfg->frequency_s > 0 && cfg->frequency_s <= 86400))
+    bad = "frequency_s must be > 0 and at most 86400";
   else if (cfg->batch_size == 0)
     bad = "batch_size must be > 0";
-  else if (!(cfg->timeout_s > 0) || !isfinite(cfg->timeout_s))
-    bad = "timeout_s must be > 0";
-  else if (!(cfg->connect_timeout_s > 0) || !isfinite(cfg->connect_timeout_s))
-    bad = "connect_timeout_s must be > 0";
+  else if (!(cfg->timeout_s > 0 && cfg->timeout_s <= 3600))
+    bad = "timeout_s must be > 0 and at most 3600";
+  else if (!(cfg->connect_timeout_s > 0 && cfg->connect_timeout_s <= 3600))
+    bad = "connect_timeout_s must be > 0 and at most 3600";
   else if (cfg->max_meters == 0)
     bad = "max_meters must be > 0";
   else if (!(cfg->meter_ttl_s > 0) || !isfinite(cfg->meter_ttl_s) || cfg->meter_ttl_s > 9e9)
@@ -205,7 +212,8 @@ char **spectator__env_common_tags(void) {
     for (size_t j = 0; j < 3 && nf_tags[t].vars[j]; j++) {
       const char *v = getenv(nf_tags[t].vars[j]);
       if (!v) continue;
-      size_t len = strnlen(v, MAX_ENV_VALUE + 1);
+      /* Trim first: a limit applied before trimming would cut a long value. */
+      size_t len = strlen(v);
       trim_span(&v, &len);
       if (!len) continue;
       if (len > MAX_ENV_VALUE) {
@@ -227,7 +235,7 @@ char **spectator__env_common_tags(void) {
     if (v) trim_span(&v, &vlen);
     if (eq && klen && vlen) {
       pairs[n++] = (span_pair_t){k, v, klen, vlen};
-    } else if (len) {
+    } else if (eq || klen) { /* blank entries ("a=1, ,b=2", "a=1, ") are skipped */
       spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
                      "SPECTATOR_COMMON_TAGS: ignoring '%.*s' (expected key=value, comma "
                      "separated)",

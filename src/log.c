@@ -81,7 +81,9 @@ void spectator__log_fork_unlock(void) { pthread_mutex_unlock(&handler_lock); }
 void spectator__log_fork_child(void) { pthread_mutex_init(&handler_lock, NULL); }
 
 bool spectator__log_enabled(spectator_log_level_t level) {
-  return level != SPECTATOR_LOG_OFF && (int)level >= current_level();
+  /* Levels outside DEBUG..ERROR are never emitted (the default handler
+   * indexes level_names with them). */
+  return (unsigned)level < SPECTATOR_LOG_OFF && (int)level >= current_level();
 }
 
 int spectator__strnlen_log(const char *s) {
