@@ -198,7 +198,8 @@ typedef struct spectator_config {
                                     These win over the environment's common tags */
   int env_common_tags;           /* nonzero (default): also add SPECTATOR_COMMON_TAGS
                                     and the Netflix variables (nf.app, nf.region...) */
-  size_t max_meters;             /* cap on distinct meters; default 100000 */
+  size_t max_meters;             /* cap on distinct meters; default 100000; values
+                                    above 2^24 ("no cap") mean 2^24 */
   double meter_ttl_s;            /* meters idle this long are not reported; a gauge
                                     reports its last value this long after its last
                                     set unless it has its own TTL; default 900 */

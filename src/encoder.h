@@ -30,8 +30,9 @@ void spectator__payload_free(spectator__payload_t *p);
 /* gzip (RFC 1952) the input at the given zlib level; *out is malloc'd. */
 int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *out_len);
 
-/* Replace every character outside -._A-Za-z0-9^~ by '_'. out must hold
- * strlen(in) + 1 bytes (it may be in). Returns the length. */
+/* Replace every character outside -._A-Za-z0-9^~ by '_' (a well-formed UTF-8
+ * sequence is one character). out must hold strlen(in) + 1 bytes (it may be
+ * in). Returns the length. */
 size_t spectator__sanitize(const char *in, char *out);
 
 /* Format a finite double as the shortest JSON number that reads back exactly. */

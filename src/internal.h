@@ -342,6 +342,8 @@ typedef struct spectator__table {
 } spectator__table_t;
 
 #define SPECTATOR__CHUNK 1024
+/* Largest cap on meters: 16 M meters, a 128 KiB chunk directory. */
+#define SPECTATOR__MAX_METERS_LIMIT ((size_t)1 << 24)
 
 struct spectator__publisher; /* publisher.c */
 

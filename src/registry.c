@@ -161,7 +161,11 @@ spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg_in) {
   reg->cfg.ca_info = reg->ca_info;
   reg->cfg.common_tags = reg->common_tags;
   reg->meter_ttl_ns = (int64_t)(cfg_in->meter_ttl_s * 1e9);
-  reg->nchunks = cfg_in->max_meters / SPECTATOR__CHUNK + 1;
+  /* The chunk directory is sized from the cap up front (snapshots read it
+   * without the insert lock), so a cap beyond any real use is clamped. */
+  if (reg->cfg.max_meters > SPECTATOR__MAX_METERS_LIMIT)
+    reg->cfg.max_meters = SPECTATOR__MAX_METERS_LIMIT; /* "no cap", e.g. SIZE_MAX */
+  reg->nchunks = reg->cfg.max_meters / SPECTATOR__CHUNK + 1;
   reg->chunks = calloc(reg->nchunks, sizeof(*reg->chunks));
   spectator__table_t *t = table_new(64);
   if (!ok || !reg->chunks || !t || spectator__publisher_init(reg) != 0) {

@@ -54,12 +54,12 @@ static void encoder_sanitizes_and_merges_ids_that_collide(void **state) {
   spectator__records_t rs;
   spectator__records_init(&rs);
   add(&rs, "a b", SPECTATOR_TAGS("k", "v\xc3\xa9"), "count", NULL, SPECTATOR_OP_ADD, 1);
-  add(&rs, "a_b", SPECTATOR_TAGS("k", "v__"), "count", NULL, SPECTATOR_OP_ADD, 2);
+  add(&rs, "a_b", SPECTATOR_TAGS("k", "v_"), "count", NULL, SPECTATOR_OP_ADD, 2);
   add(&rs, "m", NULL, "max", NULL, SPECTATOR_OP_MAX, 5);
   add(&rs, "m", NULL, "max", NULL, SPECTATOR_OP_MAX, 7);
   char *s = encode_one(&rs, NULL, 100, 1);
   assert_string_equal(s, "[8,\"a_b\",\"count\",\"k\",\"m\",\"max\",\"name\",\"statistic\","
-                         "\"v__\",3,2,7,5,0,6,1,0,3,"
+                         "\"v_\",3,2,7,5,0,6,1,0,3,"
                          "2,5,3,6,4,10,7]");
   free(s);
   spectator__records_free(&rs);
@@ -114,16 +114,21 @@ static void encoder_splits_25000_measurements_into_batches_of_10000(void **state
   for (size_t b = 0; b < pl.len; b++) {
     cJSON *j = cJSON_ParseWithLength(pl.batches[b].data, pl.batches[b].len);
     assert_non_null(j);
-    int n = cJSON_GetArrayItem(j, 0)->valueint;
+    /* cJSON arrays are lists: index them once */
+    int size = cJSON_GetArraySize(j);
+    cJSON **item = malloc((size_t)size * sizeof(*item));
+    int k = 0;
+    for (cJSON *it = j->child; it; it = it->next) item[k++] = it;
+    int n = item[0]->valueint;
     /* each batch's table holds only its own names plus count/name/statistic */
     assert_int_equal(n, (int)pl.batches[b].count + 3);
-    int size = cJSON_GetArraySize(j);
     for (int pos = 1 + n; pos < size;) {
-      int t = cJSON_GetArrayItem(j, pos)->valueint;
+      int t = item[pos]->valueint;
       pos += 1 + 2 * t + 1;
-      sum += cJSON_GetArrayItem(j, pos)->valuedouble;
+      sum += item[pos]->valuedouble;
       pos++;
     }
+    free(item);
     cJSON_Delete(j);
   }
   assert_true(sum == 25000.0 * 25001.0 / 2);
@@ -169,6 +174,12 @@ static void sanitize_replaces_everything_outside_the_allowed_set(void **state) {
   char out[64];
   assert_int_equal(spectator__sanitize("Az09-._^~ /:{}\"\\\xff", out), 17);
   assert_string_equal(out, "Az09-._^~________");
+  /* one character, one underscore: U+00E9 (2 bytes), U+20AC (3), U+1F600 (4) */
+  assert_int_equal(spectator__sanitize("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80x", out), 4);
+  assert_string_equal(out, "___x");
+  /* a broken sequence is one underscore per byte */
+  assert_int_equal(spectator__sanitize("\xc3x\xe2\x82", out), 4);
+  assert_string_equal(out, "_x__");
 }
 
 static void gzip_output_inflates_to_the_input(void **state) {
