@@ -67,14 +67,15 @@ void spectator__summary_state_measure(spectator__summary_state_t *st, spectator_
     *active = false;
     return;
   }
-  bool own = hdr->has_statistic;
-  spectator__records_add(ctx->out, hdr->id, own ? NULL : "count", NULL, SPECTATOR_OP_ADD,
+  /* Four statistics of one id: each sets its own statistic tag (an id's own
+   * statistic tag is only kept by single-statistic meters). */
+  spectator__records_add(ctx->out, hdr->id, "count", NULL, SPECTATOR_OP_ADD,
                          (double)count);
-  spectator__records_add(ctx->out, hdr->id, own ? NULL : "totalAmount", NULL, SPECTATOR_OP_ADD,
+  spectator__records_add(ctx->out, hdr->id, "totalAmount", NULL, SPECTATOR_OP_ADD,
                          total);
-  spectator__records_add(ctx->out, hdr->id, own ? NULL : "totalOfSquares", NULL,
+  spectator__records_add(ctx->out, hdr->id, "totalOfSquares", NULL,
                          SPECTATOR_OP_ADD, sq);
-  spectator__records_add(ctx->out, hdr->id, own ? NULL : "max", NULL, SPECTATOR_OP_MAX, max);
+  spectator__records_add(ctx->out, hdr->id, "max", NULL, SPECTATOR_OP_MAX, max);
   *active = true;
 }
 

@@ -277,6 +277,10 @@ size_t spectator_id_format(const spectator_id_t *id, char *buf, size_t size) {
     need += l_;                                                                 \
   } while (0)
   if (!buf) size = 0;
+  if (!id) {
+    if (size) buf[0] = '\0';
+    return 0;
+  }
   EMIT(spectator_id_name(id));
   EMIT("{");
   for (size_t i = 0; id && i < id->ntags; i++) {

@@ -589,10 +589,11 @@ void spectator__meter_discard(spectator__meter_t *m) {
 int spectator_registry_start(spectator_registry_t *reg) {
   if (!reg) return SPECTATOR_EINVAL;
   if (!reg->uri) {
-    static spectator__ratelimit_t rl_nouri;
-    SPECTATOR__LOG_LIMITED(&rl_nouri, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT, "%s",
-                           "no URI configured (SPECTATOR_URI): measurements are collected but "
-                           "not published");
+    static atomic_flag logged = ATOMIC_FLAG_INIT; /* SPEC: log once */
+    if (!atomic_flag_test_and_set(&logged))
+      spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                     "no URI configured (SPECTATOR_URI): measurements are collected but not "
+                     "published");
     return SPECTATOR_ENOURI;
   }
   return spectator__publisher_start(reg);
