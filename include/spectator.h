@@ -436,7 +436,9 @@ typedef struct spectator_measurements spectator_measurements_t;
 /* Take a snapshot of every meter, exactly as a publish does: each meter reports
  * its interval values and resets them. A registry that is publishing will not
  * send what this snapshot took. Returns NULL when reg is NULL or memory runs
- * out (then no interval state is reset). Caller frees the result. */
+ * out before anything was reset; when memory runs out while the snapshot is
+ * built, the measurements that did not fit are lost and an error is logged on
+ * spectator.Registry. Caller frees the result. */
 SPECTATOR_EXTERN spectator_measurements_t *spectator_registry_snapshot(spectator_registry_t *reg);
 SPECTATOR_EXTERN size_t spectator_measurements_count(const spectator_measurements_t *ms);
 /* The i-th measurement (sorted by name, then tags); NULL when out of range. */

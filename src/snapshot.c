@@ -104,6 +104,9 @@ spectator_measurements_t *spectator_registry_snapshot(spectator_registry_t *reg)
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
                    "out of memory during a snapshot: some measurements were lost");
   ms->items = rs.len ? malloc(rs.len * sizeof(*ms->items)) : NULL;
+  if (rs.len && !ms->items)
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
+                   "out of memory during a snapshot: %zu measurements were lost", rs.len);
   for (size_t i = 0; ms->items && i < rs.len; i++) {
     spectator_id_t *id = record_id(&rs.items[i]);
     if (!id) continue;
