@@ -6,19 +6,33 @@
  * id's tags, then the statistic (and percentile) tag, then ("name", name),
  * later keys overriding earlier ones; every key and value sanitized to
  * `-._A-Za-z0-9^~` (anything else becomes `_`). Sanitizing can make two ids
- * equal, so datapoints are merged by their sanitized tag set (adds summed,
- * maxes kept) before they are cut into batches of at most batch_size.
+ * equal, so datapoints are merged by their sanitized tag set (adds summed in
+ * record order, maxes kept) before they are cut into batches of at most
+ * batch_size. A merged value that is not finite is dropped.
  *
- * Strings are interned once per cycle into a hash set, so a datapoint is a
- * short array of (key index, value index) pairs; merging hashes and compares
- * those small integer arrays. Each batch gets its own sorted string table
- * holding only the strings it uses.
+ * It runs once per publish on up to hundreds of thousands of records, so it
+ * is built for time and memory (bench/bench_publish.c, docs/performance.md):
  *
- * The JSON is written directly rather than through a DOM: after sanitization
- * no string needs escaping, and numbers are written as integers when whole or
- * with the shortest of %.15g / %.17g that reads back to the same double, so
- * the output is strict RFC 8259 JSON (non-finite values never reach here). It
- * is then gzip-compressed with zlib.
+ * - Strings are interned once per cycle (pointer and length into the ids, no
+ *   copy unless sanitizing changes them); the scan that checks the allowed
+ *   characters also finds the length, and the hash reads 8 bytes at a time.
+ *   Consecutive records of one meter share its id, whose sanitized pairs are
+ *   computed once.
+ * - A datapoint is stored as its "own" pairs only: the pairs that are not one
+ *   of the common tags, as (key, value) string indexes sorted by key. Equal
+ *   own pairs mean equal tag sets (the common tags are the same for every
+ *   datapoint), so merging hashes and compares those short integer arrays.
+ *   The row array is sized once from the record count, and the merge index
+ *   is freed before any JSON is written.
+ * - Each batch gets its own sorted string table holding only the strings it
+ *   uses. Its JSON is written directly (no DOM: after sanitization no string
+ *   needs escaping) into one buffer sized from an exact count of its bytes
+ *   (values other than integers are counted at their longest) and trimmed at
+ *   the end. Numbers are integers when whole, else the shortest fixed-point
+ *   form that reads back to the same double (checked with one division), else
+ *   the shortest of %.15g / %.17g that does: strict RFC 8259 JSON.
+ * - gzip output starts at an eighth of the input (JSON of ids compresses to
+ *   well under that) and grows only if needed, instead of deflateBound.
  */
 #include <math.h>
 #include <stdio.h>
@@ -29,74 +43,139 @@
 #include "encoder.h"
 
 /* ------------------------------------------------------------------------ */
-/* Small helpers: growable buffer, arena                                     */
+/* Numbers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-  char *data;
-  size_t len, cap;
-  bool failed;
-} buf_t;
+#define TWO_POW_53 9007199254740992.0
+/* Longest number written: "-1.2345678901234567e-308". */
+#define MAX_NUMBER_LEN 24
 
-static bool buf_reserve(buf_t *b, size_t extra) {
-  if (b->failed) return false;
-  if (b->len + extra <= b->cap) return true;
-  size_t cap = b->cap ? b->cap : 4096;
-  while (cap < b->len + extra) cap *= 2;
-  char *d = realloc(b->data, cap);
-  if (!d) {
-    b->failed = true;
-    return false;
+static const double pow10_tbl[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324"
+                                  "25262728293031323334353637383940414243444546474849"
+                                  "50515253545556575859606162636465666768697071727374"
+                                  "75767778798081828384858687888990919293949596979899";
+
+static inline size_t u64_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 100) {
+    v /= 100;
+    n += 2;
   }
-  b->data = d;
-  b->cap = cap;
-  return true;
+  return n + (v >= 10);
 }
 
-static inline void buf_put(buf_t *b, const char *s, size_t n) {
-  if (!buf_reserve(b, n)) return;
-  memcpy(b->data + b->len, s, n);
-  b->len += n;
+/* Decimal digits of v, no terminator; returns their count. */
+static inline size_t put_u64(char *out, uint64_t v) {
+  size_t n = u64_len(v), i = n;
+  while (v >= 100) {
+    size_t d = 2 * (size_t)(v % 100);
+    v /= 100;
+    out[--i] = digit_pairs[d + 1];
+    out[--i] = digit_pairs[d];
+  }
+  if (v >= 10) {
+    out[--i] = digit_pairs[2 * v + 1];
+    out[--i] = digit_pairs[2 * v];
+  } else {
+    out[--i] = (char)('0' + v);
+  }
+  return n;
 }
 
-static inline void buf_putc(buf_t *b, char c) {
-  if (!buf_reserve(b, 1)) return;
-  b->data[b->len++] = c;
+/* v as an integer when it is one below 2^53 in magnitude, else (from 1e-4 to
+ * 1e15) the shortest fixed-point form with at most 17 decimals whose value,
+ * read back, is v, never longer than %.15g / %.17g would be: for
+ * m / 10^k with m < 2^53 the division is correctly rounded exactly as a
+ * correctly rounded parser reads "m e-k", so the check is one division.
+ * Returns the length written, 0 when v needs the slow path. */
+static size_t fmt_fast(char *out, double v) {
+  char *p = out;
+  double a = v;
+  if (a < 0) {
+    *p++ = '-';
+    a = -a;
+  }
+  if (a < TWO_POW_53 && a == (double)(uint64_t)a)
+    return (size_t)(p - out) + put_u64(p, (uint64_t)a);
+  if (!(a >= 1e-4 && a < 1e15)) return 0; /* below 1e-4 the exponent form is shorter */
+  for (int k = 1; k <= 17; k++) {
+    double s = a * pow10_tbl[k];
+    if (s >= TWO_POW_53) return 0;
+    uint64_t m = (uint64_t)(s + 0.5);
+    if ((double)m / pow10_tbl[k] != a) continue;
+    char d[20];
+    size_t n = put_u64(d, m), kk = (size_t)k;
+    while (kk > 0 && d[n - 1] == '0') { /* only if the guess above was off */
+      n--;
+      kk--;
+    }
+    if (n <= kk) {
+      *p++ = '0';
+      *p++ = '.';
+      for (size_t z = n; z < kk; z++) *p++ = '0';
+      memcpy(p, d, n);
+      p += n;
+    } else {
+      memcpy(p, d, n - kk);
+      p += n - kk;
+      if (kk) {
+        *p++ = '.';
+        memcpy(p, d + n - kk, kk);
+        p += kk;
+      }
+    }
+    return (size_t)(p - out);
+  }
+  return 0;
 }
 
-static void buf_put_u64(buf_t *b, uint64_t v) {
-  char tmp[24];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  if (!buf_reserve(b, n)) return;
-  while (n) b->data[b->len++] = tmp[--n];
+/* The slow path: the shortest of %.15g and %.17g that reads back exactly. */
+static void fmt_slow(char *out, size_t size, double v) {
+  snprintf(out, size, "%.15g", v);
+  if (strtod(out, NULL) != v) snprintf(out, size, "%.17g", v);
 }
 
 void spectator__json_number(char *out, size_t size, double v) {
-  if (v == 0) {
-    snprintf(out, size, "0");
-  } else if (v == floor(v) && fabs(v) < 9007199254740992.0) {
-    snprintf(out, size, "%.0f", v);
-  } else {
-    snprintf(out, size, "%.15g", v);
-    if (strtod(out, NULL) != v) snprintf(out, size, "%.17g", v);
-  }
-}
-
-static void buf_put_double(buf_t *b, double v) {
-  if (v >= 0 && v < 1e15 && v == (double)(uint64_t)v) {
-    buf_put_u64(b, (uint64_t)v);
+  char tmp[MAX_NUMBER_LEN + 8];
+  size_t n = v == 0 ? (tmp[0] = '0', 1) : fmt_fast(tmp, v);
+  if (n) {
+    if (!size) return;
+    if (n >= size) n = size - 1;
+    memcpy(out, tmp, n);
+    out[n] = '\0';
     return;
   }
-  char tmp[40];
-  spectator__json_number(tmp, sizeof(tmp), v);
-  buf_put(b, tmp, strlen(tmp));
+  fmt_slow(out, size, v);
 }
 
-/* Bump allocator for sanitized strings and rows of one encode. */
+/* Write v at p (room for MAX_NUMBER_LEN bytes); returns the length. */
+static inline size_t put_number(char *p, double v) {
+  if (v >= 0 && v < TWO_POW_53 && v == (double)(uint64_t)v) return put_u64(p, (uint64_t)v);
+  size_t n = v == 0 ? (p[0] = '0', 1) : fmt_fast(p, v); /* -0.0 is 0 */
+  if (n) return n;
+  char tmp[MAX_NUMBER_LEN + 8];
+  fmt_slow(tmp, sizeof(tmp), v);
+  n = strlen(tmp);
+  memcpy(p, tmp, n);
+  return n;
+}
+
+/* Bytes put_number writes for v: exact for integers, at most for others. */
+static inline size_t number_len_bound(double v) {
+  if (v >= 0 && v < TWO_POW_53 && v == (double)(uint64_t)v) return u64_len((uint64_t)v);
+  return MAX_NUMBER_LEN;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arena                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Bump allocator (blocks kept oldest first): one for sanitized strings, one
+ * for datapoint pairs, whose blocks are released batch by batch. */
 typedef struct arena_block {
   struct arena_block *next;
   size_t used, cap;
@@ -104,40 +183,51 @@ typedef struct arena_block {
 } arena_block_t;
 
 typedef struct {
-  arena_block_t *head;
+  arena_block_t *head, *tail;
 } arena_t;
 
 static void *arena_alloc(arena_t *a, size_t n) {
-  n = (n + 7) & ~(size_t)7;
-  if (!a->head || a->head->used + n > a->head->cap) {
+  n = n ? (n + 7) & ~(size_t)7 : 8; /* never empty: p always lies inside its block */
+  if (!a->tail || a->tail->used + n > a->tail->cap) {
     size_t cap = n > 65536 ? n : 65536;
     arena_block_t *blk = malloc(sizeof(*blk) + cap);
     if (!blk) return NULL;
-    blk->next = a->head;
+    blk->next = NULL;
     blk->used = 0;
     blk->cap = cap;
-    a->head = blk;
+    if (a->tail)
+      a->tail->next = blk;
+    else
+      a->head = blk;
+    a->tail = blk;
   }
-  void *p = a->head->data + a->head->used;
-  a->head->used += n;
+  void *p = a->tail->data + a->tail->used;
+  a->tail->used += n;
   return p;
 }
 
-static void arena_free(arena_t *a) {
+/* Free the blocks allocated before the one holding p (all of them for NULL). */
+static void arena_release_before(arena_t *a, const void *p) {
   while (a->head) {
-    arena_block_t *n = a->head->next;
-    free(a->head);
-    a->head = n;
+    arena_block_t *b = a->head;
+    if (p && (const char *)p >= b->data && (const char *)p < b->data + b->cap) return;
+    a->head = b->next;
+    if (!a->head) a->tail = NULL;
+    free(b);
   }
 }
+
+static void arena_free(arena_t *a) { arena_release_before(a, NULL); }
 
 /* ------------------------------------------------------------------------ */
 /* Sanitization                                                              */
 /* ------------------------------------------------------------------------ */
 
+/* -._A-Za-z0-9^~ as a bitmap of the 128 ASCII codes. */
+static const uint64_t allowed_bits[2] = {0x03FF600000000000ULL, 0x47FFFFFEC7FFFFFEULL};
+
 static inline bool allowed(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '^' || c == '~';
+  return c < 128 && ((allowed_bits[c >> 6] >> (c & 63)) & 1);
 }
 
 /* Length of the UTF-8 sequence starting at p when it is well formed, else 0. */
@@ -168,24 +258,36 @@ size_t spectator__sanitize(const char *in, char *out) {
   return o;
 }
 
-/* The sanitized form of s: s itself when it is already clean. */
-static const char *sanitized(arena_t *a, const char *s, size_t *len) {
-  size_t i = 0;
-  while (s[i] && allowed((unsigned char)s[i])) i++;
-  if (!s[i]) {
-    *len = i;
-    return s;
-  }
-  size_t n = i + strlen(s + i);
-  char *out = arena_alloc(a, n + 1);
-  if (!out) return NULL;
-  *len = spectator__sanitize(s, out);
-  return out;
-}
-
 /* ------------------------------------------------------------------------ */
 /* String interning                                                          */
 /* ------------------------------------------------------------------------ */
+
+static inline uint64_t fold(uint64_t a, uint64_t b) {
+  unsigned __int128 m = (unsigned __int128)a * b;
+  return (uint64_t)m ^ (uint64_t)(m >> 64);
+}
+
+/* 8 bytes at a time, the tail with overlapping loads inside the string. */
+static uint32_t str_hash(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  uint64_t h = 0x243f6a8885a308d3ULL ^ (len * 0xa0761d6478bd642fULL), v;
+  size_t n = len;
+  for (; n >= 8; n -= 8, p += 8) {
+    memcpy(&v, p, 8);
+    h = fold(h ^ v, 0x9e3779b97f4a7c15ULL);
+  }
+  if (n >= 4) {
+    uint32_t a, b;
+    memcpy(&a, p, 4);
+    memcpy(&b, p + n - 4, 4);
+    h = fold(h ^ ((uint64_t)a << 32 | b), 0x9e3779b97f4a7c15ULL);
+  } else if (n) {
+    h = fold(h ^ ((uint64_t)p[0] << 16 | (uint64_t)p[n / 2] << 8 | p[n - 1]),
+             0x9e3779b97f4a7c15ULL);
+  }
+  h = fold(h, 0xa0761d6478bd642fULL);
+  return (uint32_t)(h ^ (h >> 32));
+}
 
 typedef struct {
   const char *s;
@@ -200,12 +302,6 @@ typedef struct {
   size_t mask;
   bool failed;
 } interner_t;
-
-static uint32_t str_hash(const char *s, size_t len) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-  return (uint32_t)(h ^ (h >> 32));
-}
 
 static bool interner_grow(interner_t *in) {
   size_t cap = in->mask ? 2 * (in->mask + 1) : 1024;
@@ -222,8 +318,10 @@ static bool interner_grow(interner_t *in) {
   return true;
 }
 
-/* Index of the string; UINT32_MAX when memory runs out. */
-static uint32_t intern(interner_t *in, const char *s, size_t len) {
+/* Index of the string; UINT32_MAX when memory runs out. A new string is
+ * kept by address, or copied into `copy_to` when that is given (s is then a
+ * scratch buffer). */
+static uint32_t intern_ex(interner_t *in, const char *s, size_t len, arena_t *copy_to) {
   if (in->failed) return UINT32_MAX;
   if (2 * (in->n + 1) > in->mask + 1 && !interner_grow(in)) goto fail;
   uint32_t h = str_hash(s, len);
@@ -239,12 +337,23 @@ static uint32_t intern(interner_t *in, const char *s, size_t len) {
     in->strs = strs;
     in->cap = cap;
   }
+  if (copy_to) {
+    char *c = arena_alloc(copy_to, len + 1);
+    if (!c) goto fail;
+    memcpy(c, s, len);
+    c[len] = '\0';
+    s = c;
+  }
   in->strs[in->n] = (istr_t){s, (uint32_t)len, h};
   in->slots[j] = (uint32_t)(in->n + 1);
   return (uint32_t)in->n++;
 fail:
   in->failed = true;
   return UINT32_MAX;
+}
+
+static inline uint32_t intern(interner_t *in, const char *s, size_t len) {
+  return intern_ex(in, s, len, NULL);
 }
 
 static void interner_free(interner_t *in) {
@@ -255,89 +364,6 @@ static void interner_free(interner_t *in) {
 /* ------------------------------------------------------------------------ */
 /* Datapoints                                                                */
 /* ------------------------------------------------------------------------ */
-
-typedef struct {
-  uint32_t *pairs; /* 2 * npairs interned indexes, sorted by key index */
-  uint32_t npairs;
-  uint32_t hash;
-  int op;
-  double value;
-} row_t;
-
-typedef struct {
-  row_t *rows;
-  size_t n, cap;
-  uint32_t *slots; /* index + 1 */
-  size_t mask;
-  bool failed;
-} rowmap_t;
-
-static uint32_t row_hash(const uint32_t *pairs, uint32_t n, int op) {
-  uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)op;
-  for (uint32_t i = 0; i < 2 * n; i++) {
-    h ^= pairs[i];
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 29;
-  }
-  return (uint32_t)(h ^ (h >> 32));
-}
-
-static bool rowmap_grow(rowmap_t *m) {
-  size_t cap = m->mask ? 2 * (m->mask + 1) : 1024;
-  uint32_t *slots = calloc(cap, sizeof(*slots));
-  if (!slots) return false;
-  for (size_t i = 0; i < m->n; i++) {
-    size_t j = m->rows[i].hash & (cap - 1);
-    while (slots[j]) j = (j + 1) & (cap - 1);
-    slots[j] = (uint32_t)(i + 1);
-  }
-  free(m->slots);
-  m->slots = slots;
-  m->mask = cap - 1;
-  return true;
-}
-
-/* Add a datapoint, merging with an equal one. pairs is copied into the arena
- * only when the row is new. */
-static void rowmap_add(rowmap_t *m, arena_t *a, const uint32_t *pairs, uint32_t npairs, int op,
-                       double value) {
-  if (m->failed) return;
-  if (2 * (m->n + 1) > m->mask + 1 && !rowmap_grow(m)) goto fail;
-  uint32_t h = row_hash(pairs, npairs, op);
-  size_t j = h & m->mask;
-  for (; m->slots[j]; j = (j + 1) & m->mask) {
-    row_t *r = &m->rows[m->slots[j] - 1];
-    if (r->hash == h && r->op == op && r->npairs == npairs &&
-        memcmp(r->pairs, pairs, 2 * npairs * sizeof(*pairs)) == 0) {
-      if (op == SPECTATOR_OP_MAX)
-        r->value = value > r->value ? value : r->value;
-      else
-        r->value += value;
-      return;
-    }
-  }
-  if (m->n == m->cap) {
-    size_t cap = m->cap ? 2 * m->cap : 1024;
-    row_t *rows = realloc(m->rows, cap * sizeof(*rows));
-    if (!rows) goto fail;
-    m->rows = rows;
-    m->cap = cap;
-  }
-  uint32_t *copy = arena_alloc(a, 2 * npairs * sizeof(*copy));
-  if (!copy) goto fail;
-  memcpy(copy, pairs, 2 * npairs * sizeof(*copy));
-  m->rows[m->n] = (row_t){copy, npairs, h, op, value};
-  m->slots[j] = (uint32_t)(m->n + 1);
-  m->n++;
-  return;
-fail:
-  m->failed = true;
-}
-
-static void rowmap_free(rowmap_t *m) {
-  free(m->rows);
-  free(m->slots);
-}
 
 /* Pair list under construction: later keys replace earlier ones. */
 #define MAX_PAIRS 256
@@ -363,38 +389,198 @@ static inline void pairs_set(pairs_t *p, uint32_t k, uint32_t v) {
   p->n++;
 }
 
-static void pairs_sort(pairs_t *p) {
-  for (uint32_t i = 1; i < p->n; i++) {
-    uint32_t k = p->kv[2 * i], v = p->kv[2 * i + 1], j = i;
-    while (j > 0 && p->kv[2 * (j - 1)] > k) {
-      p->kv[2 * j] = p->kv[2 * (j - 1)];
-      p->kv[2 * j + 1] = p->kv[2 * (j - 1) + 1];
+/* Insertion sort of n (key, value) pairs by key. */
+static inline void sort_pairs(uint32_t *kv, uint32_t n) {
+  for (uint32_t i = 1; i < n; i++) {
+    uint32_t k = kv[2 * i], v = kv[2 * i + 1], j = i;
+    while (j > 0 && kv[2 * (j - 1)] > k) {
+      kv[2 * j] = kv[2 * (j - 1)];
+      kv[2 * j + 1] = kv[2 * (j - 1) + 1];
       j--;
     }
-    p->kv[2 * j] = k;
-    p->kv[2 * j + 1] = v;
+    kv[2 * j] = k;
+    kv[2 * j + 1] = v;
   }
 }
 
-/* ------------------------------------------------------------------------ */
-/* Encoding                                                                  */
-/* ------------------------------------------------------------------------ */
+/* A datapoint: its own pairs (those that are not a common tag), sorted by key
+ * index, in the arena; 24 bytes. */
+typedef struct {
+  const uint32_t *pairs;
+  double value;
+  uint32_t hash;
+  uint16_t npairs;
+  uint8_t op;
+  uint8_t merged; /* added into an earlier equal row */
+} row_t;
+
+static uint32_t row_hash(const uint32_t *pairs, uint32_t n, int op) {
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)op;
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t kv;
+    memcpy(&kv, &pairs[2 * i], 8);
+    h = fold(h ^ kv, 0xff51afd7ed558ccdULL);
+  }
+  return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Rows live in chunks, so that those already written can be freed. */
+#define ROW_CHUNK 1024
 
 typedef struct {
-  arena_t arena;
+  arena_t strings; /* sanitized strings */
+  arena_t pairs;   /* rows' pairs, in row order */
   interner_t in;
-  rowmap_t rows;
+  row_t **chunks; /* ROW_CHUNK rows (24 KiB) each */
+  size_t nchunks;
+  size_t nrows;
+  uint32_t *slots; /* merge index: row + 1; freed before writing */
+  size_t mask;
+  bool failed;
+  /* the common tags, sanitized and interned; later ones win */
+  pairs_t common;
+  uint32_t k_name, k_stat, k_pct;
+  /* the last record's id, whose pairs (tags, then the name) are reused */
+  const spectator_id_t *last_id;
+  pairs_t id_pairs;
+  uint32_t id_name;
+  /* where strings that need sanitizing are sanitized before interning */
+  char *scratch;
+  size_t scratch_cap;
+  /* statistic strings are static: a small cache by address */
+  const char *stat_ptr[8];
+  uint32_t stat_idx[8];
 } encoder_t;
 
+/* Intern the sanitized form of s (s itself when it is already clean). */
 static uint32_t intern_sanitized(encoder_t *e, const char *s) {
-  size_t len;
-  const char *t = sanitized(&e->arena, s, &len);
-  if (!t) {
-    e->in.failed = true;
-    return UINT32_MAX;
+  size_t i = 0;
+  while (allowed((unsigned char)s[i])) i++;
+  if (!s[i]) return intern(&e->in, s, i);
+  size_t n = i + strlen(s + i);
+  if (n + 1 > e->scratch_cap) {
+    size_t cap = 2 * (n + 1) > 256 ? 2 * (n + 1) : 256;
+    char *b = realloc(e->scratch, cap);
+    if (!b) {
+      e->in.failed = true;
+      return UINT32_MAX;
+    }
+    e->scratch = b;
+    e->scratch_cap = cap;
   }
-  return intern(&e->in, t, len);
+  /* Copied into the arena only when it is a new string. */
+  return intern_ex(&e->in, e->scratch, spectator__sanitize(s, e->scratch), &e->strings);
 }
+
+static uint32_t intern_statistic(encoder_t *e, const char *s) {
+  size_t slot = ((uintptr_t)s >> 3) & 7;
+  if (e->stat_ptr[slot] == s) return e->stat_idx[slot];
+  uint32_t idx = intern_sanitized(e, s);
+  e->stat_ptr[slot] = s;
+  e->stat_idx[slot] = idx;
+  return idx;
+}
+
+static inline row_t *row_at(const encoder_t *e, size_t i) {
+  return &e->chunks[i / ROW_CHUNK][i % ROW_CHUNK];
+}
+
+/* Append a datapoint (merged with equal ones later, by merge_rows). */
+static void row_add(encoder_t *e, const uint32_t *pairs, uint32_t npairs, int op, double value) {
+  uint32_t *copy = arena_alloc(&e->pairs, 2 * npairs * sizeof(*copy));
+  row_t *chunk = e->chunks[e->nrows / ROW_CHUNK];
+  if (!chunk) chunk = e->chunks[e->nrows / ROW_CHUNK] = malloc(ROW_CHUNK * sizeof(row_t));
+  if (!copy || !chunk) {
+    e->failed = true;
+    return;
+  }
+  memcpy(copy, pairs, 2 * npairs * sizeof(*copy));
+  chunk[e->nrows % ROW_CHUNK] =
+      (row_t){copy, value, row_hash(pairs, npairs, op), (uint16_t)npairs, (uint8_t)op, 0};
+  e->nrows++;
+}
+
+/* Merge equal datapoints into the first one (adds summed in record order,
+ * maxes kept). The index is far bigger than the caches and every row lands
+ * at a random slot, so slots are prefetched a few rows ahead. */
+static void merge_rows(encoder_t *e) {
+  enum { AHEAD = 8 };
+  for (size_t r = 0; r < e->nrows; r++) {
+    if (r + AHEAD < e->nrows)
+      __builtin_prefetch(&e->slots[row_at(e, r + AHEAD)->hash & e->mask], 1);
+    row_t *row = row_at(e, r);
+    size_t j = row->hash & e->mask;
+    for (; e->slots[j]; j = (j + 1) & e->mask) {
+      row_t *first = row_at(e, e->slots[j] - 1);
+      if (first->hash == row->hash && first->op == row->op && first->npairs == row->npairs &&
+          memcmp(first->pairs, row->pairs, 2 * (size_t)row->npairs * sizeof(uint32_t)) == 0) {
+        if (row->op == SPECTATOR_OP_MAX)
+          first->value = row->value > first->value ? row->value : first->value;
+        else
+          first->value += row->value;
+        row->merged = 1;
+        break;
+      }
+    }
+    if (!row->merged) e->slots[j] = (uint32_t)(r + 1);
+  }
+}
+
+/* Common pair i is overridden when the row has its key. */
+static inline bool overridden(const row_t *r, uint32_t key) {
+  for (uint32_t i = 0; i < r->npairs; i++)
+    if (r->pairs[2 * i] == key) return true;
+  return false;
+}
+
+/* Build the datapoint of one record and add it; false when it has too many
+ * tags to be encoded. */
+static bool add_record(encoder_t *e, const spectator__record_t *rec) {
+  const spectator_id_t *id = rec->id;
+  if (id != e->last_id) {
+    e->id_pairs.n = 0;
+    e->id_pairs.overflow = false;
+    for (uint32_t i = 0; i < id->ntags; i++)
+      pairs_set(&e->id_pairs, intern_sanitized(e, id->tags[2 * i]),
+                intern_sanitized(e, id->tags[2 * i + 1]));
+    e->id_name = intern_sanitized(e, id->name);
+    e->last_id = id;
+  }
+  pairs_t p;
+  memcpy(p.kv, e->id_pairs.kv, 2 * e->id_pairs.n * sizeof(uint32_t));
+  p.n = e->id_pairs.n;
+  p.overflow = e->id_pairs.overflow;
+  if (rec->statistic) pairs_set(&p, e->k_stat, intern_statistic(e, rec->statistic));
+  if (rec->percentile[0])
+    pairs_set(&p, e->k_pct, intern(&e->in, rec->percentile, strlen(rec->percentile)));
+  pairs_set(&p, e->k_name, e->id_name);
+  if (p.overflow) return false;
+  /* Drop pairs that repeat a common tag exactly, and count the tag set. */
+  uint32_t own = 0, kept_common = e->common.n;
+  for (uint32_t i = 0; i < p.n; i++) {
+    uint32_t k = p.kv[2 * i], v = p.kv[2 * i + 1];
+    bool same = false;
+    for (uint32_t c = 0; c < e->common.n; c++) {
+      if (e->common.kv[2 * c] == k) {
+        same = e->common.kv[2 * c + 1] == v;
+        if (!same) kept_common--;
+        break;
+      }
+    }
+    if (same) continue;
+    p.kv[2 * own] = k;
+    p.kv[2 * own + 1] = v;
+    own++;
+  }
+  if (own + kept_common > MAX_PAIRS) return false;
+  sort_pairs(p.kv, own);
+  row_add(e, p.kv, own, rec->op, rec->value);
+  return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing                                                                   */
+/* ------------------------------------------------------------------------ */
 
 typedef struct {
   const char *s;
@@ -409,62 +595,108 @@ static int cmp_used(const void *x, const void *y) {
   return c ? c : (a->len < b->len ? -1 : (a->len > b->len));
 }
 
-/* Write rows [from, to) as one batch. */
-static void write_batch(encoder_t *e, size_t from, size_t to, uint32_t *stamp, uint32_t *local,
-                        uint32_t batch_no, buf_t *out) {
-  used_t *used = malloc((e->in.n ? e->in.n : 1) * sizeof(*used));
-  if (!used) {
-    out->failed = true;
-    return;
-  }
+/* Per-batch scratch, sized once for every batch. */
+typedef struct {
+  uint32_t *stamp;    /* per string: the last batch that used it */
+  uint32_t *local;    /* per string: its index in the batch's table */
+  used_t *used;       /* the batch's strings */
+  char (*digits)[12]; /* per local index: ",<index>" and its length in [11] */
+} scratch_t;
+
+static inline void mark(const encoder_t *e, scratch_t *s, uint32_t str, uint32_t batch,
+                        size_t *nused) {
+  if (s->stamp[str] == batch) return;
+  s->stamp[str] = batch;
+  s->used[(*nused)++] = (used_t){e->in.strs[str].s, e->in.strs[str].len, str};
+}
+
+/* Write rows [from, to) as one batch; false when memory runs out. */
+static bool write_batch(const encoder_t *e, scratch_t *s, size_t from, size_t to, uint32_t batch,
+                        spectator__batch_t *out) {
+  const pairs_t *common = &e->common;
   size_t nused = 0;
   for (size_t r = from; r < to; r++) {
-    const row_t *row = &e->rows.rows[r];
-    for (uint32_t i = 0; i < 2 * row->npairs; i++) {
-      uint32_t s = row->pairs[i];
-      if (stamp[s] != batch_no) {
-        stamp[s] = batch_no;
-        used[nused++] = (used_t){e->in.strs[s].s, e->in.strs[s].len, s};
-      }
+    const row_t *row = row_at(e, r);
+    for (uint32_t i = 0; i < 2 * (uint32_t)row->npairs; i++)
+      mark(e, s, row->pairs[i], batch, &nused);
+    for (uint32_t c = 0; c < common->n; c++) {
+      if (overridden(row, common->kv[2 * c])) continue;
+      mark(e, s, common->kv[2 * c], batch, &nused);
+      mark(e, s, common->kv[2 * c + 1], batch, &nused);
     }
   }
-  qsort(used, nused, sizeof(*used), cmp_used);
+  qsort(s->used, nused, sizeof(*s->used), cmp_used);
 
-  buf_putc(out, '[');
-  buf_put_u64(out, nused);
+  /* Exact size, but for values that are not integers (counted at most). */
+  size_t size = 2 + u64_len(nused);
   for (size_t i = 0; i < nused; i++) {
-    local[used[i].idx] = (uint32_t)i;
-    buf_put(out, ",\"", 2);
-    buf_put(out, used[i].s, used[i].len);
-    buf_putc(out, '"');
+    s->local[s->used[i].idx] = (uint32_t)i;
+    s->digits[i][0] = ',';
+    s->digits[i][11] = (char)(1 + put_u64(s->digits[i] + 1, i));
+    size += 3 + s->used[i].len;
   }
   for (size_t r = from; r < to; r++) {
-    const row_t *row = &e->rows.rows[r];
-    /* Pairs in key order: local indexes follow the sorted string table. */
-    uint32_t kv[2 * MAX_PAIRS];
-    for (uint32_t i = 0; i < row->npairs; i++) {
-      uint32_t k = local[row->pairs[2 * i]], v = local[row->pairs[2 * i + 1]], j = i;
-      while (j > 0 && kv[2 * (j - 1)] > k) {
-        kv[2 * j] = kv[2 * (j - 1)];
-        kv[2 * j + 1] = kv[2 * (j - 1) + 1];
-        j--;
-      }
-      kv[2 * j] = k;
-      kv[2 * j + 1] = v;
+    const row_t *row = row_at(e, r);
+    uint32_t n = row->npairs;
+    for (uint32_t i = 0; i < 2 * n; i++) size += (size_t)s->digits[s->local[row->pairs[i]]][11];
+    for (uint32_t c = 0; c < common->n; c++) {
+      if (overridden(row, common->kv[2 * c])) continue;
+      n++;
+      size += (size_t)s->digits[s->local[common->kv[2 * c]]][11] +
+              (size_t)s->digits[s->local[common->kv[2 * c + 1]]][11];
     }
-    buf_putc(out, ',');
-    buf_put_u64(out, row->npairs);
-    for (uint32_t i = 0; i < 2 * row->npairs; i++) {
-      buf_putc(out, ',');
-      buf_put_u64(out, kv[i]);
-    }
-    buf_putc(out, ',');
-    buf_put_u64(out, (uint64_t)row->op);
-    buf_putc(out, ',');
-    buf_put_double(out, row->value);
+    size += 1 + u64_len(n) + 1 + u64_len(row->op) + 1 + number_len_bound(row->value);
   }
-  buf_putc(out, ']');
-  free(used);
+
+  char *buf = malloc(size + 16); /* slack: digit entries are copied 8 bytes at a time */
+  if (!buf) return false;
+  char *p = buf;
+  *p++ = '[';
+  p += put_u64(p, nused);
+  for (size_t i = 0; i < nused; i++) {
+    *p++ = ',';
+    *p++ = '"';
+    memcpy(p, s->used[i].s, s->used[i].len);
+    p += s->used[i].len;
+    *p++ = '"';
+  }
+  uint32_t kv[2 * MAX_PAIRS];
+  for (size_t r = from; r < to; r++) {
+    const row_t *row = row_at(e, r);
+    /* The full tag set in local (= sorted string) order of the keys. */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < row->npairs; i++) {
+      kv[2 * n] = s->local[row->pairs[2 * i]];
+      kv[2 * n + 1] = s->local[row->pairs[2 * i + 1]];
+      n++;
+    }
+    for (uint32_t c = 0; c < common->n; c++) {
+      if (overridden(row, common->kv[2 * c])) continue;
+      kv[2 * n] = s->local[common->kv[2 * c]];
+      kv[2 * n + 1] = s->local[common->kv[2 * c + 1]];
+      n++;
+    }
+    sort_pairs(kv, n);
+    *p++ = ',';
+    p += put_u64(p, n);
+    for (uint32_t i = 0; i < 2 * n; i++) {
+      memcpy(p, s->digits[kv[i]], 8);
+      size_t len = (size_t)s->digits[kv[i]][11];
+      if (len > 8) memcpy(p + 8, s->digits[kv[i]] + 8, len - 8);
+      p += len;
+    }
+    *p++ = ',';
+    p += put_u64(p, row->op);
+    *p++ = ',';
+    p += put_number(p, row->value);
+  }
+  *p++ = ']';
+  size_t len = (size_t)(p - buf);
+  char *trimmed = realloc(buf, len);
+  out->data = trimmed ? trimmed : buf;
+  out->len = len;
+  out->count = to - from;
+  return true;
 }
 
 void spectator__payload_free(spectator__payload_t *p) {
@@ -481,79 +713,102 @@ int spectator__encode(const spectator__records_t *rs, const char *const *common_
   if (batch_size == 0) batch_size = 1;
   encoder_t e;
   memset(&e, 0, sizeof(e));
+  scratch_t s = {0};
   int rc = SPECTATOR_ENOMEM;
 
   /* Common tags, sanitized and interned once. */
-  pairs_t base;
-  base.n = 0;
-  base.overflow = false;
   for (size_t i = 0; common_tags && common_tags[i] && common_tags[i + 1]; i += 2)
-    pairs_set(&base, intern_sanitized(&e, common_tags[i]), intern_sanitized(&e, common_tags[i + 1]));
-  uint32_t k_name = intern(&e.in, "name", 4);
-  uint32_t k_stat = intern(&e.in, "statistic", 9);
-  uint32_t k_pct = intern(&e.in, "percentile", 10);
+    pairs_set(&e.common, intern_sanitized(&e, common_tags[i]),
+              intern_sanitized(&e, common_tags[i + 1]));
+  e.k_name = intern(&e.in, "name", 4);
+  e.k_stat = intern(&e.in, "statistic", 9);
+  e.k_pct = intern(&e.in, "percentile", 10);
 
-  pairs_t p;
-  for (size_t r = 0; r < rs->len && !e.in.failed; r++) {
-    const spectator__record_t *rec = &rs->items[r];
-    memcpy(p.kv, base.kv, 2 * base.n * sizeof(uint32_t));
-    p.n = base.n;
-    p.overflow = base.overflow;
-    const spectator_id_t *id = rec->id;
-    for (uint32_t i = 0; i < id->ntags; i++)
-      pairs_set(&p, intern_sanitized(&e, id->tags[2 * i]), intern_sanitized(&e, id->tags[2 * i + 1]));
-    if (rec->statistic) pairs_set(&p, k_stat, intern_sanitized(&e, rec->statistic));
-    if (rec->percentile[0]) pairs_set(&p, k_pct, intern(&e.in, rec->percentile, strlen(rec->percentile)));
-    pairs_set(&p, k_name, intern_sanitized(&e, id->name));
-    if (p.overflow) {
+  /* Datapoints: at most one per record, so the rows and the merge index are
+   * sized once (index load factor at most 2/3). The index is allocated first:
+   * it is freed first. */
+  size_t cap = 16;
+  while (2 * cap < 3 * rs->len) cap *= 2;
+  e.slots = calloc(cap, sizeof(*e.slots));
+  e.nchunks = rs->len / ROW_CHUNK + 1;
+  e.chunks = calloc(e.nchunks, sizeof(*e.chunks));
+  e.mask = cap - 1;
+  if (!e.chunks || !e.slots) goto done;
+  for (size_t r = 0; r < rs->len && !e.in.failed && !e.failed; r++)
+    if (e.common.overflow || !add_record(&e, &rs->items[r])) out->dropped++;
+  if (e.in.failed || e.failed) goto done;
+  free(e.in.slots);
+  e.in.slots = NULL;
+  merge_rows(&e);
+  free(e.slots);
+  e.slots = NULL;
+
+  /* Merged values that are not finite are never sent. */
+  size_t live = 0;
+  for (size_t r = 0; r < e.nrows; r++) {
+    const row_t *row = row_at(&e, r);
+    if (row->merged) continue;
+    if (isfinite(row->value))
+      *row_at(&e, live++) = *row;
+    else
       out->dropped++;
-      continue;
-    }
-    pairs_sort(&p);
-    rowmap_add(&e.rows, &e.arena, p.kv, p.n, rec->op, rec->value);
   }
-  if (e.in.failed || e.rows.failed) goto done;
+  e.nrows = live;
+  for (size_t c = (live + ROW_CHUNK - 1) / ROW_CHUNK; c < e.nchunks; c++) {
+    free(e.chunks[c]);
+    e.chunks[c] = NULL;
+  }
 
-  size_t nbatches = (e.rows.n + batch_size - 1) / batch_size;
+  size_t nbatches = (e.nrows + batch_size - 1) / batch_size;
+  size_t nstr = e.in.n ? e.in.n : 1;
   out->batches = calloc(nbatches ? nbatches : 1, sizeof(*out->batches));
-  uint32_t *stamp = calloc(e.in.n ? e.in.n : 1, sizeof(*stamp));
-  uint32_t *local = malloc((e.in.n ? e.in.n : 1) * sizeof(*local));
-  if (!out->batches || !stamp || !local) {
-    free(stamp);
-    free(local);
-    goto done;
-  }
-  bool ok = true;
-  for (size_t b = 0; b < nbatches && ok; b++) {
-    size_t from = b * batch_size, to = from + batch_size < e.rows.n ? from + batch_size : e.rows.n;
-    buf_t json = {0};
-    write_batch(&e, from, to, stamp, local, (uint32_t)(b + 1), &json);
-    if (json.failed) {
-      free(json.data);
-      ok = false;
-      break;
+  s.stamp = calloc(nstr, sizeof(*s.stamp));
+  s.local = malloc(nstr * sizeof(*s.local));
+  s.used = malloc(nstr * sizeof(*s.used));
+  s.digits = malloc(nstr * sizeof(*s.digits));
+  if (!out->batches || !s.stamp || !s.local || !s.used || !s.digits) goto done;
+  for (size_t b = 0; b < nbatches; b++) {
+    size_t from = b * batch_size, to = from + batch_size < e.nrows ? from + batch_size : e.nrows;
+    if (!write_batch(&e, &s, from, to, (uint32_t)(b + 1), &out->batches[out->len])) goto done;
+    out->measurements += out->batches[out->len].count;
+    out->raw_bytes += out->batches[out->len].len;
+    out->len++;
+    /* What this batch was written from is not needed any more: the payload
+     * grows while the rows shrink. */
+    arena_release_before(&e.pairs, to < e.nrows ? row_at(&e, to)->pairs : NULL);
+    for (size_t c = from / ROW_CHUNK; c < to / ROW_CHUNK || (to == e.nrows && c * ROW_CHUNK < to);
+         c++) {
+      free(e.chunks[c]);
+      e.chunks[c] = NULL;
     }
-    out->batches[out->len++] = (spectator__batch_t){json.data, json.len, to - from};
-    out->measurements += to - from;
-    out->raw_bytes += json.len;
   }
-  free(stamp);
-  free(local);
-  if (ok) rc = 0;
+  rc = 0;
 done:
   if (rc != 0) spectator__payload_free(out);
-  arena_free(&e.arena);
+  free(s.stamp);
+  free(s.local);
+  free(s.used);
+  free(s.digits);
+  for (size_t c = 0; e.chunks && c < e.nchunks; c++) free(e.chunks[c]);
+  free(e.chunks);
+  free(e.slots);
+  free(e.scratch);
+  arena_free(&e.strings);
+  arena_free(&e.pairs);
   interner_free(&e.in);
-  rowmap_free(&e.rows);
   return rc;
 }
+
+/* ------------------------------------------------------------------------ */
+/* gzip                                                                      */
+/* ------------------------------------------------------------------------ */
 
 int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *out_len) {
   z_stream zs;
   memset(&zs, 0, sizeof(zs));
   if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     return SPECTATOR_ENOMEM;
-  size_t cap = deflateBound(&zs, (uLong)len);
+  size_t cap = len / 8 + 1024;
   char *buf = malloc(cap);
   if (!buf) {
     deflateEnd(&zs);
@@ -563,7 +818,18 @@ int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *o
   zs.avail_in = (uInt)len;
   zs.next_out = (Bytef *)buf;
   zs.avail_out = (uInt)cap;
-  int zrc = deflate(&zs, Z_FINISH);
+  int zrc;
+  while ((zrc = deflate(&zs, Z_FINISH)) == Z_OK || zrc == Z_BUF_ERROR) {
+    /* Out of room: grow to what is left in the worst case, and go on. */
+    size_t done = zs.total_out;
+    size_t need = done + deflateBound(&zs, zs.avail_in) + 64;
+    char *bigger = zrc == Z_BUF_ERROR && zs.avail_out ? NULL : realloc(buf, need);
+    if (!bigger) break;
+    buf = bigger;
+    cap = need;
+    zs.next_out = (Bytef *)buf + done;
+    zs.avail_out = (uInt)(cap - done);
+  }
   deflateEnd(&zs);
   if (zrc != Z_STREAM_END) {
     free(buf);

@@ -21,25 +21,49 @@
 
 static spectator__ratelimit_t rl_bad_id;
 
-/* FNV-1a over the bytes with a separator after each string, then a final mix
- * so that nearby inputs spread over the table's low bits. */
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
+/* The hash of a canonical form. Each string is hashed on its own, 8 bytes at
+ * a time (the tail with at most two overlapping loads inside the string),
+ * folded in with a 64x64->128 multiply (as wyhash does), from a seed that
+ * holds its length (so "ab","c" differs from "a","bc"); the strings' hashes
+ * are then folded together in order. Independent per-string chains let the
+ * CPU overlap them: about 1 ns per 8 bytes, where FNV-1a took 1-2 ns per
+ * byte, and lookups hash the whole id every time. */
+#define HASH_SEED 0x243f6a8885a308d3ULL
+#define HASH_K1 0x9e3779b97f4a7c15ULL
+#define HASH_K2 0xa0761d6478bd642fULL
 
-static inline uint64_t hash_str(uint64_t h, const char *s) {
+static inline uint64_t fold(uint64_t a, uint64_t b) {
+  unsigned __int128 m = (unsigned __int128)a * b;
+  return (uint64_t)m ^ (uint64_t)(m >> 64);
+}
+
+static inline uint64_t read8(const unsigned char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+static inline uint64_t read4(const unsigned char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static inline uint64_t hash_str(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
-  while (*p) {
-    h ^= *p++;
-    h *= FNV_PRIME;
-  }
-  h ^= 0xff; /* separator: "ab","c" differs from "a","bc" */
-  h *= FNV_PRIME;
+  size_t n = strlen(s);
+  uint64_t h = HASH_SEED ^ (n * HASH_K2);
+  for (; n >= 8; n -= 8, p += 8) h = fold(h ^ read8(p), HASH_K1);
+  if (n >= 4)
+    h = fold(h ^ (read4(p) << 32 | read4(p + n - 4)), HASH_K1);
+  else if (n)
+    h = fold(h ^ ((uint64_t)p[0] << 16 | (uint64_t)p[n / 2] << 8 | p[n - 1]), HASH_K1);
   return h;
 }
 
 uint64_t spectator__hash_canon(const char *name, const char *const *kv, size_t ntags) {
-  uint64_t h = hash_str(FNV_OFFSET, name);
-  for (size_t i = 0; i < 2 * ntags; i++) h = hash_str(h, kv[i]);
+  uint64_t h = fold(HASH_SEED ^ hash_str(name), HASH_K2);
+  for (size_t i = 0; i < 2 * ntags; i++) h = fold(h ^ hash_str(kv[i]), HASH_K2);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
@@ -61,15 +85,22 @@ static int pair_cmp(const void *a, const void *b) {
 /* Sort pairs stably by key and keep the last value of a repeated key.
  * Returns the number of unique pairs. */
 static size_t sort_unique(const char **kv, size_t n) {
+  bool dups = true;
   if (n <= SPECTATOR__CANON_INLINE) {
+    /* Insertion sort (stable). The comparison that stops an insertion is with
+     * the greatest key not above the new one, so it finds any repeated key:
+     * without one, the de-duplication pass below is skipped. */
+    dups = false;
     for (size_t i = 1; i < n; i++) {
       const char *k = kv[2 * i], *v = kv[2 * i + 1];
       size_t j = i;
-      while (j > 0 && strcmp(kv[2 * (j - 1)], k) > 0) {
+      int c = 1;
+      while (j > 0 && (c = strcmp(kv[2 * (j - 1)], k)) > 0) {
         kv[2 * j] = kv[2 * (j - 1)];
         kv[2 * j + 1] = kv[2 * (j - 1) + 1];
         j--;
       }
+      if (c == 0) dups = true;
       kv[2 * j] = k;
       kv[2 * j + 1] = v;
     }
@@ -84,6 +115,7 @@ static size_t sort_unique(const char **kv, size_t n) {
     }
     free(p);
   }
+  if (!dups) return n;
   size_t out = 0;
   for (size_t i = 0; i < n; i++) {
     if (i + 1 < n && strcmp(kv[2 * i], kv[2 * (i + 1)]) == 0) continue; /* a later one wins */

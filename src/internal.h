@@ -148,17 +148,104 @@ typedef struct {
   _Atomic uint64_t dbits;
 } spectator__sqsum_t;
 
-struct spectator_counter {
-  spectator__meter_t hdr;
-  spectator__dsum_t sum;
-} SPECTATOR__ALIGNED;
+/* ---- Stripes: LongAdder-style spreading of contended meters (counter.c) ----
+ *
+ * A counter or timer starts with one cell of accumulators inside the meter,
+ * updated with a compare-and-swap. The first CAS that fails shows that another
+ * thread wrote in between: the meter is contended and switches to stripes,
+ * an array of cache-line-sized cells indexed by a per-thread probe, each
+ * updated with its own atomics, so threads stop sharing one cache line. The
+ * recording thread never allocates: stripe blocks are preallocated by the
+ * registry (lookup-miss and snapshot paths) in a pool and claimed with one
+ * atomic index bump. When the pool is empty the meter keeps using its own
+ * cell (fetch_add) and flags the registry, which refills the pool at the next
+ * snapshot or lookup miss, and the snapshot hands the meter its stripes.
+ * Snapshots exchange every cell with zero, so nothing is lost or counted
+ * twice; meters that never see contention stay small. */
 
-/* Timer state in nanoseconds; also the first part of a percentile timer. */
+/* Timer accumulators: integer nanoseconds so sums are exact. */
 typedef struct {
   _Atomic uint64_t count;
   _Atomic uint64_t total_ns;
   spectator__sqsum_t sq_ns; /* ns^2 */
   _Atomic int64_t max_ns;
+} spectator__timer_cell_t;
+
+/* One stripe: a cache line holding a counter's or a timer's accumulators. */
+typedef union {
+  spectator__dsum_t sum;
+  spectator__timer_cell_t timer;
+  unsigned char line[SPECTATOR__CACHELINE];
+} spectator__cell_t SPECTATOR__ALIGNED;
+
+/* A meter's stripes word: 0 while uncontended; SPECTATOR__STRIPES_PENDING once
+ * contended while no stripes are available yet; else the address of its cells
+ * (64-byte aligned) with log2(number of cells) in the low 6 bits. */
+#define SPECTATOR__STRIPES_PENDING ((uintptr_t)1)
+#define SPECTATOR__STRIPES_SHIFT_MASK ((uintptr_t)(SPECTATOR__CACHELINE - 1))
+
+/* Preallocated stripe blocks (1 << shift cells each), chained for freeing. */
+typedef struct spectator__stripe_pool {
+  struct spectator__stripe_pool *prev;
+  _Atomic size_t next; /* blocks claimed so far (may run past nblocks) */
+  size_t nblocks;
+  spectator__cell_t *cells; /* nblocks << shift cells */
+} spectator__stripe_pool_t;
+
+/* A registry's source of stripes. Zeroed memory is a valid empty source. */
+typedef struct spectator__stripe_src {
+  _Atomic(spectator__stripe_pool_t *) pool;
+  _Atomic unsigned shift; /* log2(cells per block); set before the first pool is published */
+  _Atomic uint32_t wanted; /* a meter found the pool empty: refill */
+} spectator__stripe_src_t;
+
+/* Per-thread probe choosing a cell; 0 until the thread first needs one. */
+extern _Thread_local uint32_t spectator__probe __attribute__((tls_model("initial-exec")));
+uint32_t spectator__probe_init(void);
+/* The calling thread collided with another in a cell: move it elsewhere. */
+void spectator__probe_collide(void);
+
+/* Slow path, called once by the thread whose CAS found a meter contended (and
+ * by snapshots for meters still pending): give the meter a stripe block from
+ * the pool without allocating. Returns the new stripes word (PENDING when the
+ * pool is empty; the registry refills it later). src NULL (no-op meters):
+ * the meter stays PENDING for good. */
+uintptr_t spectator__stripes_claim(spectator__stripe_src_t *src, _Atomic uintptr_t *word);
+/* Make sure the pool has blocks left: allocates a new pool when there is none
+ * yet, when force is set and the current one is used up, or when a meter
+ * asked (wanted). Lookup-miss and snapshot paths only; 0 or SPECTATOR_ENOMEM. */
+int spectator__stripes_refill(spectator__stripe_src_t *src, bool force);
+void spectator__stripes_free(spectator__stripe_src_t *src);
+
+static inline size_t spectator__stripes_count(uintptr_t w) {
+  return w > SPECTATOR__STRIPES_PENDING ? (size_t)1 << (w & SPECTATOR__STRIPES_SHIFT_MASK) : 0;
+}
+static inline spectator__cell_t *spectator__stripes_cells(uintptr_t w) {
+  return (spectator__cell_t *)(w & ~SPECTATOR__STRIPES_SHIFT_MASK);
+}
+/* The calling thread's cell, or NULL while the meter is pending. */
+static inline spectator__cell_t *spectator__stripe_pick(uintptr_t w) {
+  if (w == SPECTATOR__STRIPES_PENDING) return NULL;
+  uint32_t p = spectator__probe;
+  if (SPECTATOR__UNLIKELY(!p)) p = spectator__probe_init();
+  return spectator__stripes_cells(w) +
+         (p & (((uintptr_t)1 << (w & SPECTATOR__STRIPES_SHIFT_MASK)) - 1));
+}
+
+/* 56 bytes: the header, the uncontended cell, the stripes word and the source
+ * of stripes; one cache line. */
+struct spectator_counter {
+  spectator__meter_t hdr;
+  spectator__dsum_t sum;         /* the uncontended cell */
+  _Atomic uintptr_t stripes;     /* see SPECTATOR__STRIPES_PENDING */
+  spectator__stripe_src_t *src;  /* the registry's; NULL for the no-op counter */
+} SPECTATOR__ALIGNED;
+
+/* Timer state; also the first part of a percentile timer. */
+typedef struct {
+  spectator__timer_cell_t base;  /* the uncontended cell */
+  _Atomic uintptr_t stripes;
+  spectator__stripe_src_t *src;
 } spectator__timer_state_t;
 
 struct spectator_timer {
@@ -254,8 +341,9 @@ double spectator__dsum_take(spectator__dsum_t *s);
 double spectator__dsum_peek(const spectator__dsum_t *s);
 double spectator__sqsum_take(spectator__sqsum_t *s);
 
-void spectator__timer_state_init(spectator__timer_state_t *st);
 void spectator__timer_state_record(spectator__timer_state_t *st, int64_t nanos);
+uint64_t spectator__timer_state_count(const spectator__timer_state_t *st);
+uint64_t spectator__timer_state_total_ns(const spectator__timer_state_t *st);
 void spectator__summary_state_init(spectator__summary_state_t *st);
 void spectator__summary_state_record(spectator__summary_state_t *st, double amount);
 /* Seconds to nanoseconds for a timer: -1 when the value must be ignored
@@ -335,11 +423,24 @@ void spectator__meter_discard(spectator__meter_t *m);
 /* Registry (registry.c)                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* The lookup index. A slot is 0 (empty) or holds the meter's position in the
+ * chunk array plus one (bits 0-24) and 7 bits of its id's hash (bits 25-31),
+ * so a probe skips most other meters without touching them; 4 bytes a slot. */
 typedef struct spectator__table {
   size_t mask;                         /* capacity - 1 (power of two) */
   struct spectator__table *prev;       /* retired tables, freed with the registry */
-  _Atomic(spectator__meter_t *) slots[];
+  _Atomic uint32_t slots[];
 } spectator__table_t;
+#define SPECTATOR__SLOT_INDEX_BITS 25
+#define SPECTATOR__SLOT_INDEX_MASK ((UINT32_C(1) << SPECTATOR__SLOT_INDEX_BITS) - 1)
+
+/* Meters are carved from blocks that live as long as the registry: no
+ * per-meter allocator header, and every meter starts on its own cache line. */
+typedef struct spectator__slab {
+  struct spectator__slab *next;
+  size_t used, cap; /* bytes of data */
+  _Alignas(SPECTATOR__CACHELINE) unsigned char data[];
+} spectator__slab_t;
 
 #define SPECTATOR__CHUNK 1024
 /* Largest cap on meters: 16 M meters, a 128 KiB chunk directory. */
@@ -360,9 +461,11 @@ struct spectator_registry {
   _Atomic(spectator__table_t *) table;
   spectator__meter_t ***chunks; /* directory of SPECTATOR__CHUNK-sized arrays */
   size_t nchunks;
+  spectator__slab_t *slab;       /* where new meters go; older blocks follow `next` */
   _Atomic size_t count;
 
   spectator__ratelimit_t rl_full, rl_conflict;
+  spectator__stripe_src_t stripes; /* for contended counters and timers */
 
   struct spectator__publisher *pub;
   bool is_global;

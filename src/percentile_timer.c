@@ -47,12 +47,12 @@ static double estimate(const _Atomic uint64_t *buckets, double pct) {
 
 uint64_t spectator_percentile_timer_count(const spectator_percentile_timer_t *t) {
   if (!t || spectator__is_noop(t)) return 0;
-  return atomic_load_explicit(&t->st.count, memory_order_relaxed);
+  return spectator__timer_state_count(&t->st);
 }
 
 double spectator_percentile_timer_total_seconds(const spectator_percentile_timer_t *t) {
   if (!t || spectator__is_noop(t)) return 0;
-  return (double)atomic_load_explicit(&t->st.total_ns, memory_order_relaxed) / 1e9;
+  return (double)spectator__timer_state_total_ns(&t->st) / 1e9;
 }
 
 double spectator_percentile_timer_percentile(const spectator_percentile_timer_t *t, double pct) {

@@ -5,20 +5,24 @@
  * Looking a meter up must be cheap and scale across threads, and recording on
  * it must never wait, so the registry is read without locks:
  *
- * - The index is an open-addressing hash table of meter pointers with linear
- *   probing. Readers load the table pointer and the slots with acquire loads
- *   and compare the canonical (name, tags) view built on their stack, so a hit
- *   takes no lock and allocates nothing. Writers (a lookup that misses) take
- *   `lock`, probe again, and publish a new meter with a release store. Growing
- *   the table publishes a new one; retired tables stay allocated until the
- *   registry is freed, so a reader holding an old one never touches freed
- *   memory (it may miss a new meter, and then takes the slow path).
+ * - The index is an open-addressing hash table with linear probing whose
+ *   4-byte slots hold a meter's position in the chunk array (below) and 7 bits
+ *   of its hash, so a probe skips other meters without touching them. Readers
+ *   load the table pointer and the slots with acquire loads and compare the
+ *   canonical (name, tags) view built on their stack, so a hit takes no lock
+ *   and allocates nothing. Writers (a lookup that misses) take `lock`, probe
+ *   again, and publish a new meter with a release store. Growing the table
+ *   publishes a new one; retired tables stay allocated until the registry is
+ *   freed, so a reader holding an old one never touches freed memory (it may
+ *   miss a new meter, and then takes the slow path).
  *
  * - Meters are never freed or moved while the registry lives: the pointer a
  *   lookup returns stays valid, which is what lets the hot path be a plain
- *   atomic instruction on it. They are also kept in an append-only array of
- *   fixed-size chunks whose count is published with a release store, so a
- *   snapshot walks them without the insert lock.
+ *   atomic instruction on it. They are carved from blocks (slabs) freed with
+ *   the registry, each meter on cache lines of its own (no false sharing
+ *   between two meters, no per-meter allocator header). They are also kept in
+ *   an append-only array of fixed-size chunks whose count is published with a
+ *   release store, so a snapshot walks them without the insert lock.
  *
  * - A snapshot (publisher or spectator_registry_snapshot) holds `snap_lock`
  *   while it swaps each meter's interval state for zero; that lock also owns
@@ -216,13 +220,15 @@ void spectator_registry_free(spectator_registry_t *reg) {
   spectator_registry_stop(reg);
   spectator__publisher_free(reg);
   size_t n = atomic_load(&reg->count);
-  for (size_t i = 0; i < n; i++) {
-    spectator__meter_t *m = meter_at(reg, i);
-    spectator_id_free(m->id);
-    free(m);
+  for (size_t i = 0; i < n; i++) spectator_id_free(meter_at(reg, i)->id);
+  while (reg->slab) {
+    spectator__slab_t *next = reg->slab->next;
+    free(reg->slab);
+    reg->slab = next;
   }
   for (size_t c = 0; c < reg->nchunks; c++) free(reg->chunks[c]);
   free(reg->chunks);
+  spectator__stripes_free(&reg->stripes);
   spectator__table_t *t = atomic_load(&reg->table);
   while (t) {
     spectator__table_t *prev = t->prev;
@@ -254,18 +260,52 @@ typedef struct {
   double min, max; /* percentile meters, in seconds or base units */
 } params_t;
 
-static spectator__meter_t *probe(spectator__table_t *t, const spectator__canon_t *c) {
+static inline uint32_t slot_tag(uint64_t hash) {
+  return (uint32_t)(hash >> 57) << SPECTATOR__SLOT_INDEX_BITS;
+}
+
+static spectator__meter_t *probe(spectator_registry_t *reg, spectator__table_t *t,
+                                 const spectator__canon_t *c) {
+  uint32_t tag = slot_tag(c->hash);
   for (size_t i = c->hash & t->mask;; i = (i + 1) & t->mask) {
-    spectator__meter_t *m = atomic_load_explicit(&t->slots[i], memory_order_acquire);
-    if (!m) return NULL;
+    uint32_t v = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+    if (!v) return NULL;
+    if ((v & ~SPECTATOR__SLOT_INDEX_MASK) != tag) continue;
+    spectator__meter_t *m = meter_at(reg, (v & SPECTATOR__SLOT_INDEX_MASK) - 1);
     if (spectator__canon_equals_id(c, m->id)) return m;
   }
 }
 
-static void table_put(spectator__table_t *t, spectator__meter_t *m) {
+/* Index meter number idx (its position in the chunk array). */
+static void table_put(spectator__table_t *t, const spectator__meter_t *m, size_t idx) {
   size_t i = m->id->hash & t->mask;
   while (atomic_load_explicit(&t->slots[i], memory_order_relaxed)) i = (i + 1) & t->mask;
-  atomic_store_explicit(&t->slots[i], m, memory_order_release);
+  atomic_store_explicit(&t->slots[i], slot_tag(m->id->hash) | (uint32_t)(idx + 1),
+                        memory_order_release);
+}
+
+/* Zeroed, cache-line-aligned memory for a meter (reg->lock held). Blocks grow
+ * from 4 KiB to 64 KiB, so a small registry stays small. */
+static void *slab_alloc(spectator_registry_t *reg, size_t size) {
+  size = (size + SPECTATOR__CACHELINE - 1) & ~(size_t)(SPECTATOR__CACHELINE - 1);
+  spectator__slab_t *s = reg->slab;
+  if (!s || s->cap - s->used < size) {
+    size_t cap = s ? 2 * (s->cap + sizeof(*s)) : 4096;
+    if (cap > 65536) cap = 65536;
+    cap -= sizeof(*s);
+    if (cap < size) cap = size;
+    void *mem = NULL;
+    if (posix_memalign(&mem, SPECTATOR__CACHELINE, sizeof(*s) + cap) != 0) return NULL;
+    s = mem;
+    s->next = reg->slab;
+    s->used = 0;
+    s->cap = cap;
+    memset(s->data, 0, cap);
+    reg->slab = s;
+  }
+  void *m = s->data + s->used;
+  s->used += size;
+  return m;
 }
 
 static size_t meter_size(spectator__type_t type) {
@@ -301,6 +341,8 @@ static void init_meter(spectator_registry_t *reg, spectator__meter_t *m, spectat
   m->has_statistic = spectator_id_tag(m->id, "statistic") != NULL;
   m->last_active_ns = spectator__now_ns(reg);
   switch (type) {
+  case SPECTATOR__COUNTER: ((struct spectator_counter *)m)->src = &reg->stripes; break;
+  case SPECTATOR__TIMER: ((struct spectator_timer *)m)->st.src = &reg->stripes; break;
   case SPECTATOR__GAUGE: {
     struct spectator_gauge *g = (void *)m;
     atomic_init(&g->bits, spectator__d2b(NAN));
@@ -317,6 +359,8 @@ static void init_meter(spectator_registry_t *reg, spectator__meter_t *m, spectat
   case SPECTATOR__PERCENTILE_TIMER: {
     struct spectator_percentile_timer *t = (void *)m;
     int64_t lo = checked_ns(p->min, -1), hi = checked_ns(p->max, -1);
+    /* a finite max past 2^63 ns means "no upper clamp", as for summaries */
+    if (p->max * 1e9 >= 9223372036854775807.0 && p->max <= 1.7976931348623157e308) hi = INT64_MAX;
     if (lo < 0 || hi < 0 || lo > hi) {
       SPECTATOR__LOG_LIMITED(&rl_range, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                              "percentile timer '%.*s': invalid range [%g, %g] s; using "
@@ -327,6 +371,7 @@ static void init_meter(spectator_registry_t *reg, spectator__meter_t *m, spectat
     }
     t->min_ns = lo;
     t->max_ns = hi;
+    t->st.src = &reg->stripes;
     break;
   }
   case SPECTATOR__PERCENTILE_DIST_SUMMARY: {
@@ -374,7 +419,7 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
   if (2 * (n + 1) > t->mask + 1) { /* keep the load factor under 1/2 */
     spectator__table_t *bigger = table_new(2 * (t->mask + 1));
     if (!bigger) return NULL;
-    for (size_t i = 0; i < n; i++) table_put(bigger, meter_at(reg, i));
+    for (size_t i = 0; i < n; i++) table_put(bigger, meter_at(reg, i), i);
     bigger->prev = t;
     atomic_store_explicit(&reg->table, bigger, memory_order_release);
     t = bigger;
@@ -384,26 +429,34 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
     reg->chunks[chunk] = calloc(SPECTATOR__CHUNK, sizeof(spectator__meter_t *));
     if (!reg->chunks[chunk]) return NULL;
   }
-  size_t size = (meter_size(type) + SPECTATOR__CACHELINE - 1) & ~(size_t)(SPECTATOR__CACHELINE - 1);
-  void *mem = NULL;
-  if (posix_memalign(&mem, SPECTATOR__CACHELINE, size) != 0) return NULL;
-  memset(mem, 0, size);
-  spectator__meter_t *m = mem;
-  m->id = spectator__id_from_canon(c);
-  if (!m->id) {
-    free(mem);
+  spectator_id_t *id = spectator__id_from_canon(c);
+  spectator__meter_t *m = id ? slab_alloc(reg, meter_size(type)) : NULL;
+  if (!m) {
+    spectator_id_free(id);
     return NULL;
   }
+  m->id = id;
   init_meter(reg, m, type, p);
+  /* Meters that may spread need stripe blocks ready before they contend: the
+   * recording path never allocates. Best effort: without them a contended
+   * meter keeps working on its own cell. */
+  if (type == SPECTATOR__COUNTER || type == SPECTATOR__TIMER ||
+      type == SPECTATOR__PERCENTILE_TIMER)
+    spectator__stripes_refill(&reg->stripes, true);
   reg->chunks[chunk][n % SPECTATOR__CHUNK] = m;
-  table_put(t, m);
+  table_put(t, m, n);
   atomic_store_explicit(&reg->count, n + 1, memory_order_release);
   return m;
 }
 
 static void *lookup(spectator_registry_t *reg, spectator__type_t type, const char *name,
                     const spectator_id_t *id, const char *const *tags, const params_t *p) {
-  if (SPECTATOR__UNLIKELY(!reg)) return spectator__noop_meter(type);
+  if (SPECTATOR__UNLIKELY(!reg)) {
+    static spectator__ratelimit_t rl_noreg;
+    SPECTATOR__LOG_LIMITED(&rl_noreg, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                           "%s lookup on a NULL registry; using a no-op", spectator__type_name(type));
+    return spectator__noop_meter(type);
+  }
   spectator__canon_t c;
   spectator__canon_status_t st;
   if (id)
@@ -416,10 +469,10 @@ static void *lookup(spectator_registry_t *reg, spectator__type_t type, const cha
     spectator__canon_log_error(st, spectator__type_name(type), name);
     return spectator__noop_meter(type);
   }
-  spectator__meter_t *m = probe(atomic_load_explicit(&reg->table, memory_order_acquire), &c);
+  spectator__meter_t *m = probe(reg, atomic_load_explicit(&reg->table, memory_order_acquire), &c);
   if (!m) {
     pthread_mutex_lock(&reg->lock);
-    m = probe(atomic_load_explicit(&reg->table, memory_order_relaxed), &c);
+    m = probe(reg, atomic_load_explicit(&reg->table, memory_order_relaxed), &c);
     if (!m) m = create_locked(reg, &c, type, p);
     pthread_mutex_unlock(&reg->lock);
   }
@@ -541,6 +594,8 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
 
 void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t *rs) {
   pthread_mutex_lock(&reg->snap_lock);
+  /* Meters that found the stripe pool empty get their stripes now. */
+  spectator__stripes_refill(&reg->stripes, false);
   spectator__snap_ctx_t ctx = {rs, spectator__now_ns(reg)};
   size_t n = atomic_load_explicit(&reg->count, memory_order_acquire);
   for (size_t i = 0; i < n; i++) {

@@ -2,32 +2,95 @@
  * Timers: count, total time, total of squares and max per interval, kept in
  * integer nanoseconds so sums are exact; reported in seconds.
  *
- * A record is three relaxed fetch_adds (count, total, low word of the square)
- * and a relaxed load of the max, which is only CAS'd when it grows. The
- * stopwatch helper lives here too.
+ * A record is a CAS on the count (which, when it fails, shows that another
+ * thread is recording on the same timer: from then on the timer records into
+ * stripes, as counters do; see counter.c), two relaxed fetch_adds (total, low
+ * word of the square) and a relaxed load of the max, which is only CAS'd when
+ * it grows. The stopwatch helper lives here too.
  */
 #include <math.h>
 #include <time.h>
 
 #include "internal.h"
 
-void spectator__timer_state_init(spectator__timer_state_t *st) {
-  atomic_init(&st->count, 0);
-  atomic_init(&st->total_ns, 0);
-  atomic_init(&st->sq_ns.lo, 0);
-  atomic_init(&st->sq_ns.hi, 0);
-  atomic_init(&st->sq_ns.dbits, 0);
-  atomic_init(&st->max_ns, 0);
+/* Add to an interval sum, saturating at UINT64_MAX instead of wrapping around
+ * to a small value. Only absurd durations get there (2^64 ns is 584 years in
+ * one interval; three saturated INT64_MAX records do it), so the common path
+ * stays one fetch_add and stays exact. (A snapshot that lands between the
+ * wrapping add and the store sees the wrapped value; the next one sees the
+ * saturated value: acceptable for values this absurd.) */
+static inline void add_saturating(_Atomic uint64_t *sum, uint64_t v) {
+  uint64_t old = atomic_fetch_add_explicit(sum, v, memory_order_relaxed);
+  if (SPECTATOR__UNLIKELY((uint64_t)(old + v) < old))
+    atomic_store_explicit(sum, UINT64_MAX, memory_order_relaxed);
+}
+
+static inline uint64_t sum_saturating(uint64_t a, uint64_t b) {
+  return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* spectator__sqsum_add_u64 with a saturating high word: the square of a
+ * duration near INT64_MAX is ~2^126, so four of them would wrap it. */
+static inline void sqsum_add_saturating(spectator__sqsum_t *s, uint64_t x) {
+  unsigned __int128 sq = (unsigned __int128)x * x;
+  uint64_t lo = (uint64_t)sq, hi = (uint64_t)(sq >> 64);
+  uint64_t old = atomic_fetch_add_explicit(&s->lo, lo, memory_order_relaxed);
+  if ((uint64_t)(old + lo) < old) hi++; /* hi < 2^62 here: no overflow */
+  if (hi) add_saturating(&s->hi, hi);
+}
+
+static inline void cell_record(spectator__timer_cell_t *c, int64_t nanos) {
+  add_saturating(&c->total_ns, (uint64_t)nanos);
+  sqsum_add_saturating(&c->sq_ns, (uint64_t)nanos);
+  int64_t cur = atomic_load_explicit(&c->max_ns, memory_order_relaxed);
+  while (nanos > cur && !atomic_compare_exchange_weak_explicit(
+                            &c->max_ns, &cur, nanos, memory_order_relaxed, memory_order_relaxed)) {
+  }
 }
 
 void spectator__timer_state_record(spectator__timer_state_t *st, int64_t nanos) {
-  atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st->total_ns, (uint64_t)nanos, memory_order_relaxed);
-  spectator__sqsum_add_u64(&st->sq_ns, (uint64_t)nanos);
-  int64_t cur = atomic_load_explicit(&st->max_ns, memory_order_relaxed);
-  while (nanos > cur && !atomic_compare_exchange_weak_explicit(
-                            &st->max_ns, &cur, nanos, memory_order_relaxed, memory_order_relaxed)) {
+  uintptr_t w = atomic_load_explicit(&st->stripes, memory_order_acquire);
+  spectator__timer_cell_t *c = &st->base;
+  if (SPECTATOR__LIKELY(w == 0)) {
+    uint64_t cur = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (SPECTATOR__LIKELY(atomic_compare_exchange_strong_explicit(
+            &c->count, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed))) {
+      cell_record(c, nanos);
+      return;
+    }
+    w = spectator__stripes_claim(st->src, &st->stripes);
   }
+  spectator__cell_t *cell = spectator__stripe_pick(w);
+  if (cell) {
+    c = &cell->timer;
+    uint64_t cur = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (SPECTATOR__UNLIKELY(!atomic_compare_exchange_strong_explicit(
+            &c->count, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed))) {
+      spectator__probe_collide(); /* another thread in this cell: move */
+      atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
+    }
+  } else {
+    atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
+  }
+  cell_record(c, nanos);
+}
+
+uint64_t spectator__timer_state_count(const spectator__timer_state_t *st) {
+  uint64_t n = atomic_load_explicit(&st->base.count, memory_order_relaxed);
+  uintptr_t w = atomic_load_explicit(&st->stripes, memory_order_acquire);
+  spectator__cell_t *cells = spectator__stripes_cells(w);
+  for (size_t i = 0, k = spectator__stripes_count(w); i < k; i++)
+    n += atomic_load_explicit(&cells[i].timer.count, memory_order_relaxed);
+  return n;
+}
+
+uint64_t spectator__timer_state_total_ns(const spectator__timer_state_t *st) {
+  uint64_t n = atomic_load_explicit(&st->base.total_ns, memory_order_relaxed);
+  uintptr_t w = atomic_load_explicit(&st->stripes, memory_order_acquire);
+  spectator__cell_t *cells = spectator__stripes_cells(w);
+  for (size_t i = 0, k = spectator__stripes_count(w); i < k; i++)
+    n += atomic_load_explicit(&cells[i].timer.total_ns, memory_order_relaxed);
+  return n;
 }
 
 int64_t spectator__seconds_to_ns(double seconds) {
@@ -50,20 +113,31 @@ void spectator_timer_record(spectator_timer_t *t, double seconds) {
 
 uint64_t spectator_timer_count(const spectator_timer_t *t) {
   if (!t || spectator__is_noop(t)) return 0;
-  return atomic_load_explicit(&t->st.count, memory_order_relaxed);
+  return spectator__timer_state_count(&t->st);
 }
 
 double spectator_timer_total_seconds(const spectator_timer_t *t) {
   if (!t || spectator__is_noop(t)) return 0;
-  return (double)atomic_load_explicit(&t->st.total_ns, memory_order_relaxed) / 1e9;
+  return (double)spectator__timer_state_total_ns(&t->st) / 1e9;
 }
 
 void spectator__timer_state_measure(spectator__timer_state_t *st, spectator__meter_t *hdr,
                                     spectator__snap_ctx_t *ctx, bool *active) {
-  uint64_t count = atomic_exchange_explicit(&st->count, 0, memory_order_relaxed);
-  uint64_t total = atomic_exchange_explicit(&st->total_ns, 0, memory_order_relaxed);
-  double sq = spectator__sqsum_take(&st->sq_ns);
-  int64_t max = atomic_exchange_explicit(&st->max_ns, 0, memory_order_relaxed);
+  uintptr_t w = atomic_load_explicit(&st->stripes, memory_order_acquire);
+  if (w == SPECTATOR__STRIPES_PENDING && st->src) /* the pool may have been refilled */
+    w = spectator__stripes_claim(st->src, &st->stripes);
+  uint64_t count = 0, total = 0;
+  double sq = 0;
+  int64_t max = 0;
+  spectator__cell_t *cells = spectator__stripes_cells(w);
+  for (size_t i = 0, n = spectator__stripes_count(w); i <= n; i++) {
+    spectator__timer_cell_t *c = i < n ? &cells[i].timer : &st->base;
+    count += atomic_exchange_explicit(&c->count, 0, memory_order_relaxed);
+    total = sum_saturating(total, atomic_exchange_explicit(&c->total_ns, 0, memory_order_relaxed));
+    sq += spectator__sqsum_take(&c->sq_ns);
+    int64_t m = atomic_exchange_explicit(&c->max_ns, 0, memory_order_relaxed);
+    if (m > max) max = m;
+  }
   if (count == 0 && total == 0 && sq == 0 && max == 0) {
     *active = false;
     return;

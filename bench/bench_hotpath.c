@@ -1,0 +1,191 @@
+/*
+ * Issue 5, item 1: the recording hot path on one thread, per call on a meter
+ * pointer, against two baselines compiled into this program:
+ *
+ *   atomic add   a relaxed atomic_fetch_add on a uint64 (what an integer
+ *                counter costs at the very least)
+ *   CAS add      a CAS loop adding a double (what a double counter costs)
+ *
+ * Both baselines are called through a non-inlinable function taking the
+ * pointer, exactly as the library's functions are, so the call is in both.
+ *
+ *   bench_hotpath                      the table (ns/call, ratio to CAS add)
+ *   bench_hotpath --list               the operation names
+ *   bench_hotpath --run <op> <calls>   just <calls> calls of one operation,
+ *                                      for callgrind (see callgrind.sh)
+ */
+#include <math.h>
+#include <stdatomic.h>
+
+#include "bench.h"
+#include "internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* Baselines                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static _Alignas(64) _Atomic uint64_t base_u64;
+static _Alignas(64) _Atomic uint64_t base_dbl;
+
+BENCH_NOINLINE static void baseline_atomic_add(_Atomic uint64_t *p) {
+  atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
+}
+
+BENCH_NOINLINE static void baseline_cas_add(_Atomic uint64_t *p, double v) {
+  uint64_t cur = atomic_load_explicit(p, memory_order_relaxed);
+  for (;;) {
+    union {
+      uint64_t u;
+      double d;
+    } x = {cur};
+    x.d += v;
+    if (atomic_compare_exchange_weak_explicit(p, &cur, x.u, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Operations                                                                */
+/* ------------------------------------------------------------------------ */
+
+static spectator_registry_t *reg;
+static spectator_counter_t *counter;
+static spectator_timer_t *timer;
+static spectator_dist_summary_t *summary;
+static spectator_gauge_t *gauge;
+static spectator_max_gauge_t *max_gauge;
+static spectator_percentile_timer_t *pct_timer;
+
+/* Durations cycled by the timer rows: 16 values from 1 ms to 2 s, so the
+ * percentile timer touches several buckets and the max is not always new. */
+static double secs[16];
+static int64_t nanos[16];
+static double amounts[16];
+
+typedef struct {
+  const char *name;
+  void (*run)(long n);
+  const char *target; /* text, or NULL */
+  double limit;       /* max ratio to the CAS baseline, 0 = none */
+} op_t;
+
+#define LOOP(body)               \
+  for (long i = 0; i < n; i++) { \
+    body;                        \
+  }
+
+BENCH_NOINLINE static void run_atomic_add(long n){
+    LOOP(baseline_atomic_add(&base_u64))} BENCH_NOINLINE
+    static void run_cas_add(long n){LOOP(baseline_cas_add(&base_dbl, 1.5))} BENCH_NOINLINE
+    static void run_increment(long n){LOOP(spectator_counter_increment(counter))} BENCH_NOINLINE
+    static void run_add(long n){LOOP(spectator_counter_add(counter, 1.5))} BENCH_NOINLINE
+    static void run_add_whole(long n){LOOP(spectator_counter_add(counter, 3.0))} BENCH_NOINLINE
+    static void run_timer(long n){LOOP(spectator_timer_record(timer, secs[i & 15]))} BENCH_NOINLINE
+    static void run_timer_ns(long n){
+        LOOP(spectator_timer_record_ns(timer, nanos[i & 15]))} BENCH_NOINLINE
+    static void run_summary(long n){
+        LOOP(spectator_dist_summary_record(summary, amounts[i & 15]))} BENCH_NOINLINE
+    static void run_gauge(long n){LOOP(spectator_gauge_set(gauge, (double)i))} BENCH_NOINLINE
+    static void run_max_gauge(long n){
+        LOOP(spectator_max_gauge_set(max_gauge, secs[i & 15]))} BENCH_NOINLINE
+    static void run_pct_timer(long n) {
+  LOOP(spectator_percentile_timer_record(pct_timer, secs[i & 15]))
+}
+
+static const op_t ops[] = {
+    {"baseline: atomic_fetch_add u64", run_atomic_add, NULL, 0},
+    {"baseline: CAS-loop double add", run_cas_add, NULL, 0},
+    {"counter increment", run_increment, "<= 0.75x", 0.75},
+    {"counter add (1.5)", run_add, "<= 1.25x", 1.25},
+    {"counter add (3.0, whole)", run_add_whole, NULL, 0},
+    {"timer record (s)", run_timer, "<= 2x", 2.0},
+    {"timer record_ns", run_timer_ns, NULL, 0},
+    {"dist summary record", run_summary, NULL, 0},
+    {"gauge set", run_gauge, NULL, 0},
+    {"max gauge set (rarely a new max)", run_max_gauge, NULL, 0},
+    {"percentile timer record", run_pct_timer, "<= 3x", 3.0},
+};
+#define NOPS (sizeof(ops) / sizeof(ops[0]))
+#define CAS_ROW 1
+
+static void setup(void) {
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.env_common_tags = 0;
+  cfg.auto_start = 0;
+  reg = spectator_registry_new(&cfg);
+  if (!reg) abort();
+  const char *const *tags = SPECTATOR_TAGS("endpoint", "api_v1_items", "status", "2xx");
+  counter = spectator_registry_counter(reg, "server.requestCount", tags);
+  timer = spectator_registry_timer(reg, "server.requestLatency", tags);
+  summary = spectator_registry_dist_summary(reg, "server.responseSize", tags);
+  gauge = spectator_registry_gauge(reg, "server.queueSize", tags);
+  max_gauge = spectator_registry_max_gauge(reg, "server.maxQueueSize", tags);
+  pct_timer = spectator_registry_percentile_timer(reg, "server.pctLatency", tags, 0.001, 10);
+  for (int i = 0; i < 16; i++) {
+    secs[i] = 0.001 * pow(2000.0, i / 15.0); /* 1 ms .. 2 s */
+    nanos[i] = (int64_t)(secs[i] * 1e9);
+    amounts[i] = (double)(100 + 97 * i); /* bytes: whole numbers */
+  }
+}
+
+static int run_one(const char *name, long n) {
+  for (size_t i = 0; i < NOPS; i++) {
+    if (strcmp(ops[i].name, name) == 0) {
+      ops[i].run(n);
+      return 0;
+    }
+  }
+  fprintf(stderr, "unknown operation '%s' (see --list)\n", name);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  setup();
+  if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+    for (size_t i = 0; i < NOPS; i++) printf("%s\n", ops[i].name);
+    return 0;
+  }
+  if (argc == 4 && strcmp(argv[1], "--run") == 0) return run_one(argv[2], atol(argv[3]));
+  if (argc != 1) {
+    fprintf(stderr, "usage: %s [--list | --run <op> <calls>]\n", argv[0]);
+    return 2;
+  }
+
+  bench_pin(0);
+  int rounds = bench_env_int("BENCH_ROUNDS", 11);
+  long n = bench_scaled(4000000);
+  double *t = calloc(NOPS * (size_t)rounds, sizeof(double));
+  if (!t) return 1;
+  for (size_t i = 0; i < NOPS; i++) ops[i].run(n / 10); /* warm up */
+  for (int r = 0; r < rounds; r++) {
+    for (size_t i = 0; i < NOPS; i++) {
+      int64_t t0 = bench_now_ns();
+      ops[i].run(n);
+      t[i * rounds + r] = (double)(bench_now_ns() - t0) / (double)n;
+    }
+  }
+
+  bench_header("Hot path, 1 thread (item 1)");
+  printf("%ld calls per round; ratio = median over rounds of (row / CAS-loop double add "
+         "in the same round)\n\n",
+         n);
+  printf("| operation | ns/call | x atomic add | x CAS add | target | met |\n");
+  printf("|---|---:|---:|---:|---|---|\n");
+  int missed = 0, targets = 0;
+  for (size_t i = 0; i < NOPS; i++) {
+    double med = bench_median(&t[i * rounds], rounds);
+    double r_cas = bench_median_ratio(&t[i * rounds], &t[CAS_ROW * rounds], rounds);
+    double r_add = bench_median_ratio(&t[i * rounds], &t[0], rounds);
+    bool ok = !ops[i].limit || r_cas <= ops[i].limit;
+    if (ops[i].limit) targets++;
+    if (!ok) missed++;
+    printf("| %s | %.2f | %.2f | %.2f | %s | %s |\n", ops[i].name, med, r_add, r_cas,
+           ops[i].target ? ops[i].target : "", ops[i].limit ? bench_verdict(ok) : "");
+  }
+  printf("\ntargets met: %d of %d\n", targets - missed, targets);
+  free(t);
+  spectator_registry_free(reg);
+  return 0;
+}
