@@ -23,10 +23,7 @@
 
 #include <cmocka.h>
 
-#include "aggregator.h"
-#include "spectator.h"
-
-static agg_t *agg;
+#include "agg_fixture.h"
 
 /* ThreadSanitizer cannot follow a thread created in the child of a threaded
  * parent (it aborts with "dup thread with used id"), and the library starts a
@@ -63,40 +60,6 @@ static agg_t *agg;
 #define SKIP_UNDER_TSAN() ((void)0)
 #endif
 
-static int setup(void **state) {
-  (void)state;
-  agg = agg_start(0);
-  return agg ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  agg_stop(agg);
-  return 0;
-}
-static int reset(void **state) {
-  (void)state;
-  agg_reset(agg);
-  return 0;
-}
-
-static spectator_registry_t *new_reg(double freq, double timeout) {
-  spectator_config_t cfg;
-  spectator_config_init(&cfg);
-  cfg.uri = agg_url(agg);
-  cfg.frequency_s = freq;
-  cfg.timeout_s = cfg.connect_timeout_s = timeout;
-  cfg.env_common_tags = 0;
-  cfg.flush_at_exit = 0;
-  spectator_registry_t *r = spectator_registry_new(&cfg);
-  assert_non_null(r);
-  return r;
-}
-
-static double agg_value(const char *name, const char *const *tags) {
-  double v = NAN;
-  return agg_get(agg, name, tags, &v) == 0 ? v : NAN;
-}
-
 /* Wait for a child with a deadline; a child that hangs is killed and the
  * test fails. Polls waitpid with a short nanosleep: the child is another
  * process, there is nothing to wait on but its exit. */
@@ -121,7 +84,7 @@ static int wait_child(pid_t pid, double deadline_s) {
 static void child_reports_only_its_own_activity(void **state) {
   (void)state;
   SKIP_UNDER_TSAN();
-  spectator_registry_t *r = new_reg(60, 1);
+  spectator_registry_t *r = new_reg(agg_url(agg), 60, 1);
   spectator_counter_t *c = spectator_registry_counter(r, "fork.counter", NULL);
   spectator_gauge_t *g = spectator_registry_gauge(r, "fork.gauge", NULL);
   spectator_counter_add(c, 10);
@@ -147,7 +110,7 @@ static void child_reports_only_its_own_activity(void **state) {
 static void child_resumes_publishing_through_pointers_from_before_the_fork(void **state) {
   (void)state;
   SKIP_UNDER_TSAN();
-  spectator_registry_t *r = new_reg(0.1, 1);
+  spectator_registry_t *r = new_reg(agg_url(agg), 0.1, 1);
   spectator_counter_t *c = spectator_registry_counter(r, "fork.resume", NULL);
   int go[2];
   assert_int_equal(pipe(go), 0);
@@ -194,7 +157,7 @@ static void *record_loop(void *arg) {
 static void forks_under_load_lose_and_duplicate_nothing(void **state) {
   (void)state;
   SKIP_UNDER_SANITIZERS();
-  spectator_registry_t *r = new_reg(0.05, 2);
+  spectator_registry_t *r = new_reg(agg_url(agg), 0.05, 2);
   spectator_counter_t *shared = spectator_registry_counter(r, "stress.shared", NULL);
   spectator_timer_t *timer = spectator_registry_timer(r, "stress.timer", NULL);
   spectator_counter_t *children = spectator_registry_counter(r, "stress.children", NULL);
@@ -307,7 +270,7 @@ static void *fork_from_thread(void *arg) {
 static void fork_from_a_recording_thread_is_safe(void **state) {
   (void)state;
   SKIP_UNDER_TSAN();
-  spectator_registry_t *r = new_reg(0.05, 1);
+  spectator_registry_t *r = new_reg(agg_url(agg), 0.05, 1);
   spectator_counter_t *c = spectator_registry_counter(r, "fork.thread", NULL);
   spectator_counter_add(c, 1);
   forker_t f = {r, c, -3};
@@ -328,7 +291,7 @@ static void *stop_registry(void *arg) {
 static void fork_during_stop_is_safe(void **state) {
   (void)state;
   SKIP_UNDER_TSAN();
-  spectator_registry_t *r = new_reg(0.05, 1);
+  spectator_registry_t *r = new_reg(agg_url(agg), 0.05, 1);
   spectator_counter_t *c = spectator_registry_counter(r, "fork.stopping", NULL);
   agg_fail_next(agg, 5, AGG_FAIL_DELAY, 0, 100); /* keep the final flush busy */
   spectator_counter_add(c, 1);
@@ -357,7 +320,7 @@ static void fork_during_stop_is_safe(void **state) {
 static void children_that_exit_at_once_or_exec_do_not_hang_or_publish(void **state) {
   (void)state;
   SKIP_UNDER_TSAN();
-  spectator_registry_t *r = new_reg(0.05, 1);
+  spectator_registry_t *r = new_reg(agg_url(agg), 0.05, 1);
   spectator_counter_t *c = spectator_registry_counter(r, "fork.exec", NULL);
   spectator_counter_add(c, 2);
   for (int i = 0; i < 20; i++) {
@@ -386,5 +349,5 @@ int main(void) {
       cmocka_unit_test_setup(fork_during_stop_is_safe, reset),
       cmocka_unit_test_setup(children_that_exit_at_once_or_exec_do_not_hang_or_publish, reset),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, agg_fixture_setup, agg_fixture_teardown);
 }

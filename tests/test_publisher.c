@@ -16,47 +16,7 @@
 
 #include <cmocka.h>
 
-#include "aggregator.h"
-#include "spectator.h"
-
-static agg_t *agg;
-
-static int setup(void **state) {
-  (void)state;
-  agg = agg_start(0);
-  return agg ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  agg_stop(agg);
-  return 0;
-}
-
-static int reset(void **state) {
-  (void)state;
-  agg_reset(agg);
-  return 0;
-}
-
-static spectator_registry_t *new_reg(const char *uri, double freq, double timeout) {
-  spectator_config_t cfg;
-  spectator_config_init(&cfg);
-  cfg.uri = uri;
-  cfg.frequency_s = freq;
-  cfg.timeout_s = cfg.connect_timeout_s = timeout;
-  cfg.env_common_tags = 0;
-  cfg.flush_at_exit = 0;
-  spectator_registry_t *r = spectator_registry_new(&cfg);
-  assert_non_null(r);
-  return r;
-}
-
-static double agg_value(const char *name, const char *const *tags) {
-  double v = NAN;
-  if (agg_get(agg, name, tags, &v) != 0) return NAN;
-  return v;
-}
+#include "agg_fixture.h"
 
 static double snap_value(spectator_measurements_t *ms, const char *name, const char *const *tags) {
   const spectator_measurement_t *m = spectator_measurements_find(ms, name, tags);
@@ -396,5 +356,5 @@ int main(void) {
       cmocka_unit_test_setup(start_and_stop_are_idempotent, reset),
       cmocka_unit_test_setup(returning_from_main_flushes_the_global_registry, reset),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, agg_fixture_setup, agg_fixture_teardown);
 }
