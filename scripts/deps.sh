@@ -12,6 +12,7 @@ PACKAGES=(
   cmake
   gcc
   clang
+  libclang-rt-14-dev
   make
   pkg-config
   libcurl4-openssl-dev
@@ -20,6 +21,7 @@ PACKAGES=(
   libcmocka-dev
   libmicrohttpd-dev
   valgrind
+  openssl
 )
 
 # True when the package is installed (not merely known, or removed with its

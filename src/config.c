@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,6 +74,23 @@ static void bad_env(const char *name, const char *value, const char *expected) {
                  SPECTATOR__LOG_STR(value), expected);
 }
 
+/* A URI fit for a log line: credentials (user:password@ before the host)
+ * become "***@". Writes into buf (at most size - 1 bytes) and returns it. */
+static const char *redacted_uri(const char *uri, char *buf, size_t size) {
+  const char *sep = strstr(uri, "://");
+  const char *auth = sep ? sep + 3 : uri;
+  size_t auth_len = strcspn(auth, "/?#");
+  const char *at = NULL;
+  for (size_t i = 0; i < auth_len; i++)
+    if (auth[i] == '@') at = auth + i; /* the last '@' of the authority ends the userinfo */
+  if (!at) {
+    snprintf(buf, size, "%s", uri);
+  } else {
+    snprintf(buf, size, "%.*s***%s", (int)(auth - uri), uri, at);
+  }
+  return buf;
+}
+
 bool spectator__parse_flag(const char *name, const char *value) {
   static const char *const yes[] = {"1", "true", "yes", "on"};
   static const char *const no[] = {"0", "false", "no", "off"};
@@ -94,8 +112,11 @@ void spectator_config_from_env(spectator_config_t *cfg) {
   if ((v = getenv("SPECTATOR_URI")) && *v) {
     if (strncasecmp(v, "http://", 7) == 0 || strncasecmp(v, "https://", 8) == 0)
       cfg->uri = v;
-    else
-      bad_env("SPECTATOR_URI", v, "an http:// or https:// URI");
+    else {
+      /* Never log credentials: "scheme://user:password@host" shows "***@host". */
+      char safe[SPECTATOR__LOG_MAX_STR + 1];
+      bad_env("SPECTATOR_URI", redacted_uri(v, safe, sizeof(safe)), "an http:// or https:// URI");
+    }
   }
   if ((v = getenv("SPECTATOR_FREQUENCY"))) {
     double d;
@@ -186,6 +207,10 @@ static const struct {
 };
 #define NF_TAGS (sizeof(nf_tags) / sizeof(nf_tags[0]))
 
+/* Malformed SPECTATOR_COMMON_TAGS entries logged one by one; the rest are
+ * counted in one line. */
+#define MAX_LOGGED_MALFORMED 8
+
 /* Values longer than this are not tags anyone meant (Atlas allows 120). */
 #define MAX_ENV_VALUE 1024
 
@@ -225,6 +250,7 @@ char **spectator__env_common_tags(void) {
     }
   }
   /* SPECTATOR_COMMON_TAGS: k=v,k2=v2; malformed entries are skipped. */
+  size_t malformed = 0;
   for (const char *p = extra; p && *p;) {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -235,7 +261,8 @@ char **spectator__env_common_tags(void) {
     if (v) trim_span(&v, &vlen);
     if (eq && klen && vlen) {
       pairs[n++] = (span_pair_t){k, v, klen, vlen};
-    } else if (eq || klen) { /* blank entries ("a=1, ,b=2", "a=1, ") are skipped */
+    } else if ((eq || klen) && ++malformed <= MAX_LOGGED_MALFORMED) {
+      /* blank entries ("a=1, ,b=2", "a=1, ") are skipped silently */
       spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
                      "SPECTATOR_COMMON_TAGS: ignoring '%.*s' (expected key=value, comma "
                      "separated)",
@@ -243,6 +270,10 @@ char **spectator__env_common_tags(void) {
     }
     p = end ? end + 1 : NULL;
   }
+  if (malformed > MAX_LOGGED_MALFORMED) /* a huge bad variable must not flood the log */
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                   "SPECTATOR_COMMON_TAGS: %zu more malformed entries ignored",
+                   malformed - MAX_LOGGED_MALFORMED);
   for (size_t i = 0; i < n; i++) bytes += pairs[i].klen + pairs[i].vlen + 2;
 
   size_t head = (2 * n + 1) * sizeof(char *);

@@ -85,6 +85,14 @@ spectator__http_t *spectator__http_new(const char *uri, const spectator_config_t
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+  /* A name lookup that outlives the timeout (a DNS server that does not
+   * answer: 5 s or more per try) must not block this thread: without this,
+   * libcurl waits for its resolver thread when it gives up on the lookup, so
+   * one publish, or a stop, could take the resolver's timeouts instead of ours.
+   * The abandoned lookup thread finishes (and frees itself) on its own. */
+  curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+#endif
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #else

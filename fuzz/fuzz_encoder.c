@@ -1,0 +1,366 @@
+/*
+ * fuzz_encoder: snapshot records -> Atlas payload (spectator__encode).
+ *
+ * Input (consumed in order; running out of bytes ends it):
+ *   byte       batch size: 1..8, or 10000 when >= 0xf0
+ *   byte       number of common tag pairs (0..3), then that many key, value strings
+ *   records:   flags byte: bit 0 op (max/add), bits 1-2 statistic (none, count,
+ *              max, totalTime), bit 3 percentile tag (next byte is its index),
+ *              bits 4-6 number of tags, bit 7 value from one byte (a small whole
+ *              number) instead of 8 bytes of double; then the name and the tags
+ *   string:    length byte; with bit 7 set, one of a few fixed strings chosen to
+ *              collide after sanitization, else (len & 31) bytes (cut at a 0 byte)
+ *
+ * Checks, for every input:
+ * - spectator__encode() succeeds, every batch holds at most batch_size
+ *   datapoints and is strict RFC 8259 JSON by the test aggregator's checker
+ *   (agg_json_is_strict, an implementation independent of the encoder);
+ * - decoded with cJSON, each batch is [N, N sorted unique strings, records]
+ *   whose indexes are in range, every string is non-empty and only uses
+ *   -._A-Za-z0-9^~, every record has a name;
+ * - the datapoints over all batches are exactly the expected ones: the common
+ *   tags, the id's tags, statistic, percentile and name, later keys winning,
+ *   sanitized (spectator__sanitize, itself checked for its contract), with
+ *   records that sanitize alike merged (adds summed in order, maxes kept) and
+ *   compared bit for bit; a merged value that is not finite is never sent;
+ * - gzip output inflates back to the same bytes.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <zlib.h>
+
+#include "aggregator.h"
+#include "encoder.h"
+#include "fuzz_util.h"
+
+#define MAX_RECORDS 64
+#define MAX_KV 32 /* common (3) + id (7) + statistic + percentile + name */
+
+typedef struct {
+  const uint8_t *p;
+  size_t left;
+} reader_t;
+
+static bool rd_u8(reader_t *r, uint8_t *out) {
+  if (!r->left) return false;
+  *out = *r->p++;
+  r->left--;
+  return true;
+}
+
+static const char *const fixed[] = {"a b",  "a_b",          "a\xc3\xa9",  "a_",     "a\xff",
+                                    "name", "statistic",    "percentile", "nf.app", "count",
+                                    "x",    "\xe2\x82\xac", "_",          "a\x01",  "A"};
+
+/* A string owned by the caller's pool; NULL when the input ran out. */
+static char *rd_str(reader_t *r, char **pool, size_t *npool) {
+  uint8_t len;
+  if (!rd_u8(r, &len)) return NULL;
+  const char *src;
+  size_t n;
+  if (len & 0x80) {
+    src = fixed[len % (sizeof(fixed) / sizeof(fixed[0]))];
+    n = strlen(src);
+  } else {
+    n = len & 31;
+    if (n > r->left) n = r->left;
+    src = (const char *)r->p;
+    r->p += n;
+    r->left -= n;
+  }
+  char *s = malloc(n + 1);
+  FUZZ_CHECK(s);
+  memcpy(s, src, n);
+  s[n] = '\0';
+  pool[(*npool)++] = s;
+  return s;
+}
+
+static bool allowed(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '^' || c == '~';
+}
+
+/* spectator__sanitize's contract: only allowed characters, allowed ones kept
+ * in order, never longer, idempotent. Returns a malloc'd copy. */
+static char *sanitize(const char *s) {
+  size_t n = strlen(s);
+  char *out = malloc(n + 1);
+  FUZZ_CHECK(out);
+  size_t len = spectator__sanitize(s, out);
+  FUZZ_CHECK(len == strlen(out) && len <= n);
+  FUZZ_CHECK((n == 0) == (len == 0));
+  for (size_t i = 0; i < len; i++) FUZZ_CHECK(allowed((unsigned char)out[i]));
+  size_t i = 0, j = 0;
+  for (; s[i]; i++) {
+    if (!allowed((unsigned char)s[i])) continue;
+    while (out[j] && out[j] != s[i]) j++; /* allowed chars survive, in order */
+    FUZZ_CHECK(out[j] == s[i]);
+    j++;
+  }
+  char *again = malloc(len + 1);
+  FUZZ_CHECK(again);
+  FUZZ_CHECK(spectator__sanitize(out, again) == len && strcmp(again, out) == 0);
+  free(again);
+  return out;
+}
+
+typedef struct {
+  char *k[MAX_KV], *v[MAX_KV];
+  size_t n;
+} kv_t;
+
+static void kv_set(kv_t *m, const char *k, const char *v) {
+  char *sk = sanitize(k), *sv = sanitize(v);
+  for (size_t i = 0; i < m->n; i++) {
+    if (strcmp(m->k[i], sk) == 0) {
+      free(m->v[i]);
+      m->v[i] = sv;
+      free(sk);
+      return;
+    }
+  }
+  FUZZ_CHECK(m->n < MAX_KV);
+  m->k[m->n] = sk;
+  m->v[m->n] = sv;
+  m->n++;
+}
+
+/* "k=v\1k=v\1" over the pairs sorted by key. */
+static char *kv_key(char **k, char **v, size_t n) {
+  size_t *order = malloc((n ? n : 1) * sizeof(size_t));
+  FUZZ_CHECK(order);
+  for (size_t i = 0; i < n; i++) order[i] = i;
+  for (size_t i = 1; i < n; i++) /* insertion sort by key */
+    for (size_t j = i; j > 0 && strcmp(k[order[j - 1]], k[order[j]]) > 0; j--) {
+      size_t t = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = t;
+    }
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++) len += strlen(k[i]) + strlen(v[i]) + 2;
+  char *out = malloc(len);
+  FUZZ_CHECK(out);
+  out[0] = '\0';
+  char *p = out;
+  for (size_t i = 0; i < n; i++) {
+    size_t o = order[i];
+    p += sprintf(p, "%s=%s\1", k[o], v[o]);
+  }
+  free(order);
+  return out;
+}
+
+typedef struct {
+  char *key;
+  int op;
+  double value;
+  bool seen;
+} expect_t;
+
+static int decode_int(const cJSON *j, double max) {
+  FUZZ_CHECK(cJSON_IsNumber(j));
+  double d = j->valuedouble;
+  FUZZ_CHECK(d >= 0 && d <= max && d == floor(d));
+  return (int)d;
+}
+
+static void check_gzip(const spectator__batch_t *b) {
+  char *gz = NULL;
+  size_t gz_len = 0;
+  FUZZ_CHECK(spectator__gzip(b->data, b->len, 1, &gz, &gz_len) == 0);
+  char *back = malloc(b->len + 1);
+  FUZZ_CHECK(back);
+  z_stream zs;
+  memset(&zs, 0, sizeof(zs));
+  FUZZ_CHECK(inflateInit2(&zs, 15 + 16) == Z_OK);
+  zs.next_in = (Bytef *)gz;
+  zs.avail_in = (uInt)gz_len;
+  zs.next_out = (Bytef *)back;
+  zs.avail_out = (uInt)(b->len + 1);
+  FUZZ_CHECK(inflate(&zs, Z_FINISH) == Z_STREAM_END);
+  FUZZ_CHECK(zs.total_out == b->len && memcmp(back, b->data, b->len) == 0);
+  inflateEnd(&zs);
+  free(back);
+  free(gz);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static int init;
+  if (!init) {
+    fuzz_init_logging();
+    init = 1;
+  }
+  reader_t r = {data, size};
+  char *pool[2 * (MAX_RECORDS * 16 + 8)];
+  size_t npool = 0;
+  uint8_t b;
+  if (!rd_u8(&r, &b)) return 0;
+  size_t batch_size = b >= 0xf0 ? 10000 : (size_t)(b % 8) + 1;
+
+  const char *common[2 * 3 + 1] = {NULL};
+  size_t ncommon = 0;
+  if (rd_u8(&r, &b)) {
+    size_t want = b % 4;
+    for (size_t i = 0; i < want; i++) {
+      char *k = rd_str(&r, pool, &npool), *v = rd_str(&r, pool, &npool);
+      if (!k || !v) break;
+      if (!k[0] || !v[0]) continue; /* the registry never passes empty common tags */
+      common[2 * ncommon] = k;
+      common[2 * ncommon + 1] = v;
+      ncommon++;
+    }
+  }
+
+  static const char *const stats[] = {NULL, "count", "max", "totalTime"};
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  for (size_t rec = 0; rec < MAX_RECORDS; rec++) {
+    uint8_t flags;
+    if (!rd_u8(&r, &flags)) break;
+    int op = (flags & 1) ? SPECTATOR_OP_MAX : SPECTATOR_OP_ADD;
+    const char *stat = stats[(flags >> 1) & 3];
+    char pct[8] = "";
+    if (flags & 8) {
+      uint8_t idx = 0;
+      rd_u8(&r, &idx);
+      snprintf(pct, sizeof(pct), "T%04X", (unsigned)idx);
+    }
+    size_t ntags = (flags >> 4) & 7;
+    double value;
+    if (flags & 0x80) {
+      uint8_t v = 0;
+      rd_u8(&r, &v);
+      value = v;
+    } else {
+      uint64_t bits = 0;
+      for (int i = 0; i < 8; i++) {
+        uint8_t x = 0;
+        rd_u8(&r, &x);
+        bits = bits << 8 | x;
+      }
+      memcpy(&value, &bits, sizeof(value));
+    }
+    const char *tags[2 * 7 + 1] = {NULL};
+    const char *name = rd_str(&r, pool, &npool);
+    if (!name) break;
+    for (size_t i = 0; i < 2 * ntags; i++)
+      if (!(tags[i] = rd_str(&r, pool, &npool))) break;
+    spectator_id_t *id = spectator_id_new(name, ntags ? tags : NULL);
+    if (!id) continue; /* bad ids never reach a snapshot */
+    spectator__records_add(&rs, id, stat, pct[0] ? pct : NULL, op, value);
+    spectator_id_free(id);
+  }
+  FUZZ_CHECK(!rs.failed);
+
+  /* Expected datapoints, merged. */
+  expect_t *exp = calloc(rs.len + 1, sizeof(*exp));
+  FUZZ_CHECK(exp);
+  size_t nexp = 0;
+  for (size_t i = 0; i < rs.len; i++) {
+    const spectator__record_t *rec = &rs.items[i];
+    FUZZ_CHECK(isfinite(rec->value)); /* records_add drops the rest */
+    kv_t m = {.n = 0};
+    for (size_t c = 0; c < ncommon; c++) kv_set(&m, common[2 * c], common[2 * c + 1]);
+    for (size_t t = 0; t < spectator_id_tag_count(rec->id); t++)
+      kv_set(&m, spectator_id_tag_key(rec->id, t), spectator_id_tag_value(rec->id, t));
+    if (rec->statistic) kv_set(&m, "statistic", rec->statistic);
+    if (rec->percentile[0]) kv_set(&m, "percentile", rec->percentile);
+    kv_set(&m, "name", spectator_id_name(rec->id));
+    char *key = kv_key(m.k, m.v, m.n);
+    for (size_t j = 0; j < m.n; j++) {
+      free(m.k[j]);
+      free(m.v[j]);
+    }
+    size_t e = 0;
+    while (e < nexp && !(exp[e].op == rec->op && strcmp(exp[e].key, key) == 0)) e++;
+    if (e == nexp) {
+      exp[nexp++] = (expect_t){key, rec->op, rec->value, false};
+    } else {
+      free(key);
+      if (rec->op == SPECTATOR_OP_MAX)
+        exp[e].value = rec->value > exp[e].value ? rec->value : exp[e].value;
+      else
+        exp[e].value += rec->value;
+    }
+  }
+  size_t nfinite = 0;
+  for (size_t e = 0; e < nexp; e++) nfinite += isfinite(exp[e].value) ? 1 : 0;
+
+  spectator__payload_t pl;
+  FUZZ_CHECK(spectator__encode(&rs, ncommon ? common : NULL, batch_size, &pl) == 0);
+  size_t total = 0;
+  for (size_t bi = 0; bi < pl.len; bi++) {
+    const spectator__batch_t *batch = &pl.batches[bi];
+    if (!agg_json_is_strict(batch->data, batch->len)) {
+      fprintf(stderr, "not strict JSON: %.*s\n", (int)(batch->len < 2000 ? batch->len : 2000),
+              batch->data);
+      FUZZ_CHECK(!"batch is strict JSON");
+    }
+    FUZZ_CHECK(batch->count >= 1 && batch->count <= batch_size);
+    check_gzip(batch);
+    cJSON *root = cJSON_ParseWithLength(batch->data, batch->len);
+    FUZZ_CHECK(root && cJSON_IsArray(root));
+    int len = cJSON_GetArraySize(root);
+    const cJSON *it = root->child;
+    int nstr = decode_int(it, len - 1);
+    it = it->next;
+    const char **table = calloc((size_t)nstr + 1, sizeof(char *));
+    FUZZ_CHECK(table);
+    for (int s = 0; s < nstr; s++, it = it->next) {
+      FUZZ_CHECK(cJSON_IsString(it) && it->valuestring[0]);
+      for (const char *c = it->valuestring; *c; c++) FUZZ_CHECK(allowed((unsigned char)*c));
+      table[s] = it->valuestring;
+      if (s) FUZZ_CHECK(strcmp(table[s - 1], table[s]) < 0);
+    }
+    size_t nrec = 0;
+    while (it) {
+      int t = decode_int(it, MAX_KV);
+      FUZZ_CHECK(t >= 1);
+      it = it->next;
+      char *k[MAX_KV], *v[MAX_KV];
+      bool has_name = false;
+      for (int p = 0; p < t; p++) {
+        FUZZ_CHECK(it && it->next);
+        k[p] = (char *)table[decode_int(it, nstr - 1)];
+        v[p] = (char *)table[decode_int(it->next, nstr - 1)];
+        for (int q = 0; q < p; q++) FUZZ_CHECK(strcmp(k[q], k[p]) != 0);
+        has_name = has_name || strcmp(k[p], "name") == 0;
+        it = it->next->next;
+      }
+      FUZZ_CHECK(has_name);
+      FUZZ_CHECK(it && it->next);
+      int op = decode_int(it, 10);
+      FUZZ_CHECK(op == SPECTATOR_OP_ADD || op == SPECTATOR_OP_MAX);
+      FUZZ_CHECK(cJSON_IsNumber(it->next) && isfinite(it->next->valuedouble));
+      double value = it->next->valuedouble;
+      it = it->next->next;
+      char *key = kv_key(k, v, (size_t)t);
+      size_t e = 0;
+      while (e < nexp && !(exp[e].op == op && strcmp(exp[e].key, key) == 0)) e++;
+      if (e == nexp) fprintf(stderr, "unexpected datapoint %s op %d\n", key, op);
+      FUZZ_CHECK(e < nexp && !exp[e].seen);
+      exp[e].seen = true;
+      if (memcmp(&exp[e].value, &value, sizeof(value)) != 0 && !(exp[e].value == 0 && value == 0))
+        fprintf(stderr, "datapoint %s: expected %.17g, got %.17g\n", key, exp[e].value, value);
+      FUZZ_CHECK(exp[e].value == value);
+      free(key);
+      nrec++;
+    }
+    FUZZ_CHECK(nrec == batch->count);
+    total += nrec;
+    free(table);
+    cJSON_Delete(root);
+  }
+  FUZZ_CHECK(total == nfinite && pl.measurements == nfinite);
+  for (size_t e = 0; e < nexp; e++) FUZZ_CHECK(exp[e].seen == isfinite(exp[e].value));
+
+  spectator__payload_free(&pl);
+  for (size_t e = 0; e < nexp; e++) free(exp[e].key);
+  free(exp);
+  spectator__records_free(&rs);
+  for (size_t i = 0; i < npool; i++) free(pool[i]);
+  return 0;
+}
