@@ -175,8 +175,11 @@ spectator_stopwatch_t spectator_stopwatch_start(void) {
 }
 
 int64_t spectator_stopwatch_elapsed_ns(spectator_stopwatch_t sw) {
-  int64_t d = spectator__monotonic_ns() - sw.start_ns;
-  return d < 0 ? 0 : d;
+  /* A stopwatch is a plain value: a garbage start must not overflow. */
+  int64_t now = spectator__monotonic_ns();
+  if (sw.start_ns >= now) return 0;
+  uint64_t d = (uint64_t)now - (uint64_t)sw.start_ns;
+  return d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
 }
 
 int64_t spectator_stopwatch_record(spectator_stopwatch_t sw, spectator_timer_t *t) {
