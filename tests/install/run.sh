@@ -97,7 +97,10 @@ CFLAGS_STRICT=(-std=c11 -Wall -Wextra -Wpedantic -Werror)
 step "pkg-config, shared: build and run outside.c"
 # shellcheck disable=SC2046 # pkg-config output is a list of words
 "$CC" "${CFLAGS_STRICT[@]}" -o "$TMP/outside" "$HERE/outside.c" $(pkg-config --cflags --libs spectator)
-LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/outside" | grep -q "$LIBDIR/libspectator.so.0" ||
+# (ldd's output is captured first: with pipefail, grep -q closing the pipe
+# early can fail the pipeline with SIGPIPE even when the line was found)
+deps=$(LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/outside")
+grep -q "$LIBDIR/libspectator.so.0" <<<"$deps" ||
   fail "outside does not load libspectator.so.0 from $LIBDIR"
 LD_LIBRARY_PATH="$LIBDIR" "$TMP/outside"
 
@@ -141,7 +144,8 @@ cmake -S "$HERE" -B "$TMP/consumer" -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_BUILD_
 grep -q "spectator_DIR:PATH=$LIBDIR/cmake/spectator" "$TMP/consumer/CMakeCache.txt" ||
   fail "find_package did not find the package in $LIBDIR/cmake/spectator"
 cmake --build "$TMP/consumer"
-LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/consumer/outside_cmake" | grep -q "$LIBDIR/libspectator.so.0" ||
+deps=$(LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/consumer/outside_cmake")
+grep -q "$LIBDIR/libspectator.so.0" <<<"$deps" ||
   fail "outside_cmake does not load libspectator.so.0 from $LIBDIR"
 LD_LIBRARY_PATH="$LIBDIR" "$TMP/consumer/outside_cmake"
 "$TMP/consumer/outside_cmake_static"
