@@ -31,7 +31,10 @@ bool spectator__gauge_measure(struct spectator_gauge *g, spectator__snap_ctx_t *
   if (updated) g->last_set_ns = ctx->now_ns;
   double v = spectator__b2d(atomic_load_explicit(&g->bits, memory_order_relaxed));
   if (isnan(v)) return updated;
-  if (!updated && ctx->now_ns - g->last_set_ns > g->ttl_ns) return false;
+  /* unsigned: a user clock that is not monotonic must not overflow */
+  if (!updated && (uint64_t)ctx->now_ns - (uint64_t)g->last_set_ns > (uint64_t)g->ttl_ns &&
+      ctx->now_ns > g->last_set_ns)
+    return false;
   spectator__records_add(ctx->out, g->hdr.id, g->hdr.has_statistic ? NULL : "gauge", NULL,
                          SPECTATOR_OP_MAX, v);
   return updated;

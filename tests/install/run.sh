@@ -129,7 +129,8 @@ else
     $(pkg-config --cflags spectator) -L"$LIBDIR" -l:libspectator.a \
     $(pkg-config --libs $requires) $private
 fi
-if readelf -d "$TMP/outside_static" | grep -q 'libspectator\.so'; then
+dyn=$(readelf -d "$TMP/outside_static")
+if grep -q 'libspectator\.so' <<<"$dyn"; then
   fail "outside_static still needs libspectator.so"
 fi
 "$TMP/outside_static"
