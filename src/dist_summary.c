@@ -32,9 +32,8 @@ void spectator__summary_state_record(spectator__summary_state_t *st, double amou
   }
   uint64_t bits = spectator__d2b(amount);
   uint64_t cur = atomic_load_explicit(&st->max_bits, memory_order_relaxed);
-  while (bits > cur && !atomic_compare_exchange_weak_explicit(&st->max_bits, &cur, bits,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed)) {
+  while (bits > cur && !atomic_compare_exchange_weak_explicit(
+                           &st->max_bits, &cur, bits, memory_order_relaxed, memory_order_relaxed)) {
   }
 }
 
@@ -69,18 +68,14 @@ void spectator__summary_state_measure(spectator__summary_state_t *st, spectator_
   }
   /* Four statistics of one id: each sets its own statistic tag (an id's own
    * statistic tag is only kept by single-statistic meters). */
-  spectator__records_add(ctx->out, hdr->id, "count", NULL, SPECTATOR_OP_ADD,
-                         (double)count);
-  spectator__records_add(ctx->out, hdr->id, "totalAmount", NULL, SPECTATOR_OP_ADD,
-                         total);
-  spectator__records_add(ctx->out, hdr->id, "totalOfSquares", NULL,
-                         SPECTATOR_OP_ADD, sq);
+  spectator__records_add(ctx->out, hdr->id, "count", NULL, SPECTATOR_OP_ADD, (double)count);
+  spectator__records_add(ctx->out, hdr->id, "totalAmount", NULL, SPECTATOR_OP_ADD, total);
+  spectator__records_add(ctx->out, hdr->id, "totalOfSquares", NULL, SPECTATOR_OP_ADD, sq);
   spectator__records_add(ctx->out, hdr->id, "max", NULL, SPECTATOR_OP_MAX, max);
   *active = true;
 }
 
-bool spectator__dist_summary_measure(struct spectator_dist_summary *d,
-                                     spectator__snap_ctx_t *ctx) {
+bool spectator__dist_summary_measure(struct spectator_dist_summary *d, spectator__snap_ctx_t *ctx) {
   bool active;
   spectator__summary_state_measure(&d->st, &d->hdr, ctx, &active);
   return active;

@@ -52,15 +52,14 @@ static inline double order_value(uint64_t k) {
 }
 
 void spectator_max_gauge_set(spectator_max_gauge_t *g, double value) {
-  if (SPECTATOR__UNLIKELY(!g) || !(value >= -1.7976931348623157e308 &&
-                                   value <= 1.7976931348623157e308))
-    return; /* NaN or infinite */
+  if (SPECTATOR__UNLIKELY(!g) ||
+      !(value >= -1.7976931348623157e308 && value <= 1.7976931348623157e308))
+    return;                  /* NaN or infinite */
   if (value == 0) value = 0; /* -0.0 and 0.0 are the same value */
   uint64_t key = order_key(value);
   uint64_t cur = atomic_load_explicit(&g->key, memory_order_relaxed);
-  while (key > cur && !atomic_compare_exchange_weak_explicit(&g->key, &cur, key,
-                                                             memory_order_relaxed,
-                                                             memory_order_relaxed)) {
+  while (key > cur && !atomic_compare_exchange_weak_explicit(
+                          &g->key, &cur, key, memory_order_relaxed, memory_order_relaxed)) {
   }
 }
 

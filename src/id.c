@@ -299,14 +299,14 @@ uint64_t spectator_id_hash(const spectator_id_t *id) { return id ? id->hash : 0;
 
 size_t spectator_id_format(const spectator_id_t *id, char *buf, size_t size) {
   size_t need = 0;
-#define EMIT(s)                                                                 \
-  do {                                                                          \
-    size_t l_ = strlen(s);                                                      \
-    if (need < size) {                                                          \
-      size_t room_ = size - need - 1;                                           \
-      memcpy(buf + need, s, l_ < room_ ? l_ : room_);                           \
-    }                                                                           \
-    need += l_;                                                                 \
+#define EMIT(s)                                       \
+  do {                                                \
+    size_t l_ = strlen(s);                            \
+    if (need < size) {                                \
+      size_t room_ = size - need - 1;                 \
+      memcpy(buf + need, s, l_ < room_ ? l_ : room_); \
+    }                                                 \
+    need += l_;                                       \
   } while (0)
   if (!buf) size = 0;
   if (!id) {

@@ -35,8 +35,7 @@ void spectator__log(spectator_log_level_t level, const char *logger, const char 
 bool spectator__log_enabled(spectator_log_level_t level);
 /* "%.*s" arguments for a user string: at most 120 bytes, "(null)" for NULL. */
 #define SPECTATOR__LOG_MAX_STR 120
-#define SPECTATOR__LOG_STR(s)                                                   \
-  (int)((s) ? spectator__strnlen_log(s) : 6), ((s) ? (s) : "(null)")
+#define SPECTATOR__LOG_STR(s) (int)((s) ? spectator__strnlen_log(s) : 6), ((s) ? (s) : "(null)")
 int spectator__strnlen_log(const char *s);
 
 /* A rate limiter for one kind of log line: lets the 1st, 2nd, 4th, 8th...
@@ -47,12 +46,12 @@ typedef struct {
 } spectator__ratelimit_t;
 uint64_t spectator__ratelimit(spectator__ratelimit_t *rl);
 
-#define SPECTATOR__LOG_LIMITED(rl, level, logger, fmt, ...)                     \
-  do {                                                                          \
-    uint64_t spectator__n_ = spectator__ratelimit(rl);                          \
-    if (spectator__n_)                                                          \
-      spectator__log(level, logger, fmt " (occurrence %llu)", __VA_ARGS__,      \
-                     (unsigned long long)spectator__n_);                        \
+#define SPECTATOR__LOG_LIMITED(rl, level, logger, fmt, ...)                \
+  do {                                                                     \
+    uint64_t spectator__n_ = spectator__ratelimit(rl);                     \
+    if (spectator__n_)                                                     \
+      spectator__log(level, logger, fmt " (occurrence %llu)", __VA_ARGS__, \
+                     (unsigned long long)spectator__n_);                   \
   } while (0)
 
 /* ------------------------------------------------------------------------ */
@@ -83,8 +82,8 @@ typedef struct {
 
 typedef enum {
   SPECTATOR__CANON_OK = 0,
-  SPECTATOR__CANON_BAD_NAME,  /* NULL or empty name */
-  SPECTATOR__CANON_BAD_TAGS,  /* NULL/empty key or value, odd count */
+  SPECTATOR__CANON_BAD_NAME, /* NULL or empty name */
+  SPECTATOR__CANON_BAD_TAGS, /* NULL/empty key or value, odd count */
   SPECTATOR__CANON_NOMEM
 } spectator__canon_status_t;
 
@@ -125,9 +124,9 @@ const char *spectator__type_name(spectator__type_t t);
 typedef struct spectator__meter {
   spectator_id_t *id;
   uint8_t type;
-  uint8_t has_statistic;      /* the id carries its own statistic tag */
+  uint8_t has_statistic; /* the id carries its own statistic tag */
   _Atomic uint8_t conflict_logged;
-  int64_t last_active_ns;     /* last snapshot that saw activity */
+  int64_t last_active_ns; /* last snapshot that saw activity */
 } spectator__meter_t;
 
 /* A double accumulator that keeps small whole amounts exact: amounts that are
@@ -195,7 +194,7 @@ typedef struct spectator__stripe_pool {
 /* A registry's source of stripes. Zeroed memory is a valid empty source. */
 typedef struct spectator__stripe_src {
   _Atomic(spectator__stripe_pool_t *) pool;
-  _Atomic unsigned shift; /* log2(cells per block); set before the first pool is published */
+  _Atomic unsigned shift;  /* log2(cells per block); set before the first pool is published */
   _Atomic uint32_t wanted; /* a meter found the pool empty: refill */
 } spectator__stripe_src_t;
 
@@ -236,14 +235,14 @@ static inline spectator__cell_t *spectator__stripe_pick(uintptr_t w) {
  * of stripes; one cache line. */
 struct spectator_counter {
   spectator__meter_t hdr;
-  spectator__dsum_t sum;         /* the uncontended cell */
-  _Atomic uintptr_t stripes;     /* see SPECTATOR__STRIPES_PENDING */
-  spectator__stripe_src_t *src;  /* the registry's; NULL for the no-op counter */
+  spectator__dsum_t sum;        /* the uncontended cell */
+  _Atomic uintptr_t stripes;    /* see SPECTATOR__STRIPES_PENDING */
+  spectator__stripe_src_t *src; /* the registry's; NULL for the no-op counter */
 } SPECTATOR__ALIGNED;
 
 /* Timer state; also the first part of a percentile timer. */
 typedef struct {
-  spectator__timer_cell_t base;  /* the uncontended cell */
+  spectator__timer_cell_t base; /* the uncontended cell */
   _Atomic uintptr_t stripes;
   spectator__stripe_src_t *src;
 } spectator__timer_state_t;
@@ -267,10 +266,10 @@ struct spectator_dist_summary {
 
 struct spectator_gauge {
   spectator__meter_t hdr;
-  _Atomic uint64_t bits;     /* last value; NaN = nothing to report */
-  _Atomic uint8_t updated;   /* set by writers, cleared by the snapshot */
+  _Atomic uint64_t bits;   /* last value; NaN = nothing to report */
+  _Atomic uint8_t updated; /* set by writers, cleared by the snapshot */
   int64_t ttl_ns;
-  int64_t last_set_ns;       /* snapshot-owned */
+  int64_t last_set_ns; /* snapshot-owned */
 } SPECTATOR__ALIGNED;
 
 struct spectator_max_gauge {
@@ -280,9 +279,9 @@ struct spectator_max_gauge {
 
 struct spectator_monotonic_counter {
   spectator__meter_t hdr;
-  _Atomic uint64_t bits;     /* last value set; NaN = never set */
+  _Atomic uint64_t bits; /* last value set; NaN = never set */
   _Atomic uint8_t updated;
-  double prev;               /* snapshot-owned; NaN = no previous sample */
+  double prev; /* snapshot-owned; NaN = no previous sample */
 } SPECTATOR__ALIGNED;
 
 struct spectator_percentile_timer {
@@ -301,12 +300,18 @@ struct spectator_percentile_dist_summary {
 
 /* Accumulator helpers (inline: they are the hot path). */
 static inline uint64_t spectator__d2b(double d) {
-  union { double d; uint64_t u; } x;
+  union {
+    double d;
+    uint64_t u;
+  } x;
   x.d = d;
   return x.u;
 }
 static inline double spectator__b2d(uint64_t u) {
-  union { double d; uint64_t u; } x;
+  union {
+    double d;
+    uint64_t u;
+  } x;
   x.u = u;
   return x.d;
 }
@@ -371,10 +376,10 @@ bool spectator__is_noop(const void *meter);
  * meters the percentile tag value. The public API and the encoder turn these
  * into full tag sets. */
 typedef struct {
-  spectator_id_t *id;        /* one reference held */
-  const char *statistic;     /* static string: sets (or replaces) the statistic
-                                tag; NULL: the id's tags are used as they are */
-  char percentile[8];        /* "" or "T00A2" */
+  spectator_id_t *id;    /* one reference held */
+  const char *statistic; /* static string: sets (or replaces) the statistic
+                            tag; NULL: the id's tags are used as they are */
+  char percentile[8];    /* "" or "T00A2" */
   int op;
   double value;
 } spectator__record_t;
@@ -427,8 +432,8 @@ void spectator__meter_discard(spectator__meter_t *m);
  * chunk array plus one (bits 0-24) and 7 bits of its id's hash (bits 25-31),
  * so a probe skips most other meters without touching them; 4 bytes a slot. */
 typedef struct spectator__table {
-  size_t mask;                         /* capacity - 1 (power of two) */
-  struct spectator__table *prev;       /* retired tables, freed with the registry */
+  size_t mask;                   /* capacity - 1 (power of two) */
+  struct spectator__table *prev; /* retired tables, freed with the registry */
   _Atomic uint32_t slots[];
 } spectator__table_t;
 #define SPECTATOR__SLOT_INDEX_BITS 25
@@ -461,7 +466,7 @@ struct spectator_registry {
   _Atomic(spectator__table_t *) table;
   spectator__meter_t ***chunks; /* directory of SPECTATOR__CHUNK-sized arrays */
   size_t nchunks;
-  spectator__slab_t *slab;       /* where new meters go; older blocks follow `next` */
+  spectator__slab_t *slab; /* where new meters go; older blocks follow `next` */
   _Atomic size_t count;
 
   spectator__ratelimit_t rl_full, rl_conflict;

@@ -126,7 +126,7 @@ uint64_t spectator__ratelimit(spectator__ratelimit_t *rl) {
 const char *spectator_strerror(int err) {
   switch (err) {
   case SPECTATOR_OK: return "success";
-#define XX(name, value, text)                                                   \
+#define XX(name, value, text) \
   case SPECTATOR_##name: return text;
     SPECTATOR_ERRNO_MAP(XX)
 #undef XX
@@ -137,7 +137,7 @@ const char *spectator_strerror(int err) {
 const char *spectator_err_name(int err) {
   switch (err) {
   case SPECTATOR_OK: return "SPECTATOR_OK";
-#define XX(name, value, text)                                                   \
+#define XX(name, value, text) \
   case SPECTATOR_##name: return "SPECTATOR_" #name;
     SPECTATOR_ERRNO_MAP(XX)
 #undef XX

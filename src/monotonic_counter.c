@@ -10,8 +10,8 @@
 #include "internal.h"
 
 void spectator_monotonic_counter_set(spectator_monotonic_counter_t *m, double value) {
-  if (SPECTATOR__UNLIKELY(!m) || !(value >= -1.7976931348623157e308 &&
-                                   value <= 1.7976931348623157e308))
+  if (SPECTATOR__UNLIKELY(!m) ||
+      !(value >= -1.7976931348623157e308 && value <= 1.7976931348623157e308))
     return;
   atomic_store_explicit(&m->bits, spectator__d2b(value), memory_order_relaxed);
   atomic_store_explicit(&m->updated, 1, memory_order_release);

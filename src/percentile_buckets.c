@@ -42,6 +42,7 @@
 #endif
 
 /* Upper boundary of each bucket; see the layout above. [n] marks the index of a run's start. */
+/* clang-format off */
 static const int64_t bucket_values[] = {
     /* [0] below 4 */
     INT64_C(1), INT64_C(2), INT64_C(3),
@@ -169,6 +170,7 @@ static const int64_t bucket_values[] = {
     /* [275] 4^31 adds nothing (Java overflow); then INT64_MAX */
     INT64_MAX
 };
+/* clang-format on */
 
 _Static_assert(sizeof bucket_values / sizeof bucket_values[0] == SPECTATOR__PCT_LENGTH,
                "percentile bucket table must have SPECTATOR__PCT_LENGTH entries");
@@ -181,114 +183,107 @@ static const uint16_t power_of_4_index[32] = {
 };
 
 /* Number of leading zero bits of a nonzero x. */
-static inline unsigned leading_zeros(uint64_t x)
-{
+static inline unsigned leading_zeros(uint64_t x) {
 #if defined(__GNUC__) || defined(__clang__)
-    return (unsigned)__builtin_clzll(x);
+  return (unsigned)__builtin_clzll(x);
 #else
-    unsigned n = 0;
-    for (unsigned step = 32; step > 0; step /= 2) {
-        if ((x >> (64 - step)) == 0) {
-            n += step;
-            x <<= step;
-        }
+  unsigned n = 0;
+  for (unsigned step = 32; step > 0; step /= 2) {
+    if ((x >> (64 - step)) == 0) {
+      n += step;
+      x <<= step;
     }
-    return n;
+  }
+  return n;
 #endif
 }
 
-size_t spectator__pct_index_of(int64_t v)
-{
-    if (v <= 0) {
-        return 0;
-    }
-    if (v <= 4) {
-        return (size_t)v;
-    }
-    /* v >= 5 from here: unsigned arithmetic, so nothing can overflow. */
-    uint64_t u = (uint64_t)v;
-    unsigned shift = (63u - leading_zeros(u)) & ~1u; /* bit of the power of 4 at or below v */
-    uint64_t base = (uint64_t)1 << shift;
-    uint64_t delta = base / 3;
-    size_t pos = (size_t)((u - base) / delta) + power_of_4_index[shift / 2];
-    return pos >= SPECTATOR__PCT_LENGTH - 1 ? SPECTATOR__PCT_LENGTH - 1 : pos + 1;
+size_t spectator__pct_index_of(int64_t v) {
+  if (v <= 0) {
+    return 0;
+  }
+  if (v <= 4) {
+    return (size_t)v;
+  }
+  /* v >= 5 from here: unsigned arithmetic, so nothing can overflow. */
+  uint64_t u = (uint64_t)v;
+  unsigned shift = (63u - leading_zeros(u)) & ~1u; /* bit of the power of 4 at or below v */
+  uint64_t base = (uint64_t)1 << shift;
+  uint64_t delta = base / 3;
+  size_t pos = (size_t)((u - base) / delta) + power_of_4_index[shift / 2];
+  return pos >= SPECTATOR__PCT_LENGTH - 1 ? SPECTATOR__PCT_LENGTH - 1 : pos + 1;
 }
 
-int64_t spectator__pct_bucket(size_t i)
-{
-    return i < SPECTATOR__PCT_LENGTH ? bucket_values[i] : INT64_MAX;
+int64_t spectator__pct_bucket(size_t i) {
+  return i < SPECTATOR__PCT_LENGTH ? bucket_values[i] : INT64_MAX;
 }
 
 /* Linear interpolation of p between (prev_p, prev_b) and (next_p, next_b). */
-static double interpolate(double p, double prev_p, double next_p, int64_t prev_b, int64_t next_b)
-{
-    double f = (p - prev_p) / (next_p - prev_p);
-    if (isnan(f)) {
-        /* 0/0: p sits exactly on a stretch of empty buckets at the start (p = 0). */
-        return 0.0;
-    }
-    double scaled = f * (double)(next_b - prev_b); /* next_b >= prev_b >= 0: no overflow */
-    return scaled + (double)prev_b;
+static double interpolate(double p, double prev_p, double next_p, int64_t prev_b, int64_t next_b) {
+  double f = (p - prev_p) / (next_p - prev_p);
+  if (isnan(f)) {
+    /* 0/0: p sits exactly on a stretch of empty buckets at the start (p = 0). */
+    return 0.0;
+  }
+  double scaled = f * (double)(next_b - prev_b); /* next_b >= prev_b >= 0: no overflow */
+  return scaled + (double)prev_b;
 }
 
 /* One percentile, given the (nonzero) sum of the counts. */
-static double percentile_of(const uint64_t counts[SPECTATOR__PCT_LENGTH], uint64_t total, double p)
-{
-    if (isnan(p)) {
-        return p;
+static double percentile_of(const uint64_t counts[SPECTATOR__PCT_LENGTH], uint64_t total,
+                            double p) {
+  if (isnan(p)) {
+    return p;
+  }
+  if (p < 0.0) {
+    p = 0.0;
+  } else if (p > 100.0) {
+    p = 100.0;
+  }
+  uint64_t prev = 0;
+  double prev_p = 0.0;
+  int64_t prev_b = 0;
+  for (size_t i = 0; i < SPECTATOR__PCT_LENGTH; i++) {
+    uint64_t next = prev + counts[i];
+    double next_p = 100.0 * (double)next / (double)total;
+    int64_t next_b = bucket_values[i];
+    if (next_p >= p) {
+      return interpolate(p, prev_p, next_p, prev_b, next_b);
     }
-    if (p < 0.0) {
-        p = 0.0;
-    } else if (p > 100.0) {
-        p = 100.0;
-    }
-    uint64_t prev = 0;
-    double prev_p = 0.0;
-    int64_t prev_b = 0;
-    for (size_t i = 0; i < SPECTATOR__PCT_LENGTH; i++) {
-        uint64_t next = prev + counts[i];
-        double next_p = 100.0 * (double)next / (double)total;
-        int64_t next_b = bucket_values[i];
-        if (next_p >= p) {
-            return interpolate(p, prev_p, next_p, prev_b, next_b);
-        }
-        prev = next;
-        prev_p = next_p;
-        prev_b = next_b;
-    }
-    /* Only reachable if rounding left the last cumulative share just below 100. */
-    return interpolate(p, prev_p, 100.0, prev_b, INT64_MAX);
+    prev = next;
+    prev_p = next_p;
+    prev_b = next_b;
+  }
+  /* Only reachable if rounding left the last cumulative share just below 100. */
+  return interpolate(p, prev_p, 100.0, prev_b, INT64_MAX);
 }
 
 void spectator__pct_percentiles(const uint64_t counts[SPECTATOR__PCT_LENGTH], const double *pcts,
-                                size_t n, double *results)
-{
-    if (n == 0) {
-        return;
-    }
-    uint64_t total = 0;
-    for (size_t i = 0; i < SPECTATOR__PCT_LENGTH; i++) {
-        total += counts[i];
-    }
-    for (size_t j = 0; j < n; j++) {
-        results[j] = total == 0 ? 0.0 : percentile_of(counts, total, pcts[j]);
-    }
+                                size_t n, double *results) {
+  if (n == 0) {
+    return;
+  }
+  uint64_t total = 0;
+  for (size_t i = 0; i < SPECTATOR__PCT_LENGTH; i++) {
+    total += counts[i];
+  }
+  for (size_t j = 0; j < n; j++) {
+    results[j] = total == 0 ? 0.0 : percentile_of(counts, total, pcts[j]);
+  }
 }
 
-double spectator__pct_percentile(const uint64_t counts[SPECTATOR__PCT_LENGTH], double pct)
-{
-    double result;
-    spectator__pct_percentiles(counts, &pct, 1, &result);
-    return result;
+double spectator__pct_percentile(const uint64_t counts[SPECTATOR__PCT_LENGTH], double pct) {
+  double result;
+  spectator__pct_percentiles(counts, &pct, 1, &result);
+  return result;
 }
 
-void spectator__pct_tag(char prefix, size_t i, char buf[6])
-{
-    static const char hex[] = "0123456789ABCDEF";
-    buf[0] = prefix;
-    buf[1] = hex[(i >> 12) & 0xF];
-    buf[2] = hex[(i >> 8) & 0xF];
-    buf[3] = hex[(i >> 4) & 0xF];
-    buf[4] = hex[i & 0xF];
-    buf[5] = '\0';
+void spectator__pct_tag(char prefix, size_t i, char buf[6]) {
+  static const char hex[] = "0123456789ABCDEF";
+  buf[0] = prefix;
+  buf[1] = hex[(i >> 12) & 0xF];
+  buf[2] = hex[(i >> 8) & 0xF];
+  buf[3] = hex[(i >> 4) & 0xF];
+  buf[4] = hex[i & 0xF];
+  buf[5] = '\0';
 }

@@ -103,9 +103,10 @@ static bool wait_until(struct spectator__publisher *p, int64_t until_ns) {
 static void count_measurements(spectator_registry_t *reg, const char *error, size_t n) {
   if (!n) return;
   spectator_counter_t *c =
-      error ? spectator_registry_counter(reg, "spectator.measurements",
-                                         SPECTATOR_TAGS("id", "dropped", "error", error))
-            : spectator_registry_counter(reg, "spectator.measurements", SPECTATOR_TAGS("id", "sent"));
+      error
+          ? spectator_registry_counter(reg, "spectator.measurements",
+                                       SPECTATOR_TAGS("id", "dropped", "error", error))
+          : spectator_registry_counter(reg, "spectator.measurements", SPECTATOR_TAGS("id", "sent"));
   spectator_counter_add(c, (double)n);
 }
 

@@ -75,15 +75,18 @@ bool spectator__is_noop(const void *m) {
   return m == &spectator__noop_counter || m == &spectator__noop_timer ||
          m == &spectator__noop_dist_summary || m == &spectator__noop_gauge ||
          m == &spectator__noop_max_gauge || m == &spectator__noop_monotonic_counter ||
-         m == &spectator__noop_percentile_timer ||
-         m == &spectator__noop_percentile_dist_summary;
+         m == &spectator__noop_percentile_timer || m == &spectator__noop_percentile_dist_summary;
 }
 
 const char *spectator__type_name(spectator__type_t t) {
-  static const char *const names[] = {"counter",           "timer",
-                                      "distribution summary", "gauge",
-                                      "max gauge",         "monotonic counter",
-                                      "percentile timer",  "percentile distribution summary"};
+  static const char *const names[] = {"counter",
+                                      "timer",
+                                      "distribution summary",
+                                      "gauge",
+                                      "max gauge",
+                                      "monotonic counter",
+                                      "percentile timer",
+                                      "percentile distribution summary"};
   return (unsigned)t < SPECTATOR__METER_TYPES ? names[t] : "unknown";
 }
 
@@ -179,8 +182,7 @@ spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg_in) {
     free(reg->uri);
     free(reg->ca_info);
     free(reg);
-    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT,
-                   "out of memory creating a registry");
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT, "out of memory creating a registry");
     return NULL;
   }
   atomic_init(&reg->table, t);
@@ -317,8 +319,7 @@ static size_t meter_size(spectator__type_t type) {
   case SPECTATOR__MAX_GAUGE: return sizeof(struct spectator_max_gauge);
   case SPECTATOR__MONOTONIC_COUNTER: return sizeof(struct spectator_monotonic_counter);
   case SPECTATOR__PERCENTILE_TIMER: return sizeof(struct spectator_percentile_timer);
-  case SPECTATOR__PERCENTILE_DIST_SUMMARY:
-    return sizeof(struct spectator_percentile_dist_summary);
+  case SPECTATOR__PERCENTILE_DIST_SUMMARY: return sizeof(struct spectator_percentile_dist_summary);
   default: return 0;
   }
 }
@@ -440,8 +441,7 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
   /* Meters that may spread need stripe blocks ready before they contend: the
    * recording path never allocates. Best effort: without them a contended
    * meter keeps working on its own cell. */
-  if (type == SPECTATOR__COUNTER || type == SPECTATOR__TIMER ||
-      type == SPECTATOR__PERCENTILE_TIMER)
+  if (type == SPECTATOR__COUNTER || type == SPECTATOR__TIMER || type == SPECTATOR__PERCENTILE_TIMER)
     spectator__stripes_refill(&reg->stripes, true);
   reg->chunks[chunk][n % SPECTATOR__CHUNK] = m;
   table_put(t, m, n);
@@ -454,7 +454,8 @@ static void *lookup(spectator_registry_t *reg, spectator__type_t type, const cha
   if (SPECTATOR__UNLIKELY(!reg)) {
     static spectator__ratelimit_t rl_noreg;
     SPECTATOR__LOG_LIMITED(&rl_noreg, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
-                           "%s lookup on a NULL registry; using a no-op", spectator__type_name(type));
+                           "%s lookup on a NULL registry; using a no-op",
+                           spectator__type_name(type));
     return spectator__noop_meter(type);
   }
   spectator__canon_t c;
@@ -529,7 +530,7 @@ spectator_percentile_dist_summary_t *spectator_registry_percentile_dist_summary(
 }
 
 /* By id: a NULL id is bad input, reported like a NULL name. */
-#define BY_ID(type, id, p)                                                      \
+#define BY_ID(type, id, p) \
   ((id) ? lookup(reg, type, NULL, id, NULL, p) : lookup(reg, type, NULL, NULL, NULL, p))
 
 spectator_counter_t *spectator_registry_counter_id(spectator_registry_t *reg,

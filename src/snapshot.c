@@ -117,9 +117,7 @@ spectator_measurements_t *spectator_registry_snapshot(spectator_registry_t *reg)
   return ms;
 }
 
-size_t spectator_measurements_count(const spectator_measurements_t *ms) {
-  return ms ? ms->len : 0;
-}
+size_t spectator_measurements_count(const spectator_measurements_t *ms) { return ms ? ms->len : 0; }
 
 const spectator_measurement_t *spectator_measurements_get(const spectator_measurements_t *ms,
                                                           size_t i) {

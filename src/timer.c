@@ -144,14 +144,11 @@ void spectator__timer_state_measure(spectator__timer_state_t *st, spectator__met
   }
   /* Four statistics of one id: each sets its own statistic tag (an id's own
    * statistic tag is only kept by single-statistic meters). */
-  spectator__records_add(ctx->out, hdr->id, "count", NULL, SPECTATOR_OP_ADD,
-                         (double)count);
+  spectator__records_add(ctx->out, hdr->id, "count", NULL, SPECTATOR_OP_ADD, (double)count);
   spectator__records_add(ctx->out, hdr->id, "totalTime", NULL, SPECTATOR_OP_ADD,
                          (double)total / 1e9);
-  spectator__records_add(ctx->out, hdr->id, "totalOfSquares", NULL,
-                         SPECTATOR_OP_ADD, sq / 1e18);
-  spectator__records_add(ctx->out, hdr->id, "max", NULL, SPECTATOR_OP_MAX,
-                         (double)max / 1e9);
+  spectator__records_add(ctx->out, hdr->id, "totalOfSquares", NULL, SPECTATOR_OP_ADD, sq / 1e18);
+  spectator__records_add(ctx->out, hdr->id, "max", NULL, SPECTATOR_OP_MAX, (double)max / 1e9);
   *active = true;
 }
 
