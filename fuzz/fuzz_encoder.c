@@ -5,7 +5,8 @@
  *   byte       batch size: 1..8, or 10000 when >= 0xf0
  *   byte       number of common tag pairs (0..3), then that many key, value strings
  *   records:   flags byte: bit 0 op (max/add), bits 1-2 statistic (none, count,
- *              max, totalTime), bit 3 percentile tag (next byte is its index),
+ *              max, totalTime), bit 3 percentile tag (next byte is a timer
+ *              bucket index),
  *              bits 4-6 number of tags, bit 7 value from one byte (a small whole
  *              number) instead of 8 bytes of double; then the name and the tags
  *   string:    length byte; with bit 7 set, one of a few fixed strings chosen to
@@ -23,7 +24,8 @@
  *   sanitized (spectator__sanitize, itself checked for its contract), with
  *   records that sanitize alike merged (adds summed in order, maxes kept) and
  *   compared bit for bit; a merged value that is not finite is never sent;
- * - gzip output inflates back to the same bytes.
+ * - the same records encoded with gzip give batches that inflate back to
+ *   exactly the JSON batches, as does spectator__gzip of each batch.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -165,11 +167,8 @@ static int decode_int(const cJSON *j, double max) {
   return (int)d;
 }
 
-static void check_gzip(const spectator__batch_t *b) {
-  char *gz = NULL;
-  size_t gz_len = 0;
-  FUZZ_CHECK(spectator__gzip(b->data, b->len, 1, &gz, &gz_len) == 0);
-  char *back = malloc(b->len + 1);
+static void check_inflates_to(const char *gz, size_t gz_len, const char *raw, size_t raw_len) {
+  char *back = malloc(raw_len + 1);
   FUZZ_CHECK(back);
   z_stream zs;
   memset(&zs, 0, sizeof(zs));
@@ -177,11 +176,23 @@ static void check_gzip(const spectator__batch_t *b) {
   zs.next_in = (Bytef *)gz;
   zs.avail_in = (uInt)gz_len;
   zs.next_out = (Bytef *)back;
-  zs.avail_out = (uInt)(b->len + 1);
+  zs.avail_out = (uInt)(raw_len + 1);
   FUZZ_CHECK(inflate(&zs, Z_FINISH) == Z_STREAM_END);
-  FUZZ_CHECK(zs.total_out == b->len && memcmp(back, b->data, b->len) == 0);
+  FUZZ_CHECK(zs.avail_in == 0);
+  FUZZ_CHECK(zs.total_out == raw_len && memcmp(back, raw, raw_len) == 0);
   inflateEnd(&zs);
   free(back);
+}
+
+/* The batch as the publisher sends it (compressed while written) and as
+ * spectator__gzip compresses it both inflate to its JSON. */
+static void check_gzip(const spectator__batch_t *raw, const spectator__batch_t *streamed) {
+  FUZZ_CHECK(streamed->count == raw->count && streamed->raw_len == raw->len);
+  check_inflates_to(streamed->data, streamed->len, raw->data, raw->len);
+  char *gz = NULL;
+  size_t gz_len = 0;
+  FUZZ_CHECK(spectator__gzip(raw->data, raw->len, 1, &gz, &gz_len) == 0);
+  check_inflates_to(gz, gz_len, raw->data, raw->len);
   free(gz);
 }
 
@@ -214,19 +225,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
 
-  static const char *const stats[] = {NULL, "count", "max", "totalTime"};
+  static const spectator__stat_t stats[] = {SPECTATOR__STAT_NONE, SPECTATOR__STAT_COUNT,
+                                            SPECTATOR__STAT_MAX, SPECTATOR__STAT_TOTAL_TIME};
+  /* Records borrow their ids: kept until the end. */
+  spectator_id_t *ids[MAX_RECORDS];
+  size_t nids = 0;
   spectator__records_t rs;
   spectator__records_init(&rs);
   for (size_t rec = 0; rec < MAX_RECORDS; rec++) {
     uint8_t flags;
     if (!rd_u8(&r, &flags)) break;
     int op = (flags & 1) ? SPECTATOR_OP_MAX : SPECTATOR_OP_ADD;
-    const char *stat = stats[(flags >> 1) & 3];
-    char pct[8] = "";
+    spectator__stat_t stat = stats[(flags >> 1) & 3];
+    unsigned pct = 0;
     if (flags & 8) {
       uint8_t idx = 0;
       rd_u8(&r, &idx);
-      snprintf(pct, sizeof(pct), "T%04X", (unsigned)idx);
+      pct = idx + 1u; /* a timer's bucket */
     }
     size_t ntags = (flags >> 4) & 7;
     double value;
@@ -250,8 +265,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (!(tags[i] = rd_str(&r, pool, &npool))) break;
     spectator_id_t *id = spectator_id_new(name, ntags ? tags : NULL);
     if (!id) continue; /* bad ids never reach a snapshot */
-    spectator__records_add(&rs, id, stat, pct[0] ? pct : NULL, op, value);
-    spectator_id_free(id);
+    ids[nids++] = id;
+    spectator__records_add(&rs, id, stat, pct, op, value);
   }
   FUZZ_CHECK(!rs.failed);
 
@@ -259,15 +274,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   expect_t *exp = calloc(rs.len + 1, sizeof(*exp));
   FUZZ_CHECK(exp);
   size_t nexp = 0;
-  for (size_t i = 0; i < rs.len; i++) {
-    const spectator__record_t *rec = &rs.items[i];
+  spectator__records_t copy; /* encoded a second time, with gzip */
+  spectator__records_init(&copy);
+  SPECTATOR__RECORDS_FOREACH(&rs, rec) {
+    spectator__records_add(&copy, rec->id, rec->stat, rec->pct, rec->op, rec->value);
     FUZZ_CHECK(isfinite(rec->value)); /* records_add drops the rest */
     kv_t m = {.n = 0};
     for (size_t c = 0; c < ncommon; c++) kv_set(&m, common[2 * c], common[2 * c + 1]);
     for (size_t t = 0; t < spectator_id_tag_count(rec->id); t++)
       kv_set(&m, spectator_id_tag_key(rec->id, t), spectator_id_tag_value(rec->id, t));
-    if (rec->statistic) kv_set(&m, "statistic", rec->statistic);
-    if (rec->percentile[0]) kv_set(&m, "percentile", rec->percentile);
+    char pct[6];
+    if (rec->stat) kv_set(&m, "statistic", spectator__stat_names[rec->stat]);
+    if (spectator__record_pct_tag(rec, pct)) kv_set(&m, "percentile", pct);
     kv_set(&m, "name", spectator_id_name(rec->id));
     char *key = kv_key(m.k, m.v, m.n);
     for (size_t j = 0; j < m.n; j++) {
@@ -290,7 +308,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t e = 0; e < nexp; e++) nfinite += isfinite(exp[e].value) ? 1 : 0;
 
   spectator__payload_t pl;
-  FUZZ_CHECK(spectator__encode(&rs, ncommon ? common : NULL, batch_size, &pl) == 0);
+  FUZZ_CHECK(
+      spectator__encode(&rs, ncommon ? common : NULL, batch_size, SPECTATOR__ENCODE_RAW, &pl) == 0);
+  FUZZ_CHECK(rs.len == 0 && !rs.head);
+  spectator__payload_t gz;
+  FUZZ_CHECK(spectator__encode(&copy, ncommon ? common : NULL, batch_size, 1, &gz) == 0);
+  FUZZ_CHECK(gz.len == pl.len && gz.measurements == pl.measurements &&
+             gz.raw_bytes == pl.raw_bytes && gz.dropped == pl.dropped);
   size_t total = 0;
   for (size_t bi = 0; bi < pl.len; bi++) {
     const spectator__batch_t *batch = &pl.batches[bi];
@@ -300,7 +324,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FUZZ_CHECK(!"batch is strict JSON");
     }
     FUZZ_CHECK(batch->count >= 1 && batch->count <= batch_size);
-    check_gzip(batch);
+    check_gzip(batch, &gz.batches[bi]);
     cJSON *root = cJSON_ParseWithLength(batch->data, batch->len);
     FUZZ_CHECK(root && cJSON_IsArray(root));
     int len = cJSON_GetArraySize(root);
@@ -358,9 +382,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t e = 0; e < nexp; e++) FUZZ_CHECK(exp[e].seen == isfinite(exp[e].value));
 
   spectator__payload_free(&pl);
+  spectator__payload_free(&gz);
   for (size_t e = 0; e < nexp; e++) free(exp[e].key);
   free(exp);
   spectator__records_free(&rs);
+  for (size_t i = 0; i < nids; i++) spectator_id_free(ids[i]);
   for (size_t i = 0; i < npool; i++) free(pool[i]);
   return 0;
 }

@@ -259,7 +259,8 @@ bool spectator__counter_measure(struct spectator_counter *c, spectator__snap_ctx
   for (size_t i = 0, n = spectator__stripes_count(w); i < n; i++)
     v += spectator__dsum_take(&cells[i].sum);
   if (v == 0) return false;
-  spectator__records_add(ctx->out, c->hdr.id, c->hdr.has_statistic ? NULL : "count", NULL,
+  spectator__records_add(ctx->out, c->hdr.id,
+                         c->hdr.has_statistic ? SPECTATOR__STAT_NONE : SPECTATOR__STAT_COUNT, 0,
                          SPECTATOR_OP_ADD, v);
   return true;
 }

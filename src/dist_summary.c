@@ -68,10 +68,13 @@ void spectator__summary_state_measure(spectator__summary_state_t *st, spectator_
   }
   /* Four statistics of one id: each sets its own statistic tag (an id's own
    * statistic tag is only kept by single-statistic meters). */
-  spectator__records_add(ctx->out, hdr->id, "count", NULL, SPECTATOR_OP_ADD, (double)count);
-  spectator__records_add(ctx->out, hdr->id, "totalAmount", NULL, SPECTATOR_OP_ADD, total);
-  spectator__records_add(ctx->out, hdr->id, "totalOfSquares", NULL, SPECTATOR_OP_ADD, sq);
-  spectator__records_add(ctx->out, hdr->id, "max", NULL, SPECTATOR_OP_MAX, max);
+  spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_COUNT, 0, SPECTATOR_OP_ADD,
+                         (double)count);
+  spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_TOTAL_AMOUNT, 0, SPECTATOR_OP_ADD,
+                         total);
+  spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_TOTAL_OF_SQUARES, 0, SPECTATOR_OP_ADD,
+                         sq);
+  spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_MAX, 0, SPECTATOR_OP_MAX, max);
   *active = true;
 }
 

@@ -24,15 +24,20 @@
  *   datapoint), so merging hashes and compares those short integer arrays.
  *   The row array is sized once from the record count, and the merge index
  *   is freed before any JSON is written.
+ * - Records are consumed: each chunk of 1024 is freed once its datapoints
+ *   are built, so records and rows never both exist whole.
  * - Each batch gets its own sorted string table holding only the strings it
  *   uses. Its JSON is written directly (no DOM: after sanitization no string
- *   needs escaping) into one buffer sized from an exact count of its bytes
- *   (values other than integers are counted at their longest) and trimmed at
- *   the end. Numbers are integers when whole, else the shortest fixed-point
- *   form that reads back to the same double (checked with one division), else
- *   the shortest of %.15g / %.17g that does: strict RFC 8259 JSON.
- * - gzip output starts at an eighth of the input (JSON of ids compresses to
- *   well under that) and grows only if needed, instead of deflateBound.
+ *   needs escaping). Numbers are integers when whole, else the shortest
+ *   fixed-point form that reads back to the same double (checked with one
+ *   division), else the shortest of %.15g / %.17g that does: strict RFC 8259
+ *   JSON.
+ * - With gzip (the publisher's case) the JSON goes through a 64 KiB window
+ *   into deflate while it is written, so a batch's uncompressed JSON never
+ *   exists whole; the compressed output starts at an eighth of the JSON's
+ *   size (counted exactly before writing, non-integer values at their
+ *   longest) and grows only if needed. Without gzip the JSON is written into
+ *   one buffer of that size, trimmed at the end.
  */
 #include <math.h>
 #include <stdio.h>
@@ -447,9 +452,9 @@ typedef struct {
   /* where strings that need sanitizing are sanitized before interning */
   char *scratch;
   size_t scratch_cap;
-  /* statistic strings are static: a small cache by address */
-  const char *stat_ptr[8];
-  uint32_t stat_idx[8];
+  /* statistic and percentile tag values, interned on first use */
+  uint32_t stat_idx[SPECTATOR__STAT_COUNT_OF_NAMES];
+  uint32_t pct_idx[2][SPECTATOR__PCT_LENGTH];
 } encoder_t;
 
 /* Intern the sanitized form of s (s itself when it is already clean). */
@@ -472,13 +477,23 @@ static uint32_t intern_sanitized(encoder_t *e, const char *s) {
   return intern_ex(&e->in, e->scratch, spectator__sanitize(s, e->scratch), &e->strings);
 }
 
-static uint32_t intern_statistic(encoder_t *e, const char *s) {
-  size_t slot = ((uintptr_t)s >> 3) & 7;
-  if (e->stat_ptr[slot] == s) return e->stat_idx[slot];
-  uint32_t idx = intern_sanitized(e, s);
-  e->stat_ptr[slot] = s;
-  e->stat_idx[slot] = idx;
-  return idx;
+static uint32_t intern_statistic(encoder_t *e, unsigned stat) {
+  if (e->stat_idx[stat] == UINT32_MAX)
+    e->stat_idx[stat] = intern_sanitized(e, spectator__stat_names[stat]);
+  return e->stat_idx[stat];
+}
+
+/* The percentile tag value: copied into the arena the first time (a record
+ * only holds its bucket index). */
+static uint32_t intern_percentile(encoder_t *e, const spectator__record_t *rec) {
+  uint32_t *slot = &e->pct_idx[rec->pct & SPECTATOR__PCT_SUMMARY ? 1 : 0]
+                              [(rec->pct & ~SPECTATOR__PCT_SUMMARY) - 1];
+  if (*slot == UINT32_MAX) {
+    char tag[6];
+    spectator__record_pct_tag(rec, tag);
+    *slot = intern_ex(&e->in, tag, strlen(tag), &e->strings);
+  }
+  return *slot;
 }
 
 static inline row_t *row_at(const encoder_t *e, size_t i) {
@@ -550,9 +565,10 @@ static bool add_record(encoder_t *e, const spectator__record_t *rec) {
   memcpy(p.kv, e->id_pairs.kv, 2 * e->id_pairs.n * sizeof(uint32_t));
   p.n = e->id_pairs.n;
   p.overflow = e->id_pairs.overflow;
-  if (rec->statistic) pairs_set(&p, e->k_stat, intern_statistic(e, rec->statistic));
-  if (rec->percentile[0])
-    pairs_set(&p, e->k_pct, intern(&e->in, rec->percentile, strlen(rec->percentile)));
+  if (rec->stat != SPECTATOR__STAT_NONE && rec->stat < SPECTATOR__STAT_COUNT_OF_NAMES)
+    pairs_set(&p, e->k_stat, intern_statistic(e, rec->stat));
+  if (rec->pct && (rec->pct & ~SPECTATOR__PCT_SUMMARY) <= SPECTATOR__PCT_LENGTH)
+    pairs_set(&p, e->k_pct, intern_percentile(e, rec));
   pairs_set(&p, e->k_name, e->id_name);
   if (p.overflow) return false;
   /* Drop pairs that repeat a common tag exactly, and count the tag set. */
@@ -610,9 +626,88 @@ static inline void mark(const encoder_t *e, scratch_t *s, uint32_t str, uint32_t
   s->used[(*nused)++] = (used_t){e->in.strs[str].s, e->in.strs[str].len, str};
 }
 
-/* Write rows [from, to) as one batch; false when memory runs out. */
+/* ------------------------------------------------------------------------ */
+/* Output: raw JSON, or gzip streamed through a window                        */
+/* ------------------------------------------------------------------------ */
+
+/* With gzip on, a batch's JSON is written into a window of this size and fed
+ * to deflate whenever it fills, so the whole JSON of a batch never exists:
+ * only its compressed form (a tenth of it, or less) grows. */
+#define WINDOW (64 * 1024)
+/* The most a datapoint's pairs, op and value take before the window must be
+ * flushed: 2 * MAX_PAIRS indexes of up to 11 bytes (",<index>"), the pair
+ * count, the op, the number, and 16 bytes of slack for 8-byte copies. */
+#define ROW_BOUND (2 * MAX_PAIRS * 11 + 64 + MAX_NUMBER_LEN)
+_Static_assert(ROW_BOUND < WINDOW, "a datapoint fits the window");
+
+typedef struct {
+  char *buf, *p, *end; /* raw: the whole batch; gzip: the window */
+  z_stream *zs;        /* NULL: raw JSON */
+  char *out;           /* gzip: the compressed batch so far */
+  size_t out_cap;
+  size_t flushed; /* gzip: JSON bytes already fed to deflate */
+} sink_t;
+
+/* Make room in the output: double it (the first size is a guess from the
+ * input, see encode). */
+static bool out_grow(z_stream *zs, char **out, size_t *cap) {
+  size_t used = *out ? (size_t)((char *)zs->next_out - *out) : 0;
+  size_t ncap = *cap > 4096 ? 2 * *cap : 8192;
+  char *b = realloc(*out, ncap);
+  if (!b) return false;
+  *out = b;
+  *cap = ncap;
+  zs->next_out = (Bytef *)b + used;
+  zs->avail_out = (uInt)(ncap - used);
+  return true;
+}
+
+/* Feed len bytes to deflate with flush Z_NO_FLUSH (all input consumed) or
+ * Z_FINISH (stream ended), growing the output as needed. len < 2^32. */
+static bool deflate_feed(z_stream *zs, const char *in, size_t len, int flush, char **out,
+                         size_t *cap) {
+  zs->next_in = (Bytef *)in;
+  zs->avail_in = (uInt)len;
+  for (;;) {
+    if (zs->avail_out == 0 && !out_grow(zs, out, cap)) return false;
+    int rc = deflate(zs, flush);
+    if (rc == Z_STREAM_END) return true;
+    if (rc == Z_BUF_ERROR && zs->avail_out != 0) return false; /* no progress possible */
+    if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
+    if (flush == Z_NO_FLUSH && zs->avail_in == 0) return true;
+  }
+}
+
+static bool sink_flush(sink_t *s, int flush) {
+  size_t n = (size_t)(s->p - s->buf);
+  s->flushed += n;
+  s->p = s->buf;
+  return deflate_feed(s->zs, s->buf, n, flush, &s->out, &s->out_cap);
+}
+
+/* Room for n <= WINDOW bytes at s->p. A raw batch's buffer has its exact size
+ * (counted before writing), so only the window is ever flushed. */
+static inline bool sink_reserve(sink_t *s, size_t n) {
+  if (!s->zs || (size_t)(s->end - s->p) >= n) return true;
+  return sink_flush(s, Z_NO_FLUSH);
+}
+
+static bool sink_put(sink_t *s, const char *src, size_t n) {
+  while (n) {
+    if (s->p == s->end && !sink_flush(s, Z_NO_FLUSH)) return false;
+    size_t k = (size_t)(s->end - s->p) < n ? (size_t)(s->end - s->p) : n;
+    memcpy(s->p, src, k);
+    s->p += k;
+    src += k;
+    n -= k;
+  }
+  return true;
+}
+
+/* Write rows [from, to) as one batch, raw or through deflate (zs); false when
+ * memory runs out. window: WINDOW bytes, used with zs. */
 static bool write_batch(const encoder_t *e, scratch_t *s, size_t from, size_t to, uint32_t batch,
-                        spectator__batch_t *out) {
+                        z_stream *zs, char *window, spectator__batch_t *out) {
   const pairs_t *common = &e->common;
   size_t nused = 0;
   for (size_t r = from; r < to; r++) {
@@ -648,20 +743,38 @@ static bool write_batch(const encoder_t *e, scratch_t *s, size_t from, size_t to
     size += 1 + u64_len(n) + 1 + u64_len(row->op) + 1 + number_len_bound(row->value);
   }
 
-  char *buf = malloc(size + 16); /* slack: digit entries are copied 8 bytes at a time */
-  if (!buf) return false;
-  char *p = buf;
-  *p++ = '[';
-  p += put_u64(p, nused);
-  for (size_t i = 0; i < nused; i++) {
-    *p++ = ',';
-    *p++ = '"';
-    memcpy(p, s->used[i].s, s->used[i].len);
-    p += s->used[i].len;
-    *p++ = '"';
+  sink_t k = {0};
+  if (zs) {
+    if (deflateReset(zs) != Z_OK) return false;
+    k.buf = window;
+    k.end = window + WINDOW;
+    /* JSON of ids compresses to well under an eighth; grown if not. */
+    k.out_cap = size / 8 + 1024;
+    if (!(k.out = malloc(k.out_cap))) return false;
+    zs->next_out = (Bytef *)k.out;
+    zs->avail_out = (uInt)k.out_cap;
+    k.zs = zs;
+  } else {
+    /* slack: digit entries are copied 8 bytes at a time */
+    if (!(k.buf = malloc(size + 16))) return false;
+    k.end = k.buf + size + 16;
+  }
+  k.p = k.buf;
+
+  bool ok = sink_reserve(&k, 1 + 20);
+  if (ok) {
+    *k.p++ = '[';
+    k.p += put_u64(k.p, nused);
+  }
+  for (size_t i = 0; ok && i < nused; i++) {
+    if (!(ok = sink_reserve(&k, 2))) break;
+    *k.p++ = ',';
+    *k.p++ = '"';
+    if (!(ok = sink_put(&k, s->used[i].s, s->used[i].len) && sink_reserve(&k, 1))) break;
+    *k.p++ = '"';
   }
   uint32_t kv[2 * MAX_PAIRS];
-  for (size_t r = from; r < to; r++) {
+  for (size_t r = from; ok && r < to; r++) {
     const row_t *row = row_at(e, r);
     /* The full tag set in local (= sorted string) order of the keys. */
     uint32_t n = 0;
@@ -677,6 +790,8 @@ static bool write_batch(const encoder_t *e, scratch_t *s, size_t from, size_t to
       n++;
     }
     sort_pairs(kv, n);
+    if (!(ok = sink_reserve(&k, ROW_BOUND))) break;
+    char *p = k.p;
     *p++ = ',';
     p += put_u64(p, n);
     for (uint32_t i = 0; i < 2 * n; i++) {
@@ -689,12 +804,24 @@ static bool write_batch(const encoder_t *e, scratch_t *s, size_t from, size_t to
     p += put_u64(p, row->op);
     *p++ = ',';
     p += put_number(p, row->value);
+    k.p = p;
   }
-  *p++ = ']';
-  size_t len = (size_t)(p - buf);
-  char *trimmed = realloc(buf, len);
-  out->data = trimmed ? trimmed : buf;
-  out->len = len;
+  if (ok && (ok = sink_reserve(&k, 1))) *k.p++ = ']';
+  if (zs) {
+    ok = ok && sink_flush(&k, Z_FINISH);
+    if (!ok) {
+      free(k.out);
+      return false;
+    }
+    out->len = zs->total_out;
+    out->raw_len = k.flushed;
+    char *trimmed = realloc(k.out, out->len ? out->len : 1);
+    out->data = trimmed ? trimmed : k.out;
+  } else {
+    out->raw_len = out->len = (size_t)(k.p - k.buf);
+    char *trimmed = realloc(k.buf, out->len);
+    out->data = trimmed ? trimmed : k.buf;
+  }
   out->count = to - from;
   return true;
 }
@@ -707,13 +834,17 @@ void spectator__payload_free(spectator__payload_t *p) {
   }
 }
 
-int spectator__encode(const spectator__records_t *rs, const char *const *common_tags,
-                      size_t batch_size, spectator__payload_t *out) {
+int spectator__encode(spectator__records_t *rs, const char *const *common_tags, size_t batch_size,
+                      int gzip_level, spectator__payload_t *out) {
   memset(out, 0, sizeof(*out));
   if (batch_size == 0) batch_size = 1;
   encoder_t e;
   memset(&e, 0, sizeof(e));
+  memset(e.stat_idx, 0xff, sizeof(e.stat_idx));
+  memset(e.pct_idx, 0xff, sizeof(e.pct_idx));
   scratch_t s = {0};
+  z_stream zs, *zsp = NULL;
+  char *window = NULL;
   int rc = SPECTATOR_ENOMEM;
 
   /* Common tags, sanitized and interned once. */
@@ -726,7 +857,7 @@ int spectator__encode(const spectator__records_t *rs, const char *const *common_
 
   /* Datapoints: at most one per record, so the rows and the merge index are
    * sized once (index load factor at most 2/3). The index is allocated first:
-   * it is freed first. */
+   * it is freed first. Records are freed chunk by chunk as they are read. */
   size_t cap = 16;
   while (2 * cap < 3 * rs->len) cap *= 2;
   e.slots = calloc(cap, sizeof(*e.slots));
@@ -734,8 +865,12 @@ int spectator__encode(const spectator__records_t *rs, const char *const *common_
   e.chunks = calloc(e.nchunks, sizeof(*e.chunks));
   e.mask = cap - 1;
   if (!e.chunks || !e.slots) goto done;
-  for (size_t r = 0; r < rs->len && !e.in.failed && !e.failed; r++)
-    if (e.common.overflow || !add_record(&e, &rs->items[r])) out->dropped++;
+  while (rs->head && !e.in.failed && !e.failed) {
+    const spectator__record_chunk_t *c = rs->head;
+    for (size_t r = 0; r < c->len && !e.in.failed && !e.failed; r++)
+      if (e.common.overflow || !add_record(&e, &c->items[r])) out->dropped++;
+    spectator__records_pop_chunk(rs);
+  }
   if (e.in.failed || e.failed) goto done;
   free(e.in.slots);
   e.in.slots = NULL;
@@ -767,11 +902,19 @@ int spectator__encode(const spectator__records_t *rs, const char *const *common_
   s.used = malloc(nstr * sizeof(*s.used));
   s.digits = malloc(nstr * sizeof(*s.digits));
   if (!out->batches || !s.stamp || !s.local || !s.used || !s.digits) goto done;
+  if (gzip_level != SPECTATOR__ENCODE_RAW && nbatches) {
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, gzip_level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+      goto done;
+    zsp = &zs;
+    if (!(window = malloc(WINDOW))) goto done;
+  }
   for (size_t b = 0; b < nbatches; b++) {
     size_t from = b * batch_size, to = from + batch_size < e.nrows ? from + batch_size : e.nrows;
-    if (!write_batch(&e, &s, from, to, (uint32_t)(b + 1), &out->batches[out->len])) goto done;
-    out->measurements += out->batches[out->len].count;
-    out->raw_bytes += out->batches[out->len].len;
+    spectator__batch_t *batch = &out->batches[out->len];
+    if (!write_batch(&e, &s, from, to, (uint32_t)(b + 1), zsp, window, batch)) goto done;
+    out->measurements += batch->count;
+    out->raw_bytes += batch->raw_len;
     out->len++;
     /* What this batch was written from is not needed any more: the payload
      * grows while the rows shrink. */
@@ -785,6 +928,9 @@ int spectator__encode(const spectator__records_t *rs, const char *const *common_
   rc = 0;
 done:
   if (rc != 0) spectator__payload_free(out);
+  spectator__records_free(rs);
+  if (zsp) deflateEnd(zsp);
+  free(window);
   free(s.stamp);
   free(s.local);
   free(s.used);
@@ -810,32 +956,24 @@ int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *o
     return SPECTATOR_ENOMEM;
   size_t cap = len / 8 + 1024;
   char *buf = malloc(cap);
-  if (!buf) {
-    deflateEnd(&zs);
-    return SPECTATOR_ENOMEM;
-  }
-  zs.next_in = (Bytef *)in;
-  zs.avail_in = (uInt)len;
+  bool ok = buf != NULL;
   zs.next_out = (Bytef *)buf;
   zs.avail_out = (uInt)cap;
-  int zrc;
-  while ((zrc = deflate(&zs, Z_FINISH)) == Z_OK || zrc == Z_BUF_ERROR) {
-    /* Out of room: grow to what is left in the worst case, and go on. */
-    size_t done = zs.total_out;
-    size_t need = done + deflateBound(&zs, zs.avail_in) + 64;
-    char *bigger = zrc == Z_BUF_ERROR && zs.avail_out ? NULL : realloc(buf, need);
-    if (!bigger) break;
-    buf = bigger;
-    cap = need;
-    zs.next_out = (Bytef *)buf + done;
-    zs.avail_out = (uInt)(cap - done);
+  /* In pieces that fit zlib's 32-bit counts; the last one finishes. */
+  while (ok) {
+    size_t n = len < WINDOW * 1024 ? len : WINDOW * 1024;
+    ok = deflate_feed(&zs, in, n, n == len ? Z_FINISH : Z_NO_FLUSH, &buf, &cap);
+    in += n;
+    len -= n;
+    if (!len) break;
   }
+  size_t total = zs.total_out;
   deflateEnd(&zs);
-  if (zrc != Z_STREAM_END) {
+  if (!ok) {
     free(buf);
     return SPECTATOR_ENOMEM;
   }
   *out = buf;
-  *out_len = zs.total_out;
+  *out_len = total;
   return 0;
 }

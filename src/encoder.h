@@ -4,10 +4,12 @@
 
 #include "internal.h"
 
-/* One request body (uncompressed JSON) and how many datapoints it holds. */
+/* One request body (gzip-compressed JSON, or the JSON itself when encoded
+ * with SPECTATOR__ENCODE_RAW) and how many datapoints it holds. */
 typedef struct {
   char *data;
-  size_t len;
+  size_t len;     /* bytes of data */
+  size_t raw_len; /* bytes of its JSON */
   size_t count;
 } spectator__batch_t;
 
@@ -19,12 +21,19 @@ typedef struct {
   size_t dropped;      /* records that could not be encoded (too many tags) */
 } spectator__payload_t;
 
+/* gzip_level for spectator__encode: batches hold their JSON, uncompressed. */
+#define SPECTATOR__ENCODE_RAW (-2)
+
 /* Encode records into batches of at most batch_size datapoints (SPEC section
  * 3): common tags, sanitization, merging of ids that sanitize alike, a sorted
- * string table per batch. Returns 0, or SPECTATOR_ENOMEM (out is then empty).
- * Thread-safe (no shared state). */
-int spectator__encode(const spectator__records_t *rs, const char *const *common_tags,
-                      size_t batch_size, spectator__payload_t *out);
+ * string table per batch. Each batch is gzip-compressed (RFC 1952) at
+ * gzip_level (zlib's 0-9 or Z_DEFAULT_COMPRESSION) while it is written, or
+ * left as JSON with SPECTATOR__ENCODE_RAW.
+ * Consumes rs: its records are freed as they are read and rs is empty on
+ * return; the ids they borrow must stay alive until this returns. Returns 0,
+ * or SPECTATOR_ENOMEM (out is then empty). Thread-safe (no shared state). */
+int spectator__encode(spectator__records_t *rs, const char *const *common_tags, size_t batch_size,
+                      int gzip_level, spectator__payload_t *out);
 void spectator__payload_free(spectator__payload_t *p);
 
 /* gzip (RFC 1952) the input at the given zlib level; *out is malloc'd. */

@@ -35,7 +35,8 @@ bool spectator__gauge_measure(struct spectator_gauge *g, spectator__snap_ctx_t *
   if (!updated && (uint64_t)ctx->now_ns - (uint64_t)g->last_set_ns > (uint64_t)g->ttl_ns &&
       ctx->now_ns > g->last_set_ns)
     return false;
-  spectator__records_add(ctx->out, g->hdr.id, g->hdr.has_statistic ? NULL : "gauge", NULL,
+  spectator__records_add(ctx->out, g->hdr.id,
+                         g->hdr.has_statistic ? SPECTATOR__STAT_NONE : SPECTATOR__STAT_GAUGE, 0,
                          SPECTATOR_OP_MAX, v);
   return updated;
 }
@@ -72,7 +73,8 @@ double spectator_max_gauge_get(const spectator_max_gauge_t *g) {
 bool spectator__max_gauge_measure(struct spectator_max_gauge *g, spectator__snap_ctx_t *ctx) {
   uint64_t k = atomic_exchange_explicit(&g->key, 0, memory_order_relaxed);
   if (!k) return false;
-  spectator__records_add(ctx->out, g->hdr.id, g->hdr.has_statistic ? NULL : "max", NULL,
+  spectator__records_add(ctx->out, g->hdr.id,
+                         g->hdr.has_statistic ? SPECTATOR__STAT_NONE : SPECTATOR__STAT_MAX, 0,
                          SPECTATOR_OP_MAX, order_value(k));
   return true;
 }

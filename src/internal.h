@@ -371,31 +371,71 @@ bool spectator__is_noop(const void *meter);
 /* Snapshot records (snapshot.c)                                             */
 /* ------------------------------------------------------------------------ */
 
-/* One measurement in the compact form the snapshot produces: the meter's id,
- * the statistic to add (NULL when the id carries one) and for percentile
- * meters the percentile tag value. The public API and the encoder turn these
- * into full tag sets. */
+/* The statistic a record adds to its id's tags (SPECTATOR__STAT_NONE: the
+ * id's own tags are used as they are). Names in spectator__stat_names. */
+typedef enum {
+  SPECTATOR__STAT_NONE,
+  SPECTATOR__STAT_COUNT,
+  SPECTATOR__STAT_TOTAL_TIME,
+  SPECTATOR__STAT_TOTAL_OF_SQUARES,
+  SPECTATOR__STAT_MAX,
+  SPECTATOR__STAT_TOTAL_AMOUNT,
+  SPECTATOR__STAT_PERCENTILE,
+  SPECTATOR__STAT_GAUGE,
+  SPECTATOR__STAT_COUNT_OF_NAMES
+} spectator__stat_t;
+extern const char *const spectator__stat_names[SPECTATOR__STAT_COUNT_OF_NAMES]; /* [NONE] = NULL */
+
+/* Percentile tag of a record: 0 for none, else the bucket index + 1, with
+ * SPECTATOR__PCT_SUMMARY set for distribution summaries ("D00A2" instead of
+ * "T00A2"). */
+#define SPECTATOR__PCT_SUMMARY 0x8000u
+
+/* One measurement in the compact form the snapshot produces (24 bytes): the
+ * meter's id, the statistic and percentile tags to set on it, op and value.
+ * The id is borrowed: meters and their ids live as long as their registry,
+ * so records must not outlive the registry they were collected from. The
+ * public API and the encoder turn records into full tag sets. */
 typedef struct {
-  spectator_id_t *id;    /* one reference held */
-  const char *statistic; /* static string: sets (or replaces) the statistic
-                            tag; NULL: the id's tags are used as they are */
-  char percentile[8];    /* "" or "T00A2" */
-  int op;
+  const spectator_id_t *id;
   double value;
+  uint16_t pct;
+  uint8_t stat; /* spectator__stat_t */
+  uint8_t op;
 } spectator__record_t;
 
+/* Records come in fixed-size chunks (no doubling, no copy on growth), so a
+ * reader can free what it has consumed while it goes. */
+#define SPECTATOR__RECORD_CHUNK 1024
+typedef struct spectator__record_chunk {
+  struct spectator__record_chunk *next;
+  size_t len;
+  spectator__record_t items[SPECTATOR__RECORD_CHUNK];
+} spectator__record_chunk_t;
+
 typedef struct {
-  spectator__record_t *items;
-  size_t len, cap;
+  spectator__record_chunk_t *head, *tail;
+  size_t len;  /* records over all chunks */
+  size_t lost; /* records dropped because memory ran out */
   bool failed; /* an allocation failed: the snapshot is incomplete */
 } spectator__records_t;
 
+/* Every record, in order: for (...) { use r }. */
+#define SPECTATOR__RECORDS_FOREACH(rs, r)                                                         \
+  for (spectator__record_chunk_t *r##_chunk = (rs)->head; r##_chunk; r##_chunk = r##_chunk->next) \
+    for (spectator__record_t *r = r##_chunk->items; r < r##_chunk->items + r##_chunk->len; r++)
+
 void spectator__records_init(spectator__records_t *rs);
 void spectator__records_free(spectator__records_t *rs);
-/* Append a record (takes a new reference on id). Non-finite values are
- * dropped (logged at debug). Sets rs->failed on allocation failure. */
-void spectator__records_add(spectator__records_t *rs, spectator_id_t *id, const char *statistic,
-                            const char *percentile, int op, double value);
+/* Free the first chunk (a reader is done with it); rs->len drops by its count. */
+void spectator__records_pop_chunk(spectator__records_t *rs);
+/* Append a record (id borrowed, see above). Non-finite values are dropped
+ * (logged at debug). On allocation failure the record is counted in
+ * rs->lost and rs->failed is set. pct as above. */
+void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
+                            spectator__stat_t stat, unsigned pct, int op, double value);
+/* The percentile tag value of a record ("T00A2"); false when it has none. */
+bool spectator__record_pct_tag(const spectator__record_t *r, char buf[6]);
 
 /* Each meter type reports its interval values into rs and resets them; returns
  * true when the meter saw activity this interval. now_ns is the snapshot time. */

@@ -33,7 +33,8 @@ bool spectator__monotonic_counter_measure(struct spectator_monotonic_counter *m,
   if (isnan(prev)) return updated;
   double delta = v - prev;
   if (delta > 0)
-    spectator__records_add(ctx->out, m->hdr.id, m->hdr.has_statistic ? NULL : "count", NULL,
+    spectator__records_add(ctx->out, m->hdr.id,
+                           m->hdr.has_statistic ? SPECTATOR__STAT_NONE : SPECTATOR__STAT_COUNT, 0,
                            SPECTATOR_OP_ADD, delta);
   return updated;
 }

@@ -83,9 +83,9 @@ static bool measure_buckets(_Atomic uint64_t *buckets, spectator__meter_t *hdr, 
     if (atomic_load_explicit(&buckets[i], memory_order_relaxed) == 0) continue;
     uint64_t n = atomic_exchange_explicit(&buckets[i], 0, memory_order_relaxed);
     if (!n) continue;
-    char tag[6];
-    spectator__pct_tag(prefix, i, tag);
-    spectator__records_add(ctx->out, hdr->id, "percentile", tag, SPECTATOR_OP_ADD, (double)n);
+    spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_PERCENTILE,
+                           (unsigned)(i + 1) | (prefix == 'D' ? SPECTATOR__PCT_SUMMARY : 0),
+                           SPECTATOR_OP_ADD, (double)n);
     any = true;
   }
   return any;

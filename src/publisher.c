@@ -233,44 +233,45 @@ static void send_batch(spectator_registry_t *reg, struct spectator__publisher *p
   account(reg, &res, n, ml);
 }
 
-/* One publish: snapshot, encode, compress, send. */
+/* One publish: snapshot, encode and compress, send. */
 static void publish(spectator_registry_t *reg, struct spectator__publisher *p,
                     int64_t deadline_ns) {
   spectator__records_t rs;
   spectator__records_init(&rs);
   spectator__registry_collect(reg, &rs);
   if (spectator__log_enabled(SPECTATOR_LOG_DEBUG)) {
-    for (size_t i = 0; i < rs.len; i++) {
-      char id[256];
-      spectator_id_format(rs.items[i].id, id, sizeof(id));
+    SPECTATOR__RECORDS_FOREACH(&rs, r) {
+      char id[256], pct[6];
+      spectator_id_format(r->id, id, sizeof(id));
+      bool has_pct = spectator__record_pct_tag(r, pct);
       spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY,
                      "measurement %s statistic=%s%s%s op=%d value=%.17g", id,
-                     rs.items[i].statistic ? rs.items[i].statistic : "-",
-                     rs.items[i].percentile[0] ? " percentile=" : "", rs.items[i].percentile,
-                     rs.items[i].op, rs.items[i].value);
+                     spectator__stat_names[r->stat] ? spectator__stat_names[r->stat] : "-",
+                     has_pct ? " percentile=" : "", pct, r->op, r->value);
     }
   }
-  spectator__payload_t pl;
-  if (rs.failed || spectator__encode(&rs, reg->common_tags, reg->cfg.batch_size, &pl) != 0) {
+  /* What could be collected is sent; records lost to a failed allocation are
+   * counted as dropped. The encoder frees the records as it reads them. */
+  if (rs.lost) {
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
-                   "out of memory encoding %zu measurements: dropped", rs.len);
-    count_measurements(reg, "other", rs.len);
-    spectator__records_free(&rs);
+                   "out of memory during a snapshot: %zu measurements dropped", rs.lost);
+    count_measurements(reg, "other", rs.lost);
+  }
+  size_t collected = rs.len;
+  spectator__payload_t pl;
+  if (spectator__encode(&rs, reg->common_tags, reg->cfg.batch_size, GZIP_LEVEL, &pl) != 0) {
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
+                   "out of memory encoding %zu measurements: dropped", collected);
+    count_measurements(reg, "other", collected);
     return;
   }
-  spectator__records_free(&rs);
   count_measurements(reg, "validation", pl.dropped);
   msglog_t ml = {{0}, 0, 0};
   for (size_t b = 0; b < pl.len; b++) {
-    char *gz = NULL;
-    size_t gz_len = 0;
-    const spectator__batch_t *batch = &pl.batches[b];
-    if (spectator__gzip(batch->data, batch->len, GZIP_LEVEL, &gz, &gz_len) != 0) {
-      count_measurements(reg, "other", batch->count);
-      continue;
-    }
-    send_batch(reg, p, gz, gz_len, batch->count, deadline_ns, &ml);
-    free(gz);
+    spectator__batch_t *batch = &pl.batches[b];
+    send_batch(reg, p, batch->data, batch->len, batch->count, deadline_ns, &ml);
+    free(batch->data); /* sent: not needed while the next batches go */
+    batch->data = NULL;
   }
   msglog_flush(&ml);
   spectator__payload_free(&pl);

@@ -610,7 +610,6 @@ void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t
  * what the parent had pending is reported once, by the parent. Gauges forget
  * their value too: the child reports only what it sets itself. */
 void spectator__meter_discard(spectator__meter_t *m) {
-  static spectator__records_t sink; /* never grows: see records_add below */
   switch ((spectator__type_t)m->type) {
   case SPECTATOR__GAUGE: {
     struct spectator_gauge *g = (void *)m;
@@ -632,7 +631,6 @@ void spectator__meter_discard(spectator__meter_t *m) {
     spectator__snap_ctx_t ctx = {&rs, 0};
     measure(m, &ctx);
     spectator__records_free(&rs);
-    (void)sink;
     return;
   }
   }

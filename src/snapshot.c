@@ -2,10 +2,12 @@
  * Snapshots: the records meters report at each interval, and the public
  * measurement list built from them.
  *
- * Meters report compact records (their own id plus a static statistic name and
- * an optional percentile tag) so that a snapshot allocates nothing per meter
- * beyond the record array. The public API expands each record into a full id
- * with its statistic tag; the publisher's encoder reads the records directly.
+ * Meters report compact records of 24 bytes (their own id, borrowed, plus
+ * codes for the statistic and percentile tags), in chunks of 1024, so that a
+ * snapshot allocates nothing per meter beyond its record, and the encoder can
+ * free chunks as it consumes them. The public API expands each record into a
+ * full id with its statistic tag; the publisher's encoder reads the records
+ * directly.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -13,49 +15,79 @@
 
 #include "internal.h"
 
+const char *const spectator__stat_names[SPECTATOR__STAT_COUNT_OF_NAMES] = {
+    [SPECTATOR__STAT_NONE] = NULL,
+    [SPECTATOR__STAT_COUNT] = "count",
+    [SPECTATOR__STAT_TOTAL_TIME] = "totalTime",
+    [SPECTATOR__STAT_TOTAL_OF_SQUARES] = "totalOfSquares",
+    [SPECTATOR__STAT_MAX] = "max",
+    [SPECTATOR__STAT_TOTAL_AMOUNT] = "totalAmount",
+    [SPECTATOR__STAT_PERCENTILE] = "percentile",
+    [SPECTATOR__STAT_GAUGE] = "gauge",
+};
+
+_Static_assert(sizeof(spectator__record_t) <= 24, "a record stays at 24 bytes");
+_Static_assert(SPECTATOR__PCT_LENGTH < SPECTATOR__PCT_SUMMARY, "bucket index fits the pct field");
+
 void spectator__records_init(spectator__records_t *rs) {
-  rs->items = NULL;
-  rs->len = rs->cap = 0;
+  rs->head = rs->tail = NULL;
+  rs->len = 0;
+  rs->lost = 0;
   rs->failed = false;
 }
 
+void spectator__records_pop_chunk(spectator__records_t *rs) {
+  spectator__record_chunk_t *c = rs->head;
+  if (!c) return;
+  rs->head = c->next;
+  if (!rs->head) rs->tail = NULL;
+  rs->len -= c->len;
+  free(c);
+}
+
 void spectator__records_free(spectator__records_t *rs) {
-  for (size_t i = 0; i < rs->len; i++) spectator_id_free(rs->items[i].id);
-  free(rs->items);
+  while (rs->head) spectator__records_pop_chunk(rs);
   spectator__records_init(rs);
 }
 
-void spectator__records_add(spectator__records_t *rs, spectator_id_t *id, const char *statistic,
-                            const char *percentile, int op, double value) {
+void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
+                            spectator__stat_t stat, unsigned pct, int op, double value) {
   if (!isfinite(value)) {
     if (spectator__log_enabled(SPECTATOR_LOG_DEBUG))
       spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY,
                      "dropping non-finite value of %.*s (statistic %s)",
-                     SPECTATOR__LOG_STR(id->name), statistic ? statistic : "-");
+                     SPECTATOR__LOG_STR(id->name),
+                     spectator__stat_names[stat] ? spectator__stat_names[stat] : "-");
     return;
   }
-  if (rs->len == rs->cap) {
-    size_t cap = rs->cap ? rs->cap * 2 : 64;
-    spectator__record_t *items = realloc(rs->items, cap * sizeof(*items));
-    if (!items) {
+  spectator__record_chunk_t *c = rs->tail;
+  if (!c || c->len == SPECTATOR__RECORD_CHUNK) {
+    c = malloc(sizeof(*c));
+    if (!c) {
       rs->failed = true;
+      rs->lost++;
       return;
     }
-    rs->items = items;
-    rs->cap = cap;
+    c->next = NULL;
+    c->len = 0;
+    if (rs->tail)
+      rs->tail->next = c;
+    else
+      rs->head = c;
+    rs->tail = c;
   }
-  spectator__record_t *r = &rs->items[rs->len++];
-  r->id = spectator_id_ref(id);
-  r->statistic = statistic;
-  r->percentile[0] = '\0';
-  if (percentile) {
-    size_t n = strlen(percentile);
-    if (n >= sizeof(r->percentile)) n = sizeof(r->percentile) - 1;
-    memcpy(r->percentile, percentile, n);
-    r->percentile[n] = '\0';
+  c->items[c->len++] = (spectator__record_t){id, value, (uint16_t)pct, (uint8_t)stat, (uint8_t)op};
+  rs->len++;
+}
+
+bool spectator__record_pct_tag(const spectator__record_t *r, char buf[6]) {
+  if (!r->pct) {
+    buf[0] = '\0';
+    return false;
   }
-  r->op = op;
-  r->value = value;
+  spectator__pct_tag(r->pct & SPECTATOR__PCT_SUMMARY ? 'D' : 'T',
+                     (size_t)(r->pct & ~SPECTATOR__PCT_SUMMARY) - 1, buf);
+  return true;
 }
 
 struct spectator_measurements {
@@ -84,11 +116,12 @@ static int measurement_cmp(const void *x, const void *y) {
 /* Expand a record into a full id: the meter's id with the statistic (and
  * percentile) tag set. A new reference either way. */
 static spectator_id_t *record_id(const spectator__record_t *r) {
-  if (!r->statistic) return spectator_id_ref(r->id);
-  const char *tags[5] = {"statistic", r->statistic, NULL, NULL, NULL};
-  if (r->percentile[0]) {
+  if (r->stat == SPECTATOR__STAT_NONE) return spectator_id_ref(r->id);
+  char pct[6];
+  const char *tags[5] = {"statistic", spectator__stat_names[r->stat], NULL, NULL, NULL};
+  if (spectator__record_pct_tag(r, pct)) {
     tags[2] = "percentile";
-    tags[3] = r->percentile;
+    tags[3] = pct;
   }
   return spectator_id_with_tags(r->id, tags);
 }
@@ -107,10 +140,11 @@ spectator_measurements_t *spectator_registry_snapshot(spectator_registry_t *reg)
   if (rs.len && !ms->items)
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
                    "out of memory during a snapshot: %zu measurements were lost", rs.len);
-  for (size_t i = 0; ms->items && i < rs.len; i++) {
-    spectator_id_t *id = record_id(&rs.items[i]);
+  SPECTATOR__RECORDS_FOREACH(&rs, r) {
+    if (!ms->items) break;
+    spectator_id_t *id = record_id(r);
     if (!id) continue;
-    ms->items[ms->len++] = (spectator_measurement_t){id, rs.items[i].op, rs.items[i].value};
+    ms->items[ms->len++] = (spectator_measurement_t){id, r->op, r->value};
   }
   spectator__records_free(&rs);
   if (ms->len > 1) qsort(ms->items, ms->len, sizeof(*ms->items), measurement_cmp);

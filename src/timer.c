@@ -144,11 +144,14 @@ void spectator__timer_state_measure(spectator__timer_state_t *st, spectator__met
   }
   /* Four statistics of one id: each sets its own statistic tag (an id's own
    * statistic tag is only kept by single-statistic meters). */
-  spectator__records_add(ctx->out, hdr->id, "count", NULL, SPECTATOR_OP_ADD, (double)count);
-  spectator__records_add(ctx->out, hdr->id, "totalTime", NULL, SPECTATOR_OP_ADD,
+  spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_COUNT, 0, SPECTATOR_OP_ADD,
+                         (double)count);
+  spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_TOTAL_TIME, 0, SPECTATOR_OP_ADD,
                          (double)total / 1e9);
-  spectator__records_add(ctx->out, hdr->id, "totalOfSquares", NULL, SPECTATOR_OP_ADD, sq / 1e18);
-  spectator__records_add(ctx->out, hdr->id, "max", NULL, SPECTATOR_OP_MAX, (double)max / 1e9);
+  spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_TOTAL_OF_SQUARES, 0, SPECTATOR_OP_ADD,
+                         sq / 1e18);
+  spectator__records_add(ctx->out, hdr->id, SPECTATOR__STAT_MAX, 0, SPECTATOR_OP_MAX,
+                         (double)max / 1e9);
   *active = true;
 }
 

@@ -8,23 +8,84 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
 #include "encoder.h"
 
+/* Records borrow their ids (as they borrow a meter's in a registry): the ids
+ * made here live until the test's teardown. */
+static spectator_id_t **ids;
+static size_t nids, ids_cap;
+
+static int free_ids(void **state) {
+  (void)state;
+  for (size_t i = 0; i < nids; i++) spectator_id_free(ids[i]);
+  free(ids);
+  ids = NULL;
+  nids = ids_cap = 0;
+  return 0;
+}
+
+static spectator__stat_t stat_code(const char *stat) {
+  if (!stat) return SPECTATOR__STAT_NONE;
+  for (int i = 1; i < SPECTATOR__STAT_COUNT_OF_NAMES; i++)
+    if (strcmp(spectator__stat_names[i], stat) == 0) return (spectator__stat_t)i;
+  fail_msg("unknown statistic %s", stat);
+  return SPECTATOR__STAT_NONE;
+}
+
+/* "T0042" -> bucket 0x42 of a timer; "D0001" -> bucket 1 of a summary. */
+static unsigned pct_code(const char *pct) {
+  if (!pct) return 0;
+  unsigned idx = (unsigned)strtoul(pct + 1, NULL, 16);
+  return (idx + 1) | (pct[0] == 'D' ? SPECTATOR__PCT_SUMMARY : 0);
+}
+
 static void add(spectator__records_t *rs, const char *name, const char *const *tags,
                 const char *stat, const char *pct, int op, double v) {
   spectator_id_t *id = spectator_id_new(name, tags);
   assert_non_null(id);
-  spectator__records_add(rs, id, stat, pct, op, v);
-  spectator_id_free(id);
+  if (nids == ids_cap) {
+    ids_cap = ids_cap ? 2 * ids_cap : 64;
+    ids = realloc(ids, ids_cap * sizeof(*ids));
+    assert_non_null(ids);
+  }
+  ids[nids++] = id;
+  spectator__records_add(rs, id, stat_code(stat), pct_code(pct), op, v);
+}
+
+/* gunzip a whole gzip member; *out is malloc'd. */
+static void gunzip(const char *in, size_t len, char **out, size_t *out_len) {
+  z_stream zs;
+  memset(&zs, 0, sizeof(zs));
+  assert_int_equal(inflateInit2(&zs, 16 + 15), Z_OK);
+  size_t cap = 4 * len + 1024;
+  char *buf = malloc(cap);
+  zs.next_in = (Bytef *)in;
+  zs.avail_in = (uInt)len;
+  int rc;
+  do {
+    if (zs.total_out == cap) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+    }
+    zs.next_out = (Bytef *)buf + zs.total_out;
+    zs.avail_out = (uInt)(cap - zs.total_out);
+    rc = inflate(&zs, Z_NO_FLUSH);
+  } while (rc == Z_OK);
+  assert_int_equal(rc, Z_STREAM_END);
+  assert_int_equal(zs.avail_in, 0); /* one member, nothing after it */
+  *out = buf;
+  *out_len = zs.total_out;
+  inflateEnd(&zs);
 }
 
 static char *encode_one(spectator__records_t *rs, const char *const *common, size_t batch,
                         size_t expect_batches) {
   spectator__payload_t pl;
-  assert_int_equal(spectator__encode(rs, common, batch, &pl), 0);
+  assert_int_equal(spectator__encode(rs, common, batch, SPECTATOR__ENCODE_RAW, &pl), 0);
   assert_int_equal(pl.len, expect_batches);
   char *s = NULL;
   if (pl.len) {
@@ -72,7 +133,9 @@ static void encoder_id_tags_override_common_tags_and_statistic_overrides_both(vo
   add(&rs, "x", SPECTATOR_TAGS("nf.app", "mine", "statistic", "own"), "percentile", "T0042",
       SPECTATOR_OP_ADD, 1);
   spectator__payload_t pl;
-  assert_int_equal(spectator__encode(&rs, SPECTATOR_TAGS("nf.app", "common"), 10, &pl), 0);
+  assert_int_equal(
+      spectator__encode(&rs, SPECTATOR_TAGS("nf.app", "common"), 10, SPECTATOR__ENCODE_RAW, &pl),
+      0);
   cJSON *j = cJSON_ParseWithLength(pl.batches[0].data, pl.batches[0].len);
   assert_non_null(j);
   int n = cJSON_GetArrayItem(j, 0)->valueint;
@@ -104,7 +167,7 @@ static void encoder_splits_25000_measurements_into_batches_of_10000(void **state
     add(&rs, name, NULL, "count", NULL, SPECTATOR_OP_ADD, i + 1);
   }
   spectator__payload_t pl;
-  assert_int_equal(spectator__encode(&rs, NULL, 10000, &pl), 0);
+  assert_int_equal(spectator__encode(&rs, NULL, 10000, SPECTATOR__ENCODE_RAW, &pl), 0);
   assert_int_equal(pl.len, 3);
   assert_int_equal(pl.batches[0].count, 10000);
   assert_int_equal(pl.batches[1].count, 10000);
@@ -138,8 +201,16 @@ static void encoder_splits_25000_measurements_into_batches_of_10000(void **state
 
 static void encoder_writes_numbers_that_read_back_exactly(void **state) {
   (void)state;
-  const double values[] = {0.1, 1.0 / 3, 1e-300, 1.7976931348623157e308, 4.9e-324, 123456789012345678.0,
-                           9007199254740993.0, 0.5, 1e21, 2.5e-7};
+  const double values[] = {0.1,
+                           1.0 / 3,
+                           1e-300,
+                           1.7976931348623157e308,
+                           4.9e-324,
+                           123456789012345678.0,
+                           9007199254740993.0,
+                           0.5,
+                           1e21,
+                           2.5e-7};
   for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
     char buf[40];
     spectator__json_number(buf, sizeof(buf), values[i]);
@@ -185,23 +256,127 @@ static void sanitize_replaces_everything_outside_the_allowed_set(void **state) {
 static void gzip_output_inflates_to_the_input(void **state) {
   (void)state;
   const char *in = "[1,\"a\",1,0,0,0,1]";
-  char *gz;
-  size_t len;
+  char *gz, *back;
+  size_t len, back_len;
   assert_int_equal(spectator__gzip(in, strlen(in), 1, &gz, &len), 0);
   assert_true((unsigned char)gz[0] == 0x1f && (unsigned char)gz[1] == 0x8b);
+  gunzip(gz, len, &back, &back_len);
+  assert_int_equal(back_len, strlen(in));
+  assert_memory_equal(back, in, back_len);
+  free(back);
   free(gz);
+  /* Nothing in, a valid empty member out; and an incompressible megabyte,
+   * which outgrows the first output guess. */
+  assert_int_equal(spectator__gzip("", 0, 6, &gz, &len), 0);
+  gunzip(gz, len, &back, &back_len);
+  assert_int_equal(back_len, 0);
+  free(back);
+  free(gz);
+  size_t big = 1 << 20;
+  char *noise = malloc(big);
+  uint64_t x = 88172645463325252ULL;
+  for (size_t i = 0; i < big; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    noise[i] = (char)x;
+  }
+  assert_int_equal(spectator__gzip(noise, big, 1, &gz, &len), 0);
+  assert_true(len > big / 8 + 1024);
+  gunzip(gz, len, &back, &back_len);
+  assert_int_equal(back_len, big);
+  assert_memory_equal(back, noise, big);
+  free(back);
+  free(gz);
+  free(noise);
+}
+
+/* The same records, encoded once as JSON and once with gzip. */
+static void add_mixed_records(spectator__records_t *rs, const char *long_value) {
+  char name[32], ep[32];
+  for (int i = 0; i < 2500; i++) {
+    snprintf(name, sizeof(name), "svc.requests.%d", i % 97);
+    snprintf(ep, sizeof(ep), "/api/v%d/item%04d", i % 3, i);
+    add(rs, name, SPECTATOR_TAGS("endpoint", ep, "status", i % 5 ? "2xx" : "5xx"), "count", NULL,
+        SPECTATOR_OP_ADD, i * 0.25);
+    if (i % 10 == 0)
+      add(rs, "svc.latency", SPECTATOR_TAGS("endpoint", ep), "percentile", "D00A2",
+          SPECTATOR_OP_ADD, i);
+  }
+  /* One string longer than the 64 KiB window the JSON goes through. */
+  add(rs, "svc.big", SPECTATOR_TAGS("blob", long_value), "max", NULL, SPECTATOR_OP_MAX, 1.5);
+}
+
+static void encoder_gzip_batches_inflate_to_exactly_the_json_batches(void **state) {
+  (void)state;
+  size_t long_len = 200 * 1024;
+  char *long_value = malloc(long_len + 1);
+  for (size_t i = 0; i < long_len; i++) long_value[i] = (char)('a' + i % 26);
+  long_value[long_len] = '\0';
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  add_mixed_records(&rs, long_value);
+  spectator__payload_t raw, gz;
+  assert_int_equal(
+      spectator__encode(&rs, SPECTATOR_TAGS("nf.app", "www"), 1000, SPECTATOR__ENCODE_RAW, &raw),
+      0);
+  add_mixed_records(&rs, long_value);
+  assert_int_equal(spectator__encode(&rs, SPECTATOR_TAGS("nf.app", "www"), 1000, 1, &gz), 0);
+  assert_int_equal(raw.len, 3);
+  assert_int_equal(gz.len, raw.len);
+  assert_int_equal(gz.measurements, 2751);
+  assert_int_equal(gz.raw_bytes, raw.raw_bytes);
+  for (size_t b = 0; b < gz.len; b++) {
+    assert_int_equal(gz.batches[b].count, raw.batches[b].count);
+    assert_int_equal(raw.batches[b].raw_len, raw.batches[b].len);
+    assert_int_equal(gz.batches[b].raw_len, raw.batches[b].len);
+    assert_true(gz.batches[b].len < raw.batches[b].len / 4);
+    char *back;
+    size_t back_len;
+    gunzip(gz.batches[b].data, gz.batches[b].len, &back, &back_len);
+    assert_int_equal(back_len, raw.batches[b].len);
+    assert_memory_equal(back, raw.batches[b].data, back_len);
+    free(back);
+  }
+  /* The long value made it whole into the last batch. */
+  assert_non_null(memmem(raw.batches[2].data, raw.batches[2].len, long_value, long_len));
+  spectator__payload_free(&raw);
+  spectator__payload_free(&gz);
+  free(long_value);
+}
+
+static void encoder_consumes_the_records_it_reads(void **state) {
+  (void)state;
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  for (int i = 0; i < 3000; i++) add(&rs, "c", NULL, "count", NULL, SPECTATOR_OP_ADD, 1);
+  assert_int_equal(rs.len, 3000);
+  assert_non_null(rs.head->next->next); /* three chunks of at most 1024 */
+  spectator__payload_t pl;
+  assert_int_equal(spectator__encode(&rs, NULL, 100, SPECTATOR__ENCODE_RAW, &pl), 0);
+  assert_int_equal(rs.len, 0);
+  assert_null(rs.head);
+  assert_null(rs.tail);
+  /* 3000 equal ids merged into one datapoint */
+  assert_int_equal(pl.measurements, 1);
+  assert_int_equal(pl.len, 1);
+  const char *want = "[4,\"c\",\"count\",\"name\",\"statistic\",2,2,0,3,1,0,3000]";
+  assert_int_equal(pl.batches[0].len, strlen(want));
+  assert_memory_equal(pl.batches[0].data, want, strlen(want));
+  spectator__payload_free(&pl);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(encoder_writes_exact_string_table_and_records),
-      cmocka_unit_test(encoder_sanitizes_and_merges_ids_that_collide),
-      cmocka_unit_test(encoder_id_tags_override_common_tags_and_statistic_overrides_both),
-      cmocka_unit_test(encoder_splits_25000_measurements_into_batches_of_10000),
-      cmocka_unit_test(encoder_writes_numbers_that_read_back_exactly),
-      cmocka_unit_test(encoder_drops_non_finite_values_before_they_reach_json),
-      cmocka_unit_test(sanitize_replaces_everything_outside_the_allowed_set),
-      cmocka_unit_test(gzip_output_inflates_to_the_input),
+      cmocka_unit_test_teardown(encoder_writes_exact_string_table_and_records, free_ids),
+      cmocka_unit_test_teardown(encoder_sanitizes_and_merges_ids_that_collide, free_ids),
+      cmocka_unit_test_teardown(encoder_id_tags_override_common_tags_and_statistic_overrides_both,
+                                free_ids),
+      cmocka_unit_test_teardown(encoder_splits_25000_measurements_into_batches_of_10000, free_ids),
+      cmocka_unit_test_teardown(encoder_writes_numbers_that_read_back_exactly, free_ids),
+      cmocka_unit_test_teardown(encoder_drops_non_finite_values_before_they_reach_json, free_ids),
+      cmocka_unit_test_teardown(sanitize_replaces_everything_outside_the_allowed_set, free_ids),
+      cmocka_unit_test_teardown(gzip_output_inflates_to_the_input, free_ids),
+      cmocka_unit_test_teardown(encoder_gzip_batches_inflate_to_exactly_the_json_batches, free_ids),
+      cmocka_unit_test_teardown(encoder_consumes_the_records_it_reads, free_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -356,7 +356,7 @@ static void ten_thousand_common_tags_are_dropped_whole_not_truncated(void **stat
   spectator__registry_collect(r, &rs);
   assert_int_equal(rs.len, 2);
   spectator__payload_t pl;
-  assert_int_equal(spectator__encode(&rs, r->common_tags, 100, &pl), 0);
+  assert_int_equal(spectator__encode(&rs, r->common_tags, 100, 1, &pl), 0);
   assert_int_equal(pl.dropped, 2);
   assert_int_equal(pl.measurements, 0);
   spectator__payload_free(&pl);
