@@ -65,44 +65,44 @@ static inline void mt_dump(const spectator_measurements_t *ms) {
 }
 
 /* Assert a measurement (name, exact tags incl. statistic, op, exact value). */
-#define mt_assert_measurement(ms, name, tags, expected_op, expected_value)                    \
-  do {                                                                                       \
-    const spectator_measurement_t *mt_m_ = spectator_measurements_find((ms), (name), (tags)); \
-    if (!mt_m_) {                                                                            \
-      print_error("%s:%d: no measurement named %s with the expected tags\n", __FILE__,       \
-                  __LINE__, (name));                                                         \
-      mt_dump(ms);                                                                           \
-      fail();                                                                                \
-    }                                                                                        \
-    if (mt_m_->op != (expected_op) || !(mt_m_->value == (double)(expected_value))) {        \
-      print_error("%s:%d: %s: op=%d value=%.17g, expected op=%d value=%.17g\n", __FILE__,    \
-                  __LINE__, (name), mt_m_->op, mt_m_->value, (int)(expected_op),             \
-                  (double)(expected_value));                                                 \
-      mt_dump(ms);                                                                           \
-      fail();                                                                                \
-    }                                                                                        \
+#define mt_assert_measurement(ms, name, tags, expected_op, expected_value)                       \
+  do {                                                                                           \
+    const spectator_measurement_t *mt_m_ = spectator_measurements_find((ms), (name), (tags));    \
+    if (!mt_m_) {                                                                                \
+      print_error("%s:%d: no measurement named %s with the expected tags\n", __FILE__, __LINE__, \
+                  (name));                                                                       \
+      mt_dump(ms);                                                                               \
+      fail();                                                                                    \
+    }                                                                                            \
+    if (mt_m_->op != (expected_op) || !(mt_m_->value == (double)(expected_value))) {             \
+      print_error("%s:%d: %s: op=%d value=%.17g, expected op=%d value=%.17g\n", __FILE__,        \
+                  __LINE__, (name), mt_m_->op, mt_m_->value, (int)(expected_op),                 \
+                  (double)(expected_value));                                                     \
+      mt_dump(ms);                                                                               \
+      fail();                                                                                    \
+    }                                                                                            \
   } while (0)
 
 /* Assert that a snapshot has no measurement with this name and these tags. */
-#define mt_assert_absent(ms, name, tags)                                                  \
-  do {                                                                                    \
-    if (spectator_measurements_find((ms), (name), (tags))) {                              \
-      print_error("%s:%d: unexpected measurement %s\n", __FILE__, __LINE__, (name));      \
-      mt_dump(ms);                                                                        \
-      fail();                                                                             \
-    }                                                                                     \
+#define mt_assert_absent(ms, name, tags)                                             \
+  do {                                                                               \
+    if (spectator_measurements_find((ms), (name), (tags))) {                         \
+      print_error("%s:%d: unexpected measurement %s\n", __FILE__, __LINE__, (name)); \
+      mt_dump(ms);                                                                   \
+      fail();                                                                        \
+    }                                                                                \
   } while (0)
 
 /* Assert the number of measurements in a snapshot. */
-#define mt_assert_measurement_count(ms, expected)                                          \
-  do {                                                                                     \
-    size_t mt_n_ = spectator_measurements_count(ms);                                       \
-    if (mt_n_ != (size_t)(expected)) {                                                     \
-      print_error("%s:%d: %zu measurements, expected %zu\n", __FILE__, __LINE__, mt_n_,    \
-                  (size_t)(expected));                                                     \
-      mt_dump(ms);                                                                         \
-      fail();                                                                              \
-    }                                                                                      \
+#define mt_assert_measurement_count(ms, expected)                                       \
+  do {                                                                                  \
+    size_t mt_n_ = spectator_measurements_count(ms);                                    \
+    if (mt_n_ != (size_t)(expected)) {                                                  \
+      print_error("%s:%d: %zu measurements, expected %zu\n", __FILE__, __LINE__, mt_n_, \
+                  (size_t)(expected));                                                  \
+      mt_dump(ms);                                                                      \
+      fail();                                                                           \
+    }                                                                                   \
   } while (0)
 
 /* Compare two ids as the snapshot documents its order: by name, then by the
@@ -140,20 +140,20 @@ static inline void mt_assert_sorted(const spectator_measurements_t *ms) {
 }
 
 /* Snapshot reg and assert it holds exactly one measurement, this one. */
-#define mt_expect_single(reg, name, tags, expected_op, expected_value)            \
-  do {                                                                            \
-    spectator_measurements_t *mt_ms_ = mt_snapshot(reg);                          \
-    mt_assert_measurement_count(mt_ms_, 1);                                       \
+#define mt_expect_single(reg, name, tags, expected_op, expected_value)              \
+  do {                                                                              \
+    spectator_measurements_t *mt_ms_ = mt_snapshot(reg);                            \
+    mt_assert_measurement_count(mt_ms_, 1);                                         \
     mt_assert_measurement(mt_ms_, (name), (tags), (expected_op), (expected_value)); \
-    spectator_measurements_free(mt_ms_);                                          \
+    spectator_measurements_free(mt_ms_);                                            \
   } while (0)
 
 /* Snapshot reg and assert it is empty. */
-#define mt_expect_empty(reg)                                  \
-  do {                                                        \
-    spectator_measurements_t *mt_ms_ = mt_snapshot(reg);      \
-    mt_assert_measurement_count(mt_ms_, 0);                   \
-    spectator_measurements_free(mt_ms_);                      \
+#define mt_expect_empty(reg)                             \
+  do {                                                   \
+    spectator_measurements_t *mt_ms_ = mt_snapshot(reg); \
+    mt_assert_measurement_count(mt_ms_, 0);              \
+    spectator_measurements_free(mt_ms_);                 \
   } while (0)
 
 /* Quiet the default stderr handler for tests that are not about logging:

@@ -18,7 +18,8 @@
 static void counter_increment_and_add_are_summed_into_one_count_measurement(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
-  spectator_counter_t *c = spectator_registry_counter(reg, "requests", SPECTATOR_TAGS("app", "www"));
+  spectator_counter_t *c =
+      spectator_registry_counter(reg, "requests", SPECTATOR_TAGS("app", "www"));
   spectator_counter_increment(c);
   spectator_counter_increment(c);
   spectator_counter_increment(c);
@@ -37,8 +38,8 @@ static void counter_fractional_adds_are_summed_exactly_when_the_doubles_are_exac
   for (int i = 0; i < 1000; i++) spectator_counter_add(c, 0.5);
   spectator_counter_add(c, 0.25);
   spectator_counter_add(c, 0.125);
-  spectator_counter_add(c, 3);    /* whole: the integer part of the accumulator */
-  spectator_counter_add(c, 1.5);  /* fractional: the double part */
+  spectator_counter_add(c, 3);   /* whole: the integer part of the accumulator */
+  spectator_counter_add(c, 1.5); /* fractional: the double part */
   spectator_counter_increment(c);
   assert_true(spectator_counter_count(c) == 505.875);
   mt_expect_single(reg, "bytes", SPECTATOR_TAGS("statistic", "count"), SPECTATOR_OP_ADD, 505.875);

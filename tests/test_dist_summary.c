@@ -21,14 +21,14 @@
 static void assert_summary(spectator_measurements_t *ms, const char *name, double count,
                            double total, double squares, double max) {
   mt_assert_measurement_count(ms, 4);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, count);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
+                        count);
   mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalAmount"),
                         SPECTATOR_OP_ADD, total);
   mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
                         SPECTATOR_OP_ADD, squares);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"),
-                        SPECTATOR_OP_MAX, max);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
+                        max);
 }
 
 static void dist_summary_reports_count_total_amount_total_of_squares_and_max(void **state) {
@@ -75,7 +75,7 @@ static void dist_summary_sums_large_whole_amounts_exactly(void **state) {
       spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"));
   spectator_dist_summary_record(d, 4294967295.0); /* 2^32-1: integer path, square > 2^63 */
   spectator_dist_summary_record(d, 4294967295.0);
-  spectator_dist_summary_record(d, 5e9);          /* beyond 2^32: double path */
+  spectator_dist_summary_record(d, 5e9); /* beyond 2^32: double path */
   spectator_measurements_t *ms = mt_snapshot(reg);
   /* 2 * (2^32-1)^2 = 2^65 - 2^34 + 2 as a double is 2^65 - 2^34; 5e9^2 = 2.5e19 exactly. */
   assert_summary(ms, "size", 3, 2 * 4294967295.0 + 5e9, (0x1p65 - 0x1p34) + 2.5e19, 5e9);
@@ -113,11 +113,13 @@ static void dist_summary_ignores_negative_nan_and_infinite_amounts(void **state)
   spectator_dist_summary_t *d =
       spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"));
   const double bad[] = {-1, -0.5, -DBL_MAX, NAN, -NAN, INFINITY, -INFINITY};
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) spectator_dist_summary_record(d, bad[i]);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    spectator_dist_summary_record(d, bad[i]);
   assert_int_equal(spectator_dist_summary_count(d), 0);
   mt_expect_empty(reg);
   spectator_dist_summary_record(d, 7);
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) spectator_dist_summary_record(d, bad[i]);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    spectator_dist_summary_record(d, bad[i]);
   spectator_measurements_t *ms = mt_snapshot(reg);
   assert_summary(ms, "size", 1, 7, 49, 7);
   spectator_measurements_free(ms);
@@ -156,8 +158,8 @@ static void dist_summary_statistics_that_overflow_a_double_are_dropped_alone(voi
                         SPECTATOR_OP_ADD, 1);
   mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "totalAmount"),
                         SPECTATOR_OP_ADD, 1e200);
-  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "max"),
-                        SPECTATOR_OP_MAX, 1e200);
+  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
+                        1e200);
   spectator_measurements_free(ms);
   spectator_dist_summary_record(d, DBL_MAX); /* the total overflows too */
   spectator_dist_summary_record(d, DBL_MAX);
@@ -165,8 +167,8 @@ static void dist_summary_statistics_that_overflow_a_double_are_dropped_alone(voi
   mt_assert_measurement_count(ms, 2);
   mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "count"),
                         SPECTATOR_OP_ADD, 2);
-  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "max"),
-                        SPECTATOR_OP_MAX, DBL_MAX);
+  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
+                        DBL_MAX);
   spectator_measurements_free(ms);
   /* The next interval is whole again. */
   spectator_dist_summary_record(d, 2);
@@ -179,8 +181,8 @@ static void dist_summary_statistics_that_overflow_a_double_are_dropped_alone(voi
 static void dist_summary_with_a_statistic_tag_reports_its_four_statistics(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
-  spectator_dist_summary_t *d = spectator_registry_dist_summary(
-      reg, "size", SPECTATOR_TAGS("statistic", "custom", "k", "v"));
+  spectator_dist_summary_t *d =
+      spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("statistic", "custom", "k", "v"));
   spectator_dist_summary_record(d, 2);
   spectator_measurements_t *ms = mt_snapshot(reg);
   assert_summary(ms, "size", 1, 2, 4, 2);
@@ -207,7 +209,8 @@ static void dist_summary_getters_return_the_interval_count_and_total(void **stat
 static void dist_summary_getters_return_zero_for_null_and_noop_summaries(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
-  spectator_dist_summary_t *noop = spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k"));
+  spectator_dist_summary_t *noop =
+      spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k"));
   assert_true(spectator__is_noop(noop));
   spectator_dist_summary_record(noop, 5);
   assert_int_equal(spectator_dist_summary_count(noop), 0);

@@ -250,8 +250,7 @@ static void gauge_with_a_statistic_tag_keeps_it(void **state) {
   spectator_gauge_t *g =
       spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("statistic", "activeThreads"));
   spectator_gauge_set(g, 12);
-  mt_expect_single(reg, "temp", SPECTATOR_TAGS("statistic", "activeThreads"), SPECTATOR_OP_MAX,
-                   12);
+  mt_expect_single(reg, "temp", SPECTATOR_TAGS("statistic", "activeThreads"), SPECTATOR_OP_MAX, 12);
   spectator_registry_free(reg);
 }
 

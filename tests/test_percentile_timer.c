@@ -29,33 +29,33 @@ static const char *pct_tag(char prefix, int64_t v, char buf[8]) {
 }
 
 /* Assert one percentile bucket counter of a meter tagged {k=v}. */
-#define assert_bucket(ms, name, tag, count)                                                      \
-  mt_assert_measurement(ms, name,                                                                \
+#define assert_bucket(ms, name, tag, count)                                                     \
+  mt_assert_measurement(ms, name,                                                               \
                         SPECTATOR_TAGS("k", "v", "statistic", "percentile", "percentile", tag), \
                         SPECTATOR_OP_ADD, count)
 
 static void assert_timer_stats(spectator_measurements_t *ms, const char *name, double count,
                                double total, double squares, double max) {
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, count);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
+                        count);
   mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalTime"),
                         SPECTATOR_OP_ADD, total);
   mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
                         SPECTATOR_OP_ADD, squares);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"),
-                        SPECTATOR_OP_MAX, max);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
+                        max);
 }
 
 static void assert_summary_stats(spectator_measurements_t *ms, const char *name, double count,
                                  double total, double squares, double max) {
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, count);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
+                        count);
   mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalAmount"),
                         SPECTATOR_OP_ADD, total);
   mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
                         SPECTATOR_OP_ADD, squares);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"),
-                        SPECTATOR_OP_MAX, max);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
+                        max);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -119,9 +119,9 @@ static void percentile_timer_clamps_durations_to_its_range(void **state) {
       spectator_registry_percentile_timer(reg, "lat", SPECTATOR_TAGS("k", "v"), 0.01, 1);
   spectator_percentile_timer_record(t, 0.001); /* below min: bucket of 10 ms */
   spectator_percentile_timer_record_ns(t, 0);
-  spectator_percentile_timer_record(t, 3);     /* above max: bucket of 1 s */
+  spectator_percentile_timer_record(t, 3); /* above max: bucket of 1 s */
   spectator_percentile_timer_record(t, 2);
-  spectator_percentile_timer_record(t, 0.05);  /* inside */
+  spectator_percentile_timer_record(t, 0.05); /* inside */
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 7);
   /* The timer statistics use the real durations. */
@@ -139,18 +139,16 @@ static void percentile_timer_clamps_durations_to_its_range(void **state) {
 static void percentile_timer_uses_the_default_range_when_the_range_is_invalid(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
-  const double ranges[][2] = {{-1, 1},  {NAN, 1}, {1, NAN},       {2, 1},
-                              {1, INFINITY}, {-INFINITY, 1}};
+  const double ranges[][2] = {{-1, 1}, {NAN, 1}, {1, NAN}, {2, 1}, {1, INFINITY}, {-INFINITY, 1}};
   char name[16], tag[8];
   for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
     snprintf(name, sizeof(name), "t%zu", i);
-    spectator_percentile_timer_t *t =
-        spectator_registry_percentile_timer(reg, name, SPECTATOR_TAGS("k", "v"), ranges[i][0],
-                                            ranges[i][1]);
+    spectator_percentile_timer_t *t = spectator_registry_percentile_timer(
+        reg, name, SPECTATOR_TAGS("k", "v"), ranges[i][0], ranges[i][1]);
     assert_false(spectator__is_noop(t));
-    spectator_percentile_timer_record_ns(t, 1);            /* -> 10 ms */
-    spectator_percentile_timer_record(t, 3600);            /* -> 60 s */
-    spectator_percentile_timer_record(t, 0.5);             /* inside */
+    spectator_percentile_timer_record_ns(t, 1); /* -> 10 ms */
+    spectator_percentile_timer_record(t, 3600); /* -> 60 s */
+    spectator_percentile_timer_record(t, 0.5);  /* inside */
     spectator_measurements_t *ms = mt_snapshot(reg);
     mt_assert_measurement_count(ms, 7);
     assert_string_equal(pct_tag('T', 10 * MS, tag), "T0064");
@@ -348,8 +346,8 @@ static void stopwatch_records_one_duration_on_a_percentile_timer(void **state) {
   assert_true(ns >= 0);
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 5);
-  mt_assert_measurement(ms, "sw", SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, 1);
+  mt_assert_measurement(ms, "sw", SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
+                        1);
   char tag[8];
   assert_bucket(ms, "sw", pct_tag('T', ns < 10 * MS ? 10 * MS : ns, tag), 1);
   spectator_measurements_free(ms);
@@ -400,8 +398,8 @@ static void percentile_dist_summary_clamps_amounts_to_its_range(void **state) {
                         SPECTATOR_OP_ADD, 5);
   mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "totalAmount"),
                         SPECTATOR_OP_ADD, 1e300);
-  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "max"),
-                        SPECTATOR_OP_MAX, 1e300);
+  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
+                        1e300);
   assert_bucket(ms, "size", "D000A", 2);
   char tag[8];
   assert_string_equal(pct_tag('D', 1000, tag), "D0029");
@@ -427,8 +425,7 @@ static void percentile_dist_summary_truncates_fractional_amounts_for_the_bucket(
   spectator_registry_free(reg);
 }
 
-static void percentile_dist_summary_uses_the_default_range_when_the_range_is_invalid(
-    void **state) {
+static void percentile_dist_summary_uses_the_default_range_when_the_range_is_invalid(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
   const double ranges[][2] = {{-1, 10}, {10, 5}, {NAN, 1}, {0, NAN}, {0, INFINITY}, {-INFINITY, 0}};

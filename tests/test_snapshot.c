@@ -26,8 +26,7 @@ static void record_one_of_each(spectator_registry_t *reg) {
   spectator_dist_summary_record(
       spectator_registry_dist_summary(reg, "m.summary", SPECTATOR_TAGS("t", "1")), 5);
   spectator_gauge_set(spectator_registry_gauge(reg, "m.gauge", SPECTATOR_TAGS("t", "1")), 7);
-  spectator_max_gauge_set(spectator_registry_max_gauge(reg, "m.max", SPECTATOR_TAGS("t", "1")),
-                          9);
+  spectator_max_gauge_set(spectator_registry_max_gauge(reg, "m.max", SPECTATOR_TAGS("t", "1")), 9);
   spectator_percentile_timer_record(
       spectator_registry_percentile_timer(reg, "m.ptimer", SPECTATOR_TAGS("t", "1"), 0.01, 60), 1);
   spectator_percentile_dist_summary_record(
@@ -55,8 +54,8 @@ static void snapshot_is_sorted_by_name_then_tags_and_every_id_has_a_statistic(vo
   const char *vals[] = {"c", "b", "a"};
   for (size_t i = 0; i < 5; i++)
     for (size_t j = 0; j < 3; j++)
-      spectator_counter_add(
-          spectator_registry_counter(reg, names[i], SPECTATOR_TAGS("k", vals[j])), 1.0 + (double)j);
+      spectator_counter_add(spectator_registry_counter(reg, names[i], SPECTATOR_TAGS("k", vals[j])),
+                            1.0 + (double)j);
   spectator_counter_increment(spectator_registry_counter(reg, "alpha", NULL));
   spectator_counter_increment(
       spectator_registry_counter(reg, "alpha", SPECTATOR_TAGS("a", "1", "k", "a")));
@@ -101,15 +100,14 @@ static void snapshot_reports_every_meter_type_with_its_statistics(void **state) 
                         SPECTATOR_OP_ADD, 5);
   mt_assert_measurement(ms, "m.gauge", SPECTATOR_TAGS("t", "1", "statistic", "gauge"),
                         SPECTATOR_OP_MAX, 7);
-  mt_assert_measurement(ms, "m.max", SPECTATOR_TAGS("t", "1", "statistic", "max"),
-                        SPECTATOR_OP_MAX, 9);
-  mt_assert_measurement(
-      ms, "m.ptimer", SPECTATOR_TAGS("t", "1", "statistic", "percentile", "percentile", "T0083"),
-      SPECTATOR_OP_ADD, 1);
-  mt_assert_measurement(
-      ms, "m.psummary",
-      SPECTATOR_TAGS("t", "1", "statistic", "percentile", "percentile", "D000A"),
-      SPECTATOR_OP_ADD, 1);
+  mt_assert_measurement(ms, "m.max", SPECTATOR_TAGS("t", "1", "statistic", "max"), SPECTATOR_OP_MAX,
+                        9);
+  mt_assert_measurement(ms, "m.ptimer",
+                        SPECTATOR_TAGS("t", "1", "statistic", "percentile", "percentile", "T0083"),
+                        SPECTATOR_OP_ADD, 1);
+  mt_assert_measurement(ms, "m.psummary",
+                        SPECTATOR_TAGS("t", "1", "statistic", "percentile", "percentile", "D000A"),
+                        SPECTATOR_OP_ADD, 1);
   mt_assert_absent(ms, "m.mono", SPECTATOR_TAGS("t", "1", "statistic", "count"));
   spectator_measurements_free(ms);
   spectator_monotonic_counter_set(mc, 12);
@@ -131,10 +129,10 @@ static void snapshot_resets_interval_state_exactly_once(void **state) {
   mt_assert_measurement_count(ms, 21);
   spectator_measurements_free(ms);
   /* Only the gauge, which reports its last value until its TTL, is left. */
-  mt_expect_single(reg, "m.gauge", SPECTATOR_TAGS("t", "1", "statistic", "gauge"),
-                   SPECTATOR_OP_MAX, 7);
-  mt_expect_single(reg, "m.gauge", SPECTATOR_TAGS("t", "1", "statistic", "gauge"),
-                   SPECTATOR_OP_MAX, 7);
+  mt_expect_single(reg, "m.gauge", SPECTATOR_TAGS("t", "1", "statistic", "gauge"), SPECTATOR_OP_MAX,
+                   7);
+  mt_expect_single(reg, "m.gauge", SPECTATOR_TAGS("t", "1", "statistic", "gauge"), SPECTATOR_OP_MAX,
+                   7);
   /* A second round reports the second round only. */
   record_one_of_each(reg);
   ms = mt_snapshot(reg);
@@ -181,8 +179,8 @@ static void measurements_find_matches_exact_tags_in_any_order(void **state) {
   spectator_counter_add(spectator_registry_counter(reg, "req", SPECTATOR_TAGS("a", "1")), 5);
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 2);
-  const spectator_measurement_t *m =
-      spectator_measurements_find(ms, "req", SPECTATOR_TAGS("statistic", "count", "b", "2", "a", "1"));
+  const spectator_measurement_t *m = spectator_measurements_find(
+      ms, "req", SPECTATOR_TAGS("statistic", "count", "b", "2", "a", "1"));
   assert_non_null(m);
   assert_true(m->value == 4);
   m = spectator_measurements_find(ms, "req", SPECTATOR_TAGS("a", "1", "statistic", "count"));
@@ -192,14 +190,17 @@ static void measurements_find_matches_exact_tags_in_any_order(void **state) {
   assert_null(spectator_measurements_find(ms, "req", SPECTATOR_TAGS("a", "1", "b", "2")));
   assert_null(spectator_measurements_find(
       ms, "req", SPECTATOR_TAGS("a", "1", "b", "2", "c", "3", "statistic", "count")));
-  assert_null(spectator_measurements_find(ms, "req", SPECTATOR_TAGS("a", "2", "statistic", "count")));
-  assert_null(spectator_measurements_find(ms, "reqs", SPECTATOR_TAGS("a", "1", "statistic", "count")));
+  assert_null(
+      spectator_measurements_find(ms, "req", SPECTATOR_TAGS("a", "2", "statistic", "count")));
+  assert_null(
+      spectator_measurements_find(ms, "reqs", SPECTATOR_TAGS("a", "1", "statistic", "count")));
   assert_null(spectator_measurements_find(ms, "req", NULL));
   /* Bad input: no match, no crash. */
   assert_null(spectator_measurements_find(ms, NULL, SPECTATOR_TAGS("a", "1")));
   assert_null(spectator_measurements_find(ms, "", NULL));
   assert_null(spectator_measurements_find(ms, "req", SPECTATOR_TAGS("a")));
-  assert_null(spectator_measurements_find(NULL, "req", SPECTATOR_TAGS("a", "1", "statistic", "count")));
+  assert_null(
+      spectator_measurements_find(NULL, "req", SPECTATOR_TAGS("a", "1", "statistic", "count")));
   spectator_measurements_free(ms);
   spectator_registry_free(reg);
 }

@@ -18,17 +18,17 @@
 
 /* Assert the four statistics of a timer named `name` with tags {k=v} and
  * exactly four measurements in the snapshot. */
-static void assert_timer(spectator_measurements_t *ms, const char *name, double count,
-                         double total, double squares, double max) {
+static void assert_timer(spectator_measurements_t *ms, const char *name, double count, double total,
+                         double squares, double max) {
   mt_assert_measurement_count(ms, 4);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, count);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
+                        count);
   mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalTime"),
                         SPECTATOR_OP_ADD, total);
   mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
                         SPECTATOR_OP_ADD, squares);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"),
-                        SPECTATOR_OP_MAX, max);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
+                        max);
 }
 
 static void timer_record_reports_count_total_time_total_of_squares_and_max(void **state) {
@@ -61,8 +61,8 @@ static void timer_record_ns_reports_seconds_and_square_seconds(void **state) {
   spectator_timer_record_ns(t, 2500);
   spectator_timer_record_ns(t, 3 * MT_NS_PER_S);
   spectator_measurements_t *ms = mt_snapshot(reg);
-  assert_timer(ms, "lat", 3, 3000004000.0 / 1e9,
-               (1500.0 * 1500 + 2500.0 * 2500 + 9e18) / 1e18, 3.0);
+  assert_timer(ms, "lat", 3, 3000004000.0 / 1e9, (1500.0 * 1500 + 2500.0 * 2500 + 9e18) / 1e18,
+               3.0);
   spectator_measurements_free(ms);
   spectator_registry_free(reg);
 }
