@@ -7,6 +7,22 @@
  * curl_global_init runs once per process before the first handle. Response
  * bodies are read with a size bound. TLS is verified unless the configuration
  * says otherwise.
+ *
+ * LOADING LIBCURL
+ * With SPECTATOR_DLOPEN_CURL (the default build), the library does not link
+ * libcurl: linking it would make the dynamic loader map libcurl.so.4 and the
+ * thirty or so libraries behind it (TLS stacks, Kerberos, LDAP, HTTP/2...) at
+ * the exec of every program that links spectator-c, and run their
+ * constructors, whether the program ever publishes or not. Instead, the first
+ * spectator__http_new (the first publisher start of the process) dlopen()s
+ * libcurl.so.4 and looks up each function this file calls into `curl_api`.
+ * This happens once per process (pthread_once); when it fails, the reason is
+ * logged once and every spectator__http_new returns NULL, which makes the
+ * start return SPECTATOR_EHTTP while meters keep recording. <curl/curl.h> is
+ * still included for the types and constants.
+ *
+ * Without SPECTATOR_DLOPEN_CURL the library links libcurl and CURL_FN() names
+ * the real functions, so the rest of this file is the same in both builds.
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -17,6 +33,101 @@
 
 #include "http.h"
 
+#ifndef SPECTATOR_DLOPEN_CURL
+#define SPECTATOR_DLOPEN_CURL 0
+#endif
+
+/* Every libcurl function this file calls. */
+#define SPECTATOR__CURL_FUNCTIONS(X) \
+  X(global_init)                     \
+  X(easy_init)                       \
+  X(easy_setopt)                     \
+  X(easy_perform)                    \
+  X(easy_getinfo)                    \
+  X(easy_cleanup)                    \
+  X(easy_strerror)                   \
+  X(slist_append)                    \
+  X(slist_free_all)
+
+#if SPECTATOR_DLOPEN_CURL
+#include <dlfcn.h>
+
+const bool spectator__http_curl_dlopen = true;
+
+/* Each pointer has the exact type of the function curl.h declares. Naming the
+ * function inside __typeof__ neither calls it nor needs it at link time. */
+static struct {
+#define SPECTATOR__CURL_FIELD(f) __typeof__(curl_##f) *f;
+  SPECTATOR__CURL_FUNCTIONS(SPECTATOR__CURL_FIELD)
+#undef SPECTATOR__CURL_FIELD
+} curl_api;
+#define CURL_FN(f) (curl_api.f)
+
+/* dlopen() the library and fill curl_api. Returns false (and logs why) when
+ * the library or one of its functions is missing. */
+static bool load_curl(void) {
+  const char *name = spectator__http_curl_library;
+  void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char *why = dlerror();
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_HTTP,
+                   "cannot load %s (%s): publishing is disabled, meters keep recording; install "
+                   "libcurl (Debian and Ubuntu: the libcurl4 package)",
+                   name, why ? why : "unknown error");
+    return false;
+  }
+#define SPECTATOR__CURL_RESOLVE(f)                                                              \
+  if (!(curl_api.f = (__typeof__(curl_api.f))dlsym(lib, "curl_" #f))) {                         \
+    const char *why = dlerror();                                                                \
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_HTTP,                                  \
+                   "%s has no curl_" #f " (%s): publishing is disabled, meters keep recording", \
+                   name, why ? why : "unknown error");                                          \
+    memset(&curl_api, 0, sizeof(curl_api));                                                     \
+    dlclose(lib);                                                                               \
+    return false;                                                                               \
+  }
+  SPECTATOR__CURL_FUNCTIONS(SPECTATOR__CURL_RESOLVE)
+#undef SPECTATOR__CURL_RESOLVE
+  /* The handle is never closed: handles and threads of libcurl may outlive
+   * any point at which unloading would be safe. */
+  return true;
+}
+#else
+const bool spectator__http_curl_dlopen = false;
+#define CURL_FN(f) curl_##f
+static bool load_curl(void) { return true; }
+#endif
+
+const char *spectator__http_curl_library = "libcurl.so.4";
+
+/*
+ * The first spectator__http_new loads libcurl (when it is not linked) and
+ * initializes it, once per process. Who calls it, and with which locks:
+ *
+ * - spectator__publisher_start, holding that registry's publisher mutex and
+ *   no other library lock. For the global registry's automatic start this
+ *   also runs inside the global registry's pthread_once, so threads making
+ *   their first global lookup wait for the load too. The load (a few
+ *   milliseconds) therefore delays, once, a concurrent start, stop or fork.
+ *   That mutex is also what keeps a fork out of the middle of the load: the
+ *   fork prepare handler takes every publisher mutex, so a child never
+ *   inherits a half-done dlopen or pthread_once.
+ * - the fork child handler, only for a publisher that was running, so after
+ *   the load completed in the parent: nothing is loaded in the child.
+ */
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static bool global_ok;
+static void global_init(void) {
+  if (!load_curl()) return;
+  CURLcode rc = CURL_FN(global_init)(CURL_GLOBAL_DEFAULT);
+  if (rc != CURLE_OK) {
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_HTTP, "curl_global_init failed: %s",
+                   CURL_FN(easy_strerror)(rc));
+    return;
+  }
+  global_ok = true;
+}
+
 struct spectator__http {
   CURL *curl;
   struct curl_slist *headers;
@@ -26,10 +137,6 @@ struct spectator__http {
   long connect_timeout_ms;
   char errbuf[CURL_ERROR_SIZE];
 };
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
-static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
   spectator__http_t *h = ud;
@@ -47,22 +154,18 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
 
 spectator__http_t *spectator__http_new(const char *uri, const spectator_config_t *cfg) {
   pthread_once(&global_once, global_init);
-  if (global_rc != CURLE_OK) {
-    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_HTTP, "curl_global_init failed: %s",
-                   curl_easy_strerror(global_rc));
-    return NULL;
-  }
+  if (!global_ok) return NULL; /* logged once, by global_init */
   spectator__http_t *h = calloc(1, sizeof(*h));
   if (!h) return NULL;
   h->body = malloc(SPECTATOR__HTTP_MAX_BODY + 1);
-  h->curl = curl_easy_init();
+  h->curl = CURL_FN(easy_init)();
   struct curl_slist *hd = NULL, *t;
   static const char *const headers[] = {
       "Content-Type: application/json", "Content-Encoding: gzip", "Accept: application/json",
       "Expect:", /* no 100-continue round trip */
   };
   for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
-    t = curl_slist_append(hd, headers[i]);
+    t = CURL_FN(slist_append)(hd, headers[i]);
     if (!t) break;
     hd = t;
   }
@@ -75,39 +178,46 @@ spectator__http_t *spectator__http_new(const char *uri, const spectator_config_t
   h->connect_timeout_ms = (long)(cfg->connect_timeout_s * 1000);
   if (h->connect_timeout_ms < 1) h->connect_timeout_ms = 1;
   CURL *c = h->curl;
-  curl_easy_setopt(c, CURLOPT_URL, uri);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "spectator-c/" SPECTATOR_VERSION_STRING);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  CURL_FN(easy_setopt)(c, CURLOPT_URL, uri);
+  CURL_FN(easy_setopt)(c, CURLOPT_NOSIGNAL, 1L);
+  CURL_FN(easy_setopt)(c, CURLOPT_POST, 1L);
+  CURL_FN(easy_setopt)(c, CURLOPT_HTTPHEADER, h->headers);
+  CURL_FN(easy_setopt)(c, CURLOPT_USERAGENT, "spectator-c/" SPECTATOR_VERSION_STRING);
+  CURL_FN(easy_setopt)(c, CURLOPT_WRITEFUNCTION, on_body);
+  CURL_FN(easy_setopt)(c, CURLOPT_WRITEDATA, h);
+  CURL_FN(easy_setopt)(c, CURLOPT_ERRORBUFFER, h->errbuf);
+  CURL_FN(easy_setopt)(c, CURLOPT_FOLLOWLOCATION, 0L);
+  CURL_FN(easy_setopt)(c, CURLOPT_TCP_KEEPALIVE, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075700
   /* A name lookup that outlives the timeout (a DNS server that does not
    * answer: 5 s or more per try) must not block this thread: without this,
    * libcurl waits for its resolver thread when it gives up on the lookup, so
    * one publish, or a stop, could take the resolver's timeouts instead of ours.
    * The abandoned lookup thread finishes (and frees itself) on its own. */
-  curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+  CURL_FN(easy_setopt)(c, CURLOPT_QUICK_EXIT, 1L);
 #endif
+  /* The libcurl loaded at run time can be older than the curl.h this was
+   * compiled with: when it does not know CURLOPT_PROTOCOLS_STR (before 7.85),
+   * the older bit mask option still restricts the protocols. */
 #if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+  if (CURL_FN(easy_setopt)(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
 #endif
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cfg->tls_verify ? 1L : 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, cfg->tls_verify ? 2L : 0L);
-  if (cfg->ca_info) curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_info);
+  {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    CURL_FN(easy_setopt)(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#pragma GCC diagnostic pop
+  }
+  CURL_FN(easy_setopt)(c, CURLOPT_SSL_VERIFYPEER, cfg->tls_verify ? 1L : 0L);
+  CURL_FN(easy_setopt)(c, CURLOPT_SSL_VERIFYHOST, cfg->tls_verify ? 2L : 0L);
+  if (cfg->ca_info) CURL_FN(easy_setopt)(c, CURLOPT_CAINFO, cfg->ca_info);
   return h;
 }
 
 void spectator__http_free(spectator__http_t *h) {
   if (!h) return;
-  if (h->curl) curl_easy_cleanup(h->curl);
-  curl_slist_free_all(h->headers);
+  if (h->curl) CURL_FN(easy_cleanup)(h->curl);
+  CURL_FN(slist_free_all)(h->headers);
   free(h->body);
   free(h);
 }
@@ -115,7 +225,8 @@ void spectator__http_free(spectator__http_t *h) {
 void spectator__http_abandon(spectator__http_t *h) {
   if (!h || !h->curl) return;
   curl_socket_t fd = CURL_SOCKET_BAD;
-  if (curl_easy_getinfo(h->curl, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK && fd != CURL_SOCKET_BAD)
+  if (CURL_FN(easy_getinfo)(h->curl, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+      fd != CURL_SOCKET_BAD)
     close(fd);
   /* The handle, its TLS state and its connection cache are deliberately
    * leaked: cleaning them up could write to the parent's connection. */
@@ -150,12 +261,13 @@ int spectator__http_post(spectator__http_t *h, const char *body, size_t len, lon
   h->truncated = false;
   h->errbuf[0] = '\0';
   CURL *c = h->curl;
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                   h->connect_timeout_ms < timeout_ms ? h->connect_timeout_ms : timeout_ms);
-  CURLcode rc = curl_easy_perform(c);
+  CURL_FN(easy_setopt)(c, CURLOPT_POSTFIELDS, body);
+  CURL_FN(easy_setopt)(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  CURL_FN(easy_setopt)(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  CURL_FN(easy_setopt)
+  (c, CURLOPT_CONNECTTIMEOUT_MS,
+   h->connect_timeout_ms < timeout_ms ? h->connect_timeout_ms : timeout_ms);
+  CURLcode rc = CURL_FN(easy_perform)(c);
   res->curl_code = (int)rc;
   res->body = h->body;
   res->body_len = h->body_len;
@@ -163,10 +275,10 @@ int spectator__http_post(spectator__http_t *h, const char *body, size_t len, lon
   if (rc != CURLE_OK) {
     res->error = error_name(rc);
     spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_HTTP, "POST failed: %s (%s)",
-                   curl_easy_strerror(rc), h->errbuf);
+                   CURL_FN(easy_strerror)(rc), h->errbuf);
     return -1;
   }
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
+  CURL_FN(easy_getinfo)(c, CURLINFO_RESPONSE_CODE, &res->status);
   return 0;
 }
 

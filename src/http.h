@@ -11,15 +11,25 @@
 typedef struct spectator__http spectator__http_t;
 
 typedef struct {
-  long status;          /* HTTP status, 0 when there was no response */
-  int curl_code;        /* CURLcode; 0 = OK */
-  const char *error;    /* short error name for metrics ("timeout", "connection"...), or NULL */
-  char *body;           /* NUL-terminated response body (owned by the handle) */
+  long status;       /* HTTP status, 0 when there was no response */
+  int curl_code;     /* CURLcode; 0 = OK */
+  const char *error; /* short error name for metrics ("timeout", "connection"...), or NULL */
+  char *body;        /* NUL-terminated response body (owned by the handle) */
   size_t body_len;
   bool body_truncated;
 } spectator__http_response_t;
 
-/* A handle for this URI; NULL when libcurl cannot be set up. */
+/* True when the library loads libcurl at run time (built with
+ * SPECTATOR_DLOPEN_CURL), false when it is linked to it. */
+extern const bool spectator__http_curl_dlopen;
+/* The file dlopen()ed by the first spectator__http_new: "libcurl.so.4". Only
+ * tests change it (before anything starts publishing), to see what a missing
+ * libcurl does. Unused when libcurl is linked. */
+extern const char *spectator__http_curl_library;
+
+/* A handle for this URI; NULL when libcurl cannot be loaded or set up (the
+ * cause is logged). The first call loads and initializes libcurl, once per
+ * process (http.c says which locks its callers hold meanwhile). */
 spectator__http_t *spectator__http_new(const char *uri, const spectator_config_t *cfg);
 void spectator__http_free(spectator__http_t *h);
 /* In a forked child: drop the handle without touching the parent's connection
