@@ -12,6 +12,11 @@
 #   4. the static library: defines no global symbol outside the spectator_ prefix
 #   5. outside.c built with pkg-config (shared, then --static) and run
 #   6. outside.c built by a CMake project with find_package(spectator) (shared and static) and run
+#
+# libcurl: a build with SPECTATOR_DLOPEN_CURL on (the default, read from the build's CMakeCache.txt)
+# must not link it anywhere: neither libspectator.so (readelf NEEDED, ldd), nor the programs built
+# against the installed package, nor spectator.pc's private requirements. A build with it off
+# must link it.
 set -euo pipefail
 
 if (($# != 2)); then
@@ -35,6 +40,22 @@ step() { printf '\n--- %s\n' "$*"; }
 fail() {
   printf 'install test FAILED: %s\n' "$*" >&2
   exit 1
+}
+
+dlopen_curl=$(sed -n 's/^SPECTATOR_DLOPEN_CURL:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+case ${dlopen_curl^^} in
+ON | 1 | TRUE | YES | Y) CURL_MODE=dlopen ;;
+*) CURL_MODE=linked ;;
+esac
+echo "libcurl: $CURL_MODE (SPECTATOR_DLOPEN_CURL=${dlopen_curl:-unset})"
+
+# no_libcurl <what> <ldd or readelf output>: in dlopen mode, the output must not name libcurl.
+no_libcurl() {
+  [[ $CURL_MODE == dlopen ]] || return 0
+  if grep -q 'libcurl' <<<"$2"; then
+    printf '%s\n' "$2" >&2
+    fail "$1 loads libcurl at exec, but the library was built to load it at run time"
+  fi
 }
 
 step "install $BUILD into $PREFIX"
@@ -85,6 +106,26 @@ extra=$(comm -13 "$TMP/declared" "$TMP/exported")
 [[ -z $extra ]] || fail "exported but not declared in spectator.h: $(echo "$extra" | tr '\n' ' ')"
 echo "exports exactly the $(wc -l <"$TMP/declared") functions of spectator.h"
 
+step "shared library: libcurl $CURL_MODE"
+needed=$(readelf -d "$LIBDIR/libspectator.so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+echo "NEEDED: $(echo "$needed" | tr '\n' ' ')"
+deps=$(ldd "$LIBDIR/libspectator.so")
+requires_private=$(pkg-config --print-requires-private spectator | tr '\n' ' ')
+if [[ $CURL_MODE == dlopen ]]; then
+  no_libcurl "libspectator.so (readelf -d)" "$needed"
+  no_libcurl "libspectator.so (ldd)" "$deps"
+  undefined=$(nm -D --undefined-only "$LIBDIR/libspectator.so")
+  grep -qw 'dlopen' <<<"$undefined" || fail "libspectator.so does not call dlopen()"
+  [[ " $requires_private " != *" libcurl "* ]] ||
+    fail "spectator.pc lists libcurl in Requires.private: $requires_private"
+  echo "libcurl is neither linked nor required: loaded with dlopen() by the first start"
+else
+  grep -q 'libcurl\.so\.4' <<<"$needed" || fail "libspectator.so does not link libcurl.so.4"
+  [[ " $requires_private " == *" libcurl "* ]] ||
+    fail "spectator.pc does not list libcurl in Requires.private: $requires_private"
+  echo "libcurl.so.4 is linked"
+fi
+
 step "static library: global symbols"
 # Defined global symbols (T, D, B, R...) of every member; internal ones are spectator__*.
 bad=$(nm -g --defined-only "$LIBDIR/libspectator.a" 2>/dev/null |
@@ -102,11 +143,19 @@ step "pkg-config, shared: build and run outside.c"
 deps=$(LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/outside")
 grep -q "$LIBDIR/libspectator.so.0" <<<"$deps" ||
   fail "outside does not load libspectator.so.0 from $LIBDIR"
+no_libcurl "outside (ldd)" "$deps"
 LD_LIBRARY_PATH="$LIBDIR" "$TMP/outside"
 
 step "pkg-config --static: build and run outside.c against libspectator.a"
 static_libs=$(pkg-config --static --libs spectator)
-for lib in -lspectator -lcurl -lz -lcjson -lpthread -lm; do
+expected_libs=(-lspectator -lz -lcjson -lpthread -lm)
+if [[ $CURL_MODE == dlopen ]]; then
+  [[ " $static_libs " != *" -lcurl "* ]] ||
+    fail "pkg-config --static --libs spectator asks for -lcurl: $static_libs"
+else
+  expected_libs+=(-lcurl)
+fi
+for lib in "${expected_libs[@]}"; do
   [[ " $static_libs " == *" $lib "* ]] || fail "pkg-config --static --libs spectator lacks $lib: $static_libs"
 done
 # The directory holds both libraries; name the archive so the linker cannot pick the .so.
@@ -133,6 +182,7 @@ dyn=$(readelf -d "$TMP/outside_static")
 if grep -q 'libspectator\.so' <<<"$dyn"; then
   fail "outside_static still needs libspectator.so"
 fi
+no_libcurl "outside_static (readelf -d)" "$dyn"
 "$TMP/outside_static"
 
 step "find_package(spectator): configure, build and run tests/install/CMakeLists.txt"
@@ -148,7 +198,9 @@ cmake --build "$TMP/consumer"
 deps=$(LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/consumer/outside_cmake")
 grep -q "$LIBDIR/libspectator.so.0" <<<"$deps" ||
   fail "outside_cmake does not load libspectator.so.0 from $LIBDIR"
+no_libcurl "outside_cmake (ldd)" "$deps"
 LD_LIBRARY_PATH="$LIBDIR" "$TMP/consumer/outside_cmake"
+no_libcurl "outside_cmake_static (readelf -d)" "$(readelf -d "$TMP/consumer/outside_cmake_static")"
 "$TMP/consumer/outside_cmake_static"
 
 step "install test passed"
