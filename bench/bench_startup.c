@@ -1,9 +1,15 @@
 /*
  * Issue 5, item 6: what a process pays for linking spectator-c when it never
  * records. Runs idle_none (not linked), idle_static and idle_shared (linked,
- * never called; see idle.c) alternately, R times each, and reports the
- * median wall time of fork + exec + exit + wait, and what each program sees
- * at main(): threads, heap in use, mappings, shared objects.
+ * never called; see idle.c) and idle_curl (linked to libcurl alone)
+ * alternately, R times each, and reports the median wall time of fork + exec
+ * + exit + wait, and what each program sees at main(): threads, heap in use,
+ * mappings, shared objects.
+ *
+ * idle_curl is the price of loading libcurl at exec: what idle_static and
+ * idle_shared pay on top of their own cost when the library is built with
+ * SPECTATOR_DLOPEN_CURL=OFF. With the default build they do not load it (the
+ * first publisher start does), and their rows should stay close to idle_none.
  *
  *   bench_startup <dir holding the idle_* programs>
  */
@@ -41,7 +47,8 @@ static void report(const char *path, char *out, size_t size) {
 
 int main(int argc, char **argv) {
   if (argc != 2) {
-    fprintf(stderr, "usage: %s <dir with idle_none, idle_static, idle_shared>\n", argv[0]);
+    fprintf(stderr, "usage: %s <dir with idle_none, idle_static, idle_shared, idle_curl>\n",
+            argv[0]);
     return 2;
   }
   int rounds = bench_env_int("BENCH_ROUNDS", 9) * 25;

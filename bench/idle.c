@@ -3,7 +3,9 @@
  *
  * Built four times from this file: idle_none (no library), idle_static
  * (libspectator.a), idle_shared (libspectator.so) and idle_curl (libcurl
- * alone, to tell the library's cost from its dependencies'). With IDLE_LINKED
+ * alone: what linking libcurl costs a program, which spectator-c avoids by
+ * loading libcurl at its first publisher start, unless it is built with
+ * SPECTATOR_DLOPEN_CURL=OFF). With IDLE_LINKED
  * (IDLE_CURL) the program references the library (a call behind a condition
  * that is never true, so the linker keeps it) but never calls it.
  *
