@@ -3,7 +3,8 @@
  * on top of test_util.h (log capture, fake clock, forked children):
  *
  * - mt_registry(): an explicit registry with no URI, no environment common
- *   tags, no auto start, an optional fake clock and an optional meter cap.
+ *   tags, no auto start, an optional fake clock and an optional meter cap;
+ *   mt_registry_with_ttl() also sets the registry's meter TTL.
  * - mt_snapshot(): take a snapshot, asserting it is not NULL.
  * - mt_assert_measurement(): assert that a snapshot holds a measurement with
  *   this name and exactly these tags (statistic included), this op and exactly
@@ -11,7 +12,12 @@
  * - mt_assert_absent(), mt_assert_measurement_count(), mt_assert_sorted().
  * - mt_expect_single(): snapshot a registry and assert that it holds exactly
  *   one measurement, with this name, tags, op and value.
+ * - mt_expect_single_count(): mt_expect_single() for an untagged counter:
+ *   name{statistic=count}, op add, this value.
  * - mt_expect_empty(): snapshot a registry and assert that it is empty.
+ * - mt_assert_timer_stats(), mt_assert_summary_stats(): the four statistics of
+ *   a timer or distribution summary tagged {k=v}; mt_assert_timer_alone() and
+ *   mt_assert_summary_alone() also assert that nothing else is in the snapshot.
  *
  * Everything is static inline (or a macro), so unused helpers cost no warning.
  * Include after <cmocka.h>.
@@ -31,19 +37,26 @@
 #define MT_NS_PER_S 1000000000LL
 
 /* An explicit registry for tests: uri NULL (collect, never publish),
- * env_common_tags 0, auto_start 0, the fake clock when clock is not NULL, and
- * max_meters when it is not 0. */
-static inline spectator_registry_t *mt_registry(tu_clock_t *clock, size_t max_meters) {
+ * env_common_tags 0, auto_start 0, the fake clock when clock is not NULL,
+ * max_meters when it is not 0 and meter_ttl_s when it is above 0. */
+static inline spectator_registry_t *mt_registry_with_ttl(tu_clock_t *clock, size_t max_meters,
+                                                         double meter_ttl_s) {
   spectator_config_t cfg;
   spectator_config_init(&cfg);
   cfg.uri = NULL;
   cfg.env_common_tags = 0;
   cfg.auto_start = 0;
   if (max_meters) cfg.max_meters = max_meters;
+  if (meter_ttl_s > 0) cfg.meter_ttl_s = meter_ttl_s;
   if (clock) tu_clock_install(&cfg, clock);
   spectator_registry_t *reg = spectator_registry_new(&cfg);
   assert_non_null(reg);
   return reg;
+}
+
+/* mt_registry_with_ttl() with the default meter TTL. */
+static inline spectator_registry_t *mt_registry(tu_clock_t *clock, size_t max_meters) {
+  return mt_registry_with_ttl(clock, max_meters, 0);
 }
 
 static inline spectator_measurements_t *mt_snapshot(spectator_registry_t *reg) {
@@ -147,6 +160,57 @@ static inline void mt_assert_sorted(const spectator_measurements_t *ms) {
     mt_assert_measurement(mt_ms_, (name), (tags), (expected_op), (expected_value)); \
     spectator_measurements_free(mt_ms_);                                            \
   } while (0)
+
+/* Snapshot reg and assert it holds exactly one measurement: the count of the
+ * untagged counter `name` (name{statistic=count}, op add) with this value. */
+#define mt_expect_single_count(reg, name, expected_value)                                 \
+  mt_expect_single((reg), (name), SPECTATOR_TAGS("statistic", "count"), SPECTATOR_OP_ADD, \
+                   (expected_value))
+
+/* Assert the four statistics of a timer (total_statistic "totalTime", in
+ * seconds) or a distribution summary ("totalAmount") named `name` and tagged
+ * {k=v}: count, total and totalOfSquares with op add, max with op max. Other
+ * measurements may be in the snapshot too. */
+static inline void mt_assert_four_stats(const spectator_measurements_t *ms, const char *name,
+                                        const char *total_statistic, double count, double total,
+                                        double squares, double max) {
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
+                        count);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", total_statistic),
+                        SPECTATOR_OP_ADD, total);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
+                        SPECTATOR_OP_ADD, squares);
+  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
+                        max);
+}
+
+/* The four statistics of timer `name`{k=v}: count, totalTime (s), totalOfSquares (s^2), max (s). */
+static inline void mt_assert_timer_stats(const spectator_measurements_t *ms, const char *name,
+                                         double count, double total, double squares, double max) {
+  mt_assert_four_stats(ms, name, "totalTime", count, total, squares, max);
+}
+
+/* The four statistics of distribution summary `name`{k=v}: count, totalAmount,
+ * totalOfSquares, max. */
+static inline void mt_assert_summary_stats(const spectator_measurements_t *ms, const char *name,
+                                           double count, double total, double squares, double max) {
+  mt_assert_four_stats(ms, name, "totalAmount", count, total, squares, max);
+}
+
+/* The snapshot holds exactly four measurements: those of timer `name`{k=v}. */
+static inline void mt_assert_timer_alone(const spectator_measurements_t *ms, const char *name,
+                                         double count, double total, double squares, double max) {
+  mt_assert_measurement_count(ms, 4);
+  mt_assert_timer_stats(ms, name, count, total, squares, max);
+}
+
+/* The snapshot holds exactly four measurements: those of distribution summary
+ * `name`{k=v}. */
+static inline void mt_assert_summary_alone(const spectator_measurements_t *ms, const char *name,
+                                           double count, double total, double squares, double max) {
+  mt_assert_measurement_count(ms, 4);
+  mt_assert_summary_stats(ms, name, count, total, squares, max);
+}
 
 /* Snapshot reg and assert it is empty. */
 #define mt_expect_empty(reg)                             \

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -23,142 +24,152 @@
 #define GAUGE_TAGS SPECTATOR_TAGS("k", "v", "statistic", "gauge")
 #define MAX_TAGS SPECTATOR_TAGS("k", "v", "statistic", "max")
 
+/* The state of the tests that share one meter: the registry, and either the
+ * gauge "temp"{k=v} on a fake clock (temp_gauge_setup) or the max gauge
+ * "peak"{k=v} on the real clock (peak_max_gauge_setup). */
+typedef struct {
+  tu_clock_t clock;
+  spectator_registry_t *reg;
+  spectator_gauge_t *temp;
+  spectator_max_gauge_t *peak;
+} gauge_fixture_t;
+
+static int temp_gauge_setup(void **state) {
+  gauge_fixture_t *f = calloc(1, sizeof(*f));
+  assert_non_null(f);
+  tu_clock_set(&f->clock, 0);
+  f->reg = mt_registry(&f->clock, 0);
+  f->temp = spectator_registry_gauge(f->reg, "temp", SPECTATOR_TAGS("k", "v"));
+  *state = f;
+  return 0;
+}
+
+static int peak_max_gauge_setup(void **state) {
+  gauge_fixture_t *f = calloc(1, sizeof(*f));
+  assert_non_null(f);
+  f->reg = mt_registry(NULL, 0);
+  f->peak = spectator_registry_max_gauge(f->reg, "peak", SPECTATOR_TAGS("k", "v"));
+  *state = f;
+  return 0;
+}
+
+static int fixture_teardown(void **state) {
+  gauge_fixture_t *f = *state;
+  spectator_registry_free(f->reg);
+  free(f);
+  return 0;
+}
+
+/* Snapshot reg and expect exactly one measurement: the gauge "temp"{k=v}
+ * (statistic=gauge) or the max gauge "peak"{k=v} (statistic=max), op max,
+ * value v. */
+#define expect_temp(reg, v) mt_expect_single((reg), "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, (v))
+#define expect_peak(reg, v) mt_expect_single((reg), "peak", MAX_TAGS, SPECTATOR_OP_MAX, (v))
+
 /* ------------------------------------------------------------------------ */
 /* Gauges                                                                    */
 /* ------------------------------------------------------------------------ */
 
 static void gauge_reports_the_last_value_set_with_op_max(void **state) {
-  (void)state;
-  tu_clock_t clock = {0};
-  spectator_registry_t *reg = mt_registry(&clock, 0);
-  spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
-  spectator_gauge_set(g, 1);
-  spectator_gauge_set(g, 99);
-  spectator_gauge_set(g, 42.5);
-  assert_true(spectator_gauge_get(g) == 42.5);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 42.5);
-  spectator_gauge_set(g, -3.25);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, -3.25);
-  spectator_gauge_set(g, 0);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 0);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  spectator_gauge_set(f->temp, 1);
+  spectator_gauge_set(f->temp, 99);
+  spectator_gauge_set(f->temp, 42.5);
+  assert_true(spectator_gauge_get(f->temp) == 42.5);
+  expect_temp(f->reg, 42.5);
+  spectator_gauge_set(f->temp, -3.25);
+  expect_temp(f->reg, -3.25);
+  spectator_gauge_set(f->temp, 0);
+  expect_temp(f->reg, 0);
 }
 
 static void gauge_that_was_never_set_reports_nothing(void **state) {
-  (void)state;
-  tu_clock_t clock = {0};
-  spectator_registry_t *reg = mt_registry(&clock, 0);
-  spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
-  assert_false(spectator__is_noop(g));
-  assert_true(isnan(spectator_gauge_get(g)));
-  mt_expect_empty(reg);
-  tu_clock_advance(&clock, 60 * S);
-  mt_expect_empty(reg);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  assert_false(spectator__is_noop(f->temp));
+  assert_true(isnan(spectator_gauge_get(f->temp)));
+  mt_expect_empty(f->reg);
+  tu_clock_advance(&f->clock, 60 * S);
+  mt_expect_empty(f->reg);
 }
 
 static void gauge_keeps_reporting_each_snapshot_until_the_default_ttl_passes(void **state) {
-  (void)state;
-  tu_clock_t clock = {0};
-  spectator_registry_t *reg = mt_registry(&clock, 0);
-  spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
-  spectator_gauge_set(g, 5);
+  gauge_fixture_t *f = *state;
+  spectator_gauge_set(f->temp, 5);
   /* Every 5 s for (almost) 15 minutes: the last value each time. */
   for (int t = 0; t < 900; t += 5) {
-    tu_clock_set(&clock, (int64_t)t * S);
-    mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 5);
+    tu_clock_set(&f->clock, (int64_t)t * S);
+    expect_temp(f->reg, 5);
   }
-  tu_clock_set(&clock, 900 * S - 1);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 5);
-  tu_clock_set(&clock, 900 * S + 1);
-  mt_expect_empty(reg);
-  tu_clock_set(&clock, 2000 * S);
-  mt_expect_empty(reg);
+  tu_clock_set(&f->clock, 900 * S - 1);
+  expect_temp(f->reg, 5);
+  tu_clock_set(&f->clock, 900 * S + 1);
+  mt_expect_empty(f->reg);
+  tu_clock_set(&f->clock, 2000 * S);
+  mt_expect_empty(f->reg);
   /* The value itself is still there for the getter. */
-  assert_true(spectator_gauge_get(g) == 5);
-  spectator_registry_free(reg);
+  assert_true(spectator_gauge_get(f->temp) == 5);
 }
 
 static void gauge_ttl_counts_from_the_last_set(void **state) {
-  (void)state;
-  tu_clock_t clock = {0};
-  spectator_registry_t *reg = mt_registry(&clock, 0);
-  spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
-  spectator_gauge_set(g, 1);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 1);
-  tu_clock_set(&clock, 800 * S);
-  spectator_gauge_set(g, 7);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 7);
-  tu_clock_set(&clock, 1600 * S); /* 1600 s after the first set, 800 s after the last */
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 7);
-  tu_clock_set(&clock, 1700 * S + 1);
-  mt_expect_empty(reg);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  spectator_gauge_set(f->temp, 1);
+  expect_temp(f->reg, 1);
+  tu_clock_set(&f->clock, 800 * S);
+  spectator_gauge_set(f->temp, 7);
+  expect_temp(f->reg, 7);
+  tu_clock_set(&f->clock, 1600 * S); /* 1600 s after the first set, 800 s after the last */
+  expect_temp(f->reg, 7);
+  tu_clock_set(&f->clock, 1700 * S + 1);
+  mt_expect_empty(f->reg);
 }
 
 static void gauge_set_after_the_ttl_passed_restarts_reporting(void **state) {
-  (void)state;
-  tu_clock_t clock = {0};
-  spectator_registry_t *reg = mt_registry(&clock, 0);
-  spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
-  spectator_gauge_set(g, 1);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 1);
-  tu_clock_set(&clock, 1000 * S);
-  mt_expect_empty(reg);
-  spectator_gauge_set(g, 2);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 2);
-  tu_clock_set(&clock, 1500 * S);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 2);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  spectator_gauge_set(f->temp, 1);
+  expect_temp(f->reg, 1);
+  tu_clock_set(&f->clock, 1000 * S);
+  mt_expect_empty(f->reg);
+  spectator_gauge_set(f->temp, 2);
+  expect_temp(f->reg, 2);
+  tu_clock_set(&f->clock, 1500 * S);
+  expect_temp(f->reg, 2);
 }
 
 static void gauge_set_long_after_creation_is_reported(void **state) {
-  (void)state;
-  tu_clock_t clock = {0};
-  spectator_registry_t *reg = mt_registry(&clock, 0);
-  spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
-  tu_clock_set(&clock, 5000 * S); /* created 5000 s ago, no snapshot since */
-  spectator_gauge_set(g, 3);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 3);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  tu_clock_set(&f->clock, 5000 * S); /* created 5000 s ago, no snapshot since */
+  spectator_gauge_set(f->temp, 3);
+  expect_temp(f->reg, 3);
 }
 
 static void gauge_nan_stops_reporting_and_a_new_set_restarts_it(void **state) {
-  (void)state;
-  tu_clock_t clock = {0};
-  spectator_registry_t *reg = mt_registry(&clock, 0);
-  spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
-  spectator_gauge_set(g, 3);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 3);
-  spectator_gauge_set(g, NAN);
-  assert_true(isnan(spectator_gauge_get(g)));
-  mt_expect_empty(reg);
-  tu_clock_advance(&clock, 5 * S);
-  mt_expect_empty(reg);
-  spectator_gauge_set(g, 4);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 4);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 4);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  spectator_gauge_set(f->temp, 3);
+  expect_temp(f->reg, 3);
+  spectator_gauge_set(f->temp, NAN);
+  assert_true(isnan(spectator_gauge_get(f->temp)));
+  mt_expect_empty(f->reg);
+  tu_clock_advance(&f->clock, 5 * S);
+  mt_expect_empty(f->reg);
+  spectator_gauge_set(f->temp, 4);
+  expect_temp(f->reg, 4);
+  expect_temp(f->reg, 4);
 }
 
 static void gauge_ignores_infinite_values(void **state) {
-  (void)state;
-  tu_clock_t clock = {0};
-  spectator_registry_t *reg = mt_registry(&clock, 0);
-  spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
-  spectator_gauge_set(g, INFINITY);
-  spectator_gauge_set(g, -INFINITY);
-  mt_expect_empty(reg);
-  spectator_gauge_set(g, 2);
-  spectator_gauge_set(g, INFINITY);
-  spectator_gauge_set(g, -INFINITY);
-  assert_true(spectator_gauge_get(g) == 2);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 2);
-  spectator_gauge_set(g, DBL_MAX);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, DBL_MAX);
-  spectator_gauge_set(g, -DBL_MAX);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, -DBL_MAX);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  spectator_gauge_set(f->temp, INFINITY);
+  spectator_gauge_set(f->temp, -INFINITY);
+  mt_expect_empty(f->reg);
+  spectator_gauge_set(f->temp, 2);
+  spectator_gauge_set(f->temp, INFINITY);
+  spectator_gauge_set(f->temp, -INFINITY);
+  assert_true(spectator_gauge_get(f->temp) == 2);
+  expect_temp(f->reg, 2);
+  spectator_gauge_set(f->temp, DBL_MAX);
+  expect_temp(f->reg, DBL_MAX);
+  spectator_gauge_set(f->temp, -DBL_MAX);
+  expect_temp(f->reg, -DBL_MAX);
 }
 
 static void gauge_with_its_own_ttl_expires_on_its_own_schedule(void **state) {
@@ -225,19 +236,12 @@ static void gauge_with_an_invalid_ttl_uses_the_registry_ttl(void **state) {
 static void gauge_uses_the_registry_meter_ttl(void **state) {
   (void)state;
   tu_clock_t clock = {0};
-  spectator_config_t cfg;
-  spectator_config_init(&cfg);
-  cfg.env_common_tags = 0;
-  cfg.auto_start = 0;
-  cfg.meter_ttl_s = 30;
-  tu_clock_install(&cfg, &clock);
-  spectator_registry_t *reg = spectator_registry_new(&cfg);
-  assert_non_null(reg);
+  spectator_registry_t *reg = mt_registry_with_ttl(&clock, 0, 30);
   spectator_gauge_t *g = spectator_registry_gauge(reg, "temp", SPECTATOR_TAGS("k", "v"));
   spectator_gauge_set(g, 8);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 8);
+  expect_temp(reg, 8);
   tu_clock_set(&clock, 30 * S);
-  mt_expect_single(reg, "temp", GAUGE_TAGS, SPECTATOR_OP_MAX, 8);
+  expect_temp(reg, 8);
   tu_clock_set(&clock, 30 * S + 1);
   mt_expect_empty(reg);
   spectator_registry_free(reg);
@@ -273,70 +277,58 @@ static void gauge_get_returns_nan_for_null_and_noop_gauges(void **state) {
 /* ------------------------------------------------------------------------ */
 
 static void max_gauge_reports_the_largest_value_of_the_interval(void **state) {
-  (void)state;
-  spectator_registry_t *reg = mt_registry(NULL, 0);
-  spectator_max_gauge_t *g = spectator_registry_max_gauge(reg, "peak", SPECTATOR_TAGS("k", "v"));
-  spectator_max_gauge_set(g, 3);
-  spectator_max_gauge_set(g, 10.5);
-  spectator_max_gauge_set(g, -2);
-  spectator_max_gauge_set(g, 7);
-  assert_true(spectator_max_gauge_get(g) == 10.5);
-  mt_expect_single(reg, "peak", MAX_TAGS, SPECTATOR_OP_MAX, 10.5);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  spectator_max_gauge_set(f->peak, 3);
+  spectator_max_gauge_set(f->peak, 10.5);
+  spectator_max_gauge_set(f->peak, -2);
+  spectator_max_gauge_set(f->peak, 7);
+  assert_true(spectator_max_gauge_get(f->peak) == 10.5);
+  expect_peak(f->reg, 10.5);
 }
 
 static void max_gauge_reports_the_max_of_negative_values(void **state) {
-  (void)state;
-  spectator_registry_t *reg = mt_registry(NULL, 0);
-  spectator_max_gauge_t *g = spectator_registry_max_gauge(reg, "peak", SPECTATOR_TAGS("k", "v"));
-  spectator_max_gauge_set(g, -5);
-  spectator_max_gauge_set(g, -3.5);
-  spectator_max_gauge_set(g, -10);
-  mt_expect_single(reg, "peak", MAX_TAGS, SPECTATOR_OP_MAX, -3.5);
-  spectator_max_gauge_set(g, -DBL_MAX);
-  mt_expect_single(reg, "peak", MAX_TAGS, SPECTATOR_OP_MAX, -DBL_MAX);
-  spectator_max_gauge_set(g, -1);
-  spectator_max_gauge_set(g, -0.0);
-  spectator_max_gauge_set(g, -2);
-  spectator_measurements_t *ms = mt_snapshot(reg);
+  gauge_fixture_t *f = *state;
+  spectator_max_gauge_set(f->peak, -5);
+  spectator_max_gauge_set(f->peak, -3.5);
+  spectator_max_gauge_set(f->peak, -10);
+  expect_peak(f->reg, -3.5);
+  spectator_max_gauge_set(f->peak, -DBL_MAX);
+  expect_peak(f->reg, -DBL_MAX);
+  spectator_max_gauge_set(f->peak, -1);
+  spectator_max_gauge_set(f->peak, -0.0);
+  spectator_max_gauge_set(f->peak, -2);
+  spectator_measurements_t *ms = mt_snapshot(f->reg);
   mt_assert_measurement_count(ms, 1);
   mt_assert_measurement(ms, "peak", MAX_TAGS, SPECTATOR_OP_MAX, 0);
   spectator_measurements_free(ms);
-  spectator_max_gauge_set(g, DBL_MAX);
-  spectator_max_gauge_set(g, 0);
-  mt_expect_single(reg, "peak", MAX_TAGS, SPECTATOR_OP_MAX, DBL_MAX);
-  spectator_registry_free(reg);
+  spectator_max_gauge_set(f->peak, DBL_MAX);
+  spectator_max_gauge_set(f->peak, 0);
+  expect_peak(f->reg, DBL_MAX);
 }
 
 static void max_gauge_resets_each_interval(void **state) {
-  (void)state;
-  spectator_registry_t *reg = mt_registry(NULL, 0);
-  spectator_max_gauge_t *g = spectator_registry_max_gauge(reg, "peak", SPECTATOR_TAGS("k", "v"));
-  mt_expect_empty(reg);
-  spectator_max_gauge_set(g, 10);
-  mt_expect_single(reg, "peak", MAX_TAGS, SPECTATOR_OP_MAX, 10);
-  assert_true(isnan(spectator_max_gauge_get(g)));
-  mt_expect_empty(reg);
-  spectator_max_gauge_set(g, 1);
-  mt_expect_single(reg, "peak", MAX_TAGS, SPECTATOR_OP_MAX, 1);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  mt_expect_empty(f->reg);
+  spectator_max_gauge_set(f->peak, 10);
+  expect_peak(f->reg, 10);
+  assert_true(isnan(spectator_max_gauge_get(f->peak)));
+  mt_expect_empty(f->reg);
+  spectator_max_gauge_set(f->peak, 1);
+  expect_peak(f->reg, 1);
 }
 
 static void max_gauge_ignores_nan_and_infinite_values(void **state) {
-  (void)state;
-  spectator_registry_t *reg = mt_registry(NULL, 0);
-  spectator_max_gauge_t *g = spectator_registry_max_gauge(reg, "peak", SPECTATOR_TAGS("k", "v"));
-  spectator_max_gauge_set(g, NAN);
-  spectator_max_gauge_set(g, -NAN);
-  spectator_max_gauge_set(g, INFINITY);
-  spectator_max_gauge_set(g, -INFINITY);
-  assert_true(isnan(spectator_max_gauge_get(g)));
-  mt_expect_empty(reg);
-  spectator_max_gauge_set(g, -7);
-  spectator_max_gauge_set(g, INFINITY);
-  spectator_max_gauge_set(g, NAN);
-  mt_expect_single(reg, "peak", MAX_TAGS, SPECTATOR_OP_MAX, -7);
-  spectator_registry_free(reg);
+  gauge_fixture_t *f = *state;
+  spectator_max_gauge_set(f->peak, NAN);
+  spectator_max_gauge_set(f->peak, -NAN);
+  spectator_max_gauge_set(f->peak, INFINITY);
+  spectator_max_gauge_set(f->peak, -INFINITY);
+  assert_true(isnan(spectator_max_gauge_get(f->peak)));
+  mt_expect_empty(f->reg);
+  spectator_max_gauge_set(f->peak, -7);
+  spectator_max_gauge_set(f->peak, INFINITY);
+  spectator_max_gauge_set(f->peak, NAN);
+  expect_peak(f->reg, -7);
 }
 
 static void max_gauge_with_a_statistic_tag_keeps_it(void **state) {
@@ -364,25 +356,30 @@ static void max_gauge_get_returns_nan_for_null_and_noop_max_gauges(void **state)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(gauge_reports_the_last_value_set_with_op_max),
-      cmocka_unit_test(gauge_that_was_never_set_reports_nothing),
-      cmocka_unit_test(gauge_keeps_reporting_each_snapshot_until_the_default_ttl_passes),
-      cmocka_unit_test(gauge_ttl_counts_from_the_last_set),
-      cmocka_unit_test(gauge_set_after_the_ttl_passed_restarts_reporting),
-      cmocka_unit_test(gauge_set_long_after_creation_is_reported),
-      cmocka_unit_test(gauge_nan_stops_reporting_and_a_new_set_restarts_it),
-      cmocka_unit_test(gauge_ignores_infinite_values),
+/* Tests that start from a fixture (passed in *state). */
+#define ON_TEMP(f) cmocka_unit_test_setup_teardown(f, temp_gauge_setup, fixture_teardown)
+#define ON_PEAK(f) cmocka_unit_test_setup_teardown(f, peak_max_gauge_setup, fixture_teardown)
+      ON_TEMP(gauge_reports_the_last_value_set_with_op_max),
+      ON_TEMP(gauge_that_was_never_set_reports_nothing),
+      ON_TEMP(gauge_keeps_reporting_each_snapshot_until_the_default_ttl_passes),
+      ON_TEMP(gauge_ttl_counts_from_the_last_set),
+      ON_TEMP(gauge_set_after_the_ttl_passed_restarts_reporting),
+      ON_TEMP(gauge_set_long_after_creation_is_reported),
+      ON_TEMP(gauge_nan_stops_reporting_and_a_new_set_restarts_it),
+      ON_TEMP(gauge_ignores_infinite_values),
       cmocka_unit_test(gauge_with_its_own_ttl_expires_on_its_own_schedule),
       cmocka_unit_test(gauge_with_an_invalid_ttl_uses_the_registry_ttl),
       cmocka_unit_test(gauge_uses_the_registry_meter_ttl),
       cmocka_unit_test(gauge_with_a_statistic_tag_keeps_it),
       cmocka_unit_test(gauge_get_returns_nan_for_null_and_noop_gauges),
-      cmocka_unit_test(max_gauge_reports_the_largest_value_of_the_interval),
-      cmocka_unit_test(max_gauge_reports_the_max_of_negative_values),
-      cmocka_unit_test(max_gauge_resets_each_interval),
-      cmocka_unit_test(max_gauge_ignores_nan_and_infinite_values),
+      ON_PEAK(max_gauge_reports_the_largest_value_of_the_interval),
+      ON_PEAK(max_gauge_reports_the_max_of_negative_values),
+      ON_PEAK(max_gauge_resets_each_interval),
+      ON_PEAK(max_gauge_ignores_nan_and_infinite_values),
       cmocka_unit_test(max_gauge_with_a_statistic_tag_keeps_it),
       cmocka_unit_test(max_gauge_get_returns_nan_for_null_and_noop_max_gauges),
+#undef ON_TEMP
+#undef ON_PEAK
   };
   return cmocka_run_group_tests(tests, mt_setup_capture, mt_teardown_capture);
 }

@@ -34,30 +34,6 @@ static const char *pct_tag(char prefix, int64_t v, char buf[8]) {
                         SPECTATOR_TAGS("k", "v", "statistic", "percentile", "percentile", tag), \
                         SPECTATOR_OP_ADD, count)
 
-static void assert_timer_stats(spectator_measurements_t *ms, const char *name, double count,
-                               double total, double squares, double max) {
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
-                        count);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalTime"),
-                        SPECTATOR_OP_ADD, total);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
-                        SPECTATOR_OP_ADD, squares);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
-                        max);
-}
-
-static void assert_summary_stats(spectator_measurements_t *ms, const char *name, double count,
-                                 double total, double squares, double max) {
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
-                        count);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalAmount"),
-                        SPECTATOR_OP_ADD, total);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
-                        SPECTATOR_OP_ADD, squares);
-  mt_assert_measurement(ms, name, SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
-                        max);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Percentile timers                                                         */
 /* ------------------------------------------------------------------------ */
@@ -72,7 +48,7 @@ static void percentile_timer_reports_timer_statistics_and_one_counter_per_bucket
   spectator_percentile_timer_record_ns(t, 200 * MS);
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 6);
-  assert_timer_stats(ms, "lat", 3, 300000000.0 / 1e9, 4.5e16 / 1e18, 0.2);
+  mt_assert_timer_stats(ms, "lat", 3, 300000000.0 / 1e9, 4.5e16 / 1e18, 0.2);
   char tag[8];
   /* The exact tags for these buckets, and the same computed from index_of. */
   assert_string_equal(pct_tag('T', 50 * MS, tag), "T006E");
@@ -125,7 +101,7 @@ static void percentile_timer_clamps_durations_to_its_range(void **state) {
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 7);
   /* The timer statistics use the real durations. */
-  assert_timer_stats(ms, "lat", 5, 5051000000.0 / 1e9, (1e12 + 9e18 + 4e18 + 2.5e15) / 1e18, 3);
+  mt_assert_timer_stats(ms, "lat", 5, 5051000000.0 / 1e9, (1e12 + 9e18 + 4e18 + 2.5e15) / 1e18, 3);
   char tag[8];
   assert_string_equal(pct_tag('T', 10 * MS, tag), "T0064");
   assert_bucket(ms, "lat", "T0064", 2);
@@ -255,7 +231,7 @@ static void percentile_timer_buckets_reset_after_each_snapshot(void **state) {
   spectator_percentile_timer_record(t, 2);
   ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 5);
-  assert_timer_stats(ms, "lat", 1, 2, 4, 2);
+  mt_assert_timer_stats(ms, "lat", 1, 2, 4, 2);
   assert_bucket(ms, "lat", "T0086", 1);
   mt_assert_absent(ms, "lat",
                    SPECTATOR_TAGS("k", "v", "statistic", "percentile", "percentile", "T0083"));
@@ -309,7 +285,7 @@ static void percentile_timer_with_a_statistic_tag_reports_all_its_statistics(voi
   spectator_percentile_timer_record(t, 1);
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 5);
-  assert_timer_stats(ms, "lat", 1, 1, 1, 1);
+  mt_assert_timer_stats(ms, "lat", 1, 1, 1, 1);
   assert_bucket(ms, "lat", "T0083", 1);
   spectator_measurements_free(ms);
   spectator_registry_free(reg);
@@ -369,7 +345,7 @@ static void percentile_dist_summary_reports_summary_statistics_and_d_buckets(voi
   spectator_percentile_dist_summary_record(d, 0);
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 7);
-  assert_summary_stats(ms, "size", 4, 5200, 25020000, 5000);
+  mt_assert_summary_stats(ms, "size", 4, 5200, 25020000, 5000);
   char tag[8];
   assert_string_equal(pct_tag('D', 100, tag), "D0019");
   assert_bucket(ms, "size", "D0019", 2);
@@ -418,7 +394,7 @@ static void percentile_dist_summary_truncates_fractional_amounts_for_the_bucket(
   spectator_percentile_dist_summary_record(d, 0.5);
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_measurement_count(ms, 6);
-  assert_summary_stats(ms, "size", 2, 3.25, 7.5625 + 0.25, 2.75);
+  mt_assert_summary_stats(ms, "size", 2, 3.25, 7.5625 + 0.25, 2.75);
   assert_bucket(ms, "size", "D0002", 1);
   assert_bucket(ms, "size", "D0000", 1);
   spectator_measurements_free(ms);

@@ -20,36 +20,9 @@
 #include <cmocka.h>
 
 #include "internal.h"
-#include "test_util.h"
+#include "meter_test_util.h"
 
 #define NS 1000000000LL
-
-/* A registry with defaults, no environment common tags, and a fake clock. */
-static spectator_registry_t *new_registry(tu_clock_t *clock, size_t max_meters, double ttl_s) {
-  spectator_config_t cfg;
-  spectator_config_init(&cfg);
-  cfg.env_common_tags = 0;
-  cfg.auto_start = 0;
-  if (max_meters) cfg.max_meters = max_meters;
-  if (ttl_s > 0) cfg.meter_ttl_s = ttl_s;
-  if (clock) tu_clock_install(&cfg, clock);
-  spectator_registry_t *reg = spectator_registry_new(&cfg);
-  assert_non_null(reg);
-  return reg;
-}
-
-static int setup_capture(void **state) {
-  (void)state;
-  spectator_log_set_level(SPECTATOR_LOG_WARN);
-  tu_log_capture();
-  return 0;
-}
-
-static int teardown_capture(void **state) {
-  (void)state;
-  tu_log_release();
-  return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Lookups                                                                   */
@@ -57,7 +30,7 @@ static int teardown_capture(void **state) {
 
 static void equal_ids_return_the_same_meter(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_counter_t *a =
       spectator_registry_counter(reg, "req", SPECTATOR_TAGS("a", "1", "b", "2"));
   spectator_counter_t *b =
@@ -85,7 +58,7 @@ static void equal_ids_return_the_same_meter(void **state) {
 
 static void every_meter_type_returns_the_same_pointer_for_an_equal_id(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
   const char *const *t1 = SPECTATOR_TAGS("x", "1", "y", "2");
   const char *const *t2 = SPECTATOR_TAGS("y", "2", "x", "1");
   assert_ptr_equal(spectator_registry_timer(reg, "t", t1), spectator_registry_timer(reg, "t", t2));
@@ -109,7 +82,7 @@ static void every_meter_type_returns_the_same_pointer_for_an_equal_id(void **sta
 
 static void lookups_by_id_return_the_same_meter_as_by_name(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
   const char *const *tags = SPECTATOR_TAGS("k", "v", "a", "b");
   struct {
     const char *name;
@@ -218,7 +191,7 @@ static long lookup_odd_tags(void *p) {
 
 static void bad_names_and_tags_give_a_noop_meter_and_one_log_line(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
   /* the bad-id limiter is process-wide: each case runs in a fresh child */
   assert_int_equal(tu_in_child(lookup_null_names, reg), 1);
   tu_assert_log_count(1);
@@ -240,7 +213,7 @@ static void bad_names_and_tags_give_a_noop_meter_and_one_log_line(void **state) 
 
 static void a_type_conflict_gives_a_noop_that_is_never_reported_and_logs_once(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_counter_t *c =
       spectator_registry_counter(reg, "shared", SPECTATOR_TAGS("a", "1", "b", "2"));
   spectator_counter_increment(c);
@@ -289,7 +262,7 @@ static void a_type_conflict_gives_a_noop_that_is_never_reported_and_logs_once(vo
 
 static void the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_and_a_warning(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 10, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 10);
   spectator_counter_t *cs[10];
   for (int i = 0; i < 10; i++) {
     char name[16];
@@ -329,7 +302,7 @@ static void the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_and_a_warning(voi
 
 static void warnings_about_the_cap_are_rate_limited(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 1, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 1);
   spectator_registry_counter(reg, "first", NULL);
   for (int i = 0; i < 10; i++) {
     char name[16];
@@ -343,7 +316,7 @@ static void warnings_about_the_cap_are_rate_limited(void **state) {
   tu_assert_log_line(2, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "'x3'", "(occurrence 4)");
   tu_assert_log_line(3, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "'x7'", "(occurrence 8)");
   /* a second registry has its own limiter */
-  spectator_registry_t *other = new_registry(NULL, 1, 0);
+  spectator_registry_t *other = mt_registry(NULL, 1);
   spectator_registry_counter(other, "first", NULL);
   spectator_registry_counter(other, "second", NULL);
   tu_assert_log_count(5);
@@ -355,7 +328,7 @@ static void warnings_about_the_cap_are_rate_limited(void **state) {
 
 static void registry_size_counts_meters_but_not_noops(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
   assert_int_equal(spectator_registry_size(reg), 0);
   spectator_registry_counter(reg, "a", NULL);
   assert_int_equal(spectator_registry_size(reg), 1);
@@ -405,7 +378,7 @@ static void *race_worker(void *p) {
 
 static void four_threads_racing_to_create_the_same_1000_ids_get_the_same_meters(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
   pthread_barrier_t barrier;
   pthread_barrier_init(&barrier, NULL, RACE_THREADS);
   static race_arg_t args[RACE_THREADS];
@@ -466,6 +439,37 @@ static void *grow_worker(void *p) {
   return NULL;
 }
 
+/* GROW_THREADS grow_workers on one registry, and the barrier that starts them
+ * together with the calling thread. */
+typedef struct {
+  pthread_barrier_t barrier;
+  _Atomic int done; /* workers finished */
+  grow_arg_t args[GROW_THREADS];
+  pthread_t th[GROW_THREADS];
+} grow_race_t;
+
+/* Start the workers on reg; return once they and the caller passed the barrier. */
+static void grow_race_start(grow_race_t *r, spectator_registry_t *reg) {
+  pthread_barrier_init(&r->barrier, NULL, GROW_THREADS + 1);
+  atomic_init(&r->done, 0);
+  for (int t = 0; t < GROW_THREADS; t++) {
+    r->args[t] = (grow_arg_t){reg, &r->barrier, &r->done, t, 0};
+    assert_int_equal(pthread_create(&r->th[t], NULL, grow_worker, &r->args[t]), 0);
+  }
+  pthread_barrier_wait(&r->barrier);
+}
+
+/* Join the workers and destroy the barrier; return the no-op meters they got in all. */
+static long grow_race_join(grow_race_t *r) {
+  long noops = 0;
+  for (int t = 0; t < GROW_THREADS; t++) {
+    assert_int_equal(pthread_join(r->th[t], NULL), 0);
+    noops += r->args[t].noops;
+  }
+  pthread_barrier_destroy(&r->barrier);
+  return noops;
+}
+
 /* Sum of every counter value in a snapshot (and the number of measurements). */
 static double snapshot_sum(spectator_registry_t *reg, size_t *n) {
   spectator_measurements_t *ms = spectator_registry_snapshot(reg);
@@ -479,28 +483,17 @@ static double snapshot_sum(spectator_registry_t *reg, size_t *n) {
 
 static void snapshots_while_4_threads_create_meters_lose_no_increment(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
-  pthread_barrier_t barrier;
-  pthread_barrier_init(&barrier, NULL, GROW_THREADS + 1);
-  _Atomic int done = 0;
-  grow_arg_t args[GROW_THREADS];
-  pthread_t th[GROW_THREADS];
-  for (int t = 0; t < GROW_THREADS; t++) {
-    args[t] = (grow_arg_t){reg, &barrier, &done, t, 0};
-    assert_int_equal(pthread_create(&th[t], NULL, grow_worker, &args[t]), 0);
-  }
-  pthread_barrier_wait(&barrier);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
+  grow_race_t race;
+  grow_race_start(&race, reg);
   double total = 0;
   long snapshots = 0;
-  while (atomic_load(&done) < GROW_THREADS) {
+  while (atomic_load(&race.done) < GROW_THREADS) {
     total += snapshot_sum(reg, NULL);
     snapshots++;
   }
-  for (int t = 0; t < GROW_THREADS; t++) {
-    assert_int_equal(pthread_join(th[t], NULL), 0);
-    assert_int_equal(args[t].noops, 0);
-  }
-  pthread_barrier_destroy(&barrier);
+  grow_race_join(&race);
+  for (int t = 0; t < GROW_THREADS; t++) assert_int_equal(race.args[t].noops, 0);
   total += snapshot_sum(reg, NULL);
   assert_true(snapshots >= 1);
   assert_int_equal(spectator_registry_size(reg), GROW_THREADS * GROW_IDS);
@@ -513,23 +506,10 @@ static void snapshots_while_4_threads_create_meters_lose_no_increment(void **sta
 
 static void four_threads_racing_past_the_cap_create_exactly_max_meters(void **state) {
   (void)state;
-  spectator_registry_t *reg = new_registry(NULL, 100, 0);
-  pthread_barrier_t barrier;
-  pthread_barrier_init(&barrier, NULL, GROW_THREADS + 1);
-  _Atomic int done = 0;
-  grow_arg_t args[GROW_THREADS];
-  pthread_t th[GROW_THREADS];
-  for (int t = 0; t < GROW_THREADS; t++) {
-    args[t] = (grow_arg_t){reg, &barrier, &done, t, 0};
-    assert_int_equal(pthread_create(&th[t], NULL, grow_worker, &args[t]), 0);
-  }
-  pthread_barrier_wait(&barrier);
-  long noops = 0;
-  for (int t = 0; t < GROW_THREADS; t++) {
-    assert_int_equal(pthread_join(th[t], NULL), 0);
-    noops += args[t].noops;
-  }
-  pthread_barrier_destroy(&barrier);
+  spectator_registry_t *reg = mt_registry(NULL, 100);
+  grow_race_t race;
+  grow_race_start(&race, reg);
+  long noops = grow_race_join(&race);
   assert_int_equal(spectator_registry_size(reg), 100);
   assert_int_equal(noops, GROW_THREADS * GROW_IDS - 100);
   size_t n = 0;
@@ -548,7 +528,7 @@ static void four_threads_racing_past_the_cap_create_exactly_max_meters(void **st
 static void registry_free_releases_every_meter_id_and_table(void **state) {
   (void)state;
   /* enough meters to grow the table many times and fill several chunks */
-  spectator_registry_t *reg = new_registry(NULL, 0, 0);
+  spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_id_t *mine = spectator_id_new("mine", SPECTATOR_TAGS("k", "v"));
   for (int i = 0; i < 3000; i++) {
     char v[16];
@@ -721,7 +701,7 @@ static void gauge_reports_its_last_value_until_the_ttl_boundary_and_not_after(vo
   (void)state;
   tu_clock_t clock = {0};
   tu_clock_set(&clock, 1000 * NS);
-  spectator_registry_t *reg = new_registry(&clock, 0, 10); /* meter TTL 10 s */
+  spectator_registry_t *reg = mt_registry_with_ttl(&clock, 0, 10); /* meter TTL 10 s */
   spectator_gauge_t *g = spectator_registry_gauge(reg, "g", NULL);
   double v = 0;
   assert_false(snap_gauge(reg, "g", &v)); /* never set: nothing */
@@ -756,7 +736,7 @@ static void gauge_reports_its_last_value_until_the_ttl_boundary_and_not_after(vo
 static void gauge_with_ttl_overrides_the_registry_ttl_for_that_gauge_only(void **state) {
   (void)state;
   tu_clock_t clock = {0};
-  spectator_registry_t *reg = new_registry(&clock, 0, 900);
+  spectator_registry_t *reg = mt_registry_with_ttl(&clock, 0, 900);
   spectator_gauge_t *short_g = spectator_registry_gauge_with_ttl(reg, "short", NULL, 2);
   spectator_gauge_t *plain = spectator_registry_gauge(reg, "plain", NULL);
   assert_int_equal(short_g->ttl_ns, 2 * NS);
@@ -793,7 +773,7 @@ static void gauge_with_ttl_overrides_the_registry_ttl_for_that_gauge_only(void *
 static void gauge_set_to_nan_stops_reporting_at_once(void **state) {
   (void)state;
   tu_clock_t clock = {0};
-  spectator_registry_t *reg = new_registry(&clock, 0, 900);
+  spectator_registry_t *reg = mt_registry_with_ttl(&clock, 0, 900);
   spectator_gauge_t *g = spectator_registry_gauge(reg, "g", NULL);
   spectator_gauge_set(g, 3);
   double v;
@@ -879,7 +859,7 @@ int main(void) {
   setenv("SPECTATOR_DISABLE_AUTO_START", "1", 1);
   unsetenv("SPECTATOR_URI");
   const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_capture, teardown_capture)
+#define T(f) cmocka_unit_test_setup_teardown(f, mt_setup_capture, mt_teardown_capture)
       T(equal_ids_return_the_same_meter),
       T(every_meter_type_returns_the_same_pointer_for_an_equal_id),
       T(lookups_by_id_return_the_same_meter_as_by_name),
