@@ -252,6 +252,23 @@ static const char *error_name(CURLcode rc) {
   }
 }
 
+/* Failures that the next attempt would meet again: retrying them only delays
+ * the cycle. A TLS handshake that fails for any other reason (a reset, say)
+ * may be transient and is retried. */
+static bool error_permanent(CURLcode rc) {
+  switch (rc) {
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_URL_MALFORMAT: return true;
+  default: return false;
+  }
+}
+
 int spectator__http_post(spectator__http_t *h, const char *body, size_t len, long timeout_ms,
                          spectator__http_response_t *res) {
   memset(res, 0, sizeof(*res));
@@ -274,6 +291,7 @@ int spectator__http_post(spectator__http_t *h, const char *body, size_t len, lon
   res->body_truncated = h->truncated;
   if (rc != CURLE_OK) {
     res->error = error_name(rc);
+    res->permanent = error_permanent(rc);
     spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_HTTP, "POST failed: %s (%s)",
                    CURL_FN(easy_strerror)(rc), h->errbuf);
     return -1;

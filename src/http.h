@@ -14,6 +14,9 @@ typedef struct {
   long status;       /* HTTP status, 0 when there was no response */
   int curl_code;     /* CURLcode; 0 = OK */
   const char *error; /* short error name for metrics ("timeout", "connection"...), or NULL */
+  bool permanent;    /* the failure cannot go away by retrying the same request: a
+                        certificate the configured trust rejects, a bad CA file, a URL
+                        libcurl refuses */
   char *body;        /* NUL-terminated response body (owned by the handle) */
   size_t body_len;
   bool body_truncated;

@@ -192,7 +192,7 @@ static void account(spectator_registry_t *reg, const spectator__http_response_t 
 }
 
 static bool retryable(const spectator__http_response_t *res, int rc) {
-  if (rc != 0) return true; /* connection failures, timeouts */
+  if (rc != 0) return !res->permanent; /* connection failures, timeouts; not TLS rejections */
   return res->status == 429 || (res->status >= 500 && res->status <= 599);
 }
 
