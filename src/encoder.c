@@ -679,6 +679,7 @@ static bool deflate_feed(z_stream *zs, const char *in, size_t len, int flush, ch
 }
 
 static bool sink_flush(sink_t *s, int flush) {
+  if (!s->zs) return false; /* a raw batch outgrew its counted size: cannot happen */
   size_t n = (size_t)(s->p - s->buf);
   s->flushed += n;
   s->p = s->buf;
