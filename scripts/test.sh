@@ -8,8 +8,9 @@
 #                install test
 #   install      the install test: install the build into a temporary prefix and build and run
 #                programs against it with pkg-config and with find_package (tests/install/)
-#   curl-linked  fresh build in $CURL_DIR with libcurl linked (SPECTATOR_DLOPEN_CURL=OFF), then
-#                the tests that publish and the install test of that layout
+#   deps-linked  fresh build in $DEPS_DIR with libcurl, zlib and cJSON linked
+#                (SPECTATOR_DLOPEN_DEPS=OFF), then the tests that publish, encode or check the
+#                loading, and the install test of that layout
 #   asan         fresh build in $ASAN_DIR with AddressSanitizer + UndefinedBehaviorSanitizer, then
 #                every ctest test; any report (leaks included) fails the test
 #   tsan         fresh build in $TSAN_DIR with ThreadSanitizer, then every ctest test; any report
@@ -28,11 +29,11 @@
 #   CTEST_PARALLEL_LEVEL  tests run at once (ctest's own variable; default: 1)
 #   SKIP_DEPS=1    do not run scripts/deps.sh first
 #   CC             compiler (default: cmake's choice; the fuzz stage always uses clang)
-#   ASAN_DIR, TSAN_DIR, FUZZ_DIR, CURL_DIR  build directories of those stages (default:
-#                  build/asan, build/tsan, build/fuzz, build/curl-linked); deleted and configured
+#   ASAN_DIR, TSAN_DIR, FUZZ_DIR, DEPS_DIR  build directories of those stages (default:
+#                  build/asan, build/tsan, build/fuzz, build/deps-linked); deleted and configured
 #                  again like BUILD_DIR
 #
-# The plain builds (build-test, install, curl-linked, valgrind) treat warnings as errors
+# The plain builds (build-test, install, deps-linked, valgrind) treat warnings as errors
 # (SPECTATOR_WERROR); the sanitizer and fuzz builds do not, since instrumentation changes what
 # the compiler's flow analysis warns about.
 #   FUZZ_SECONDS   total fuzzing time of the fuzz stage, split evenly between the harnesses
@@ -47,10 +48,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_STAGES="build-test install curl-linked asan tsan valgrind fuzz"
+ALL_STAGES="build-test install deps-linked asan tsan valgrind fuzz"
 BUILD_DIR=${BUILD_DIR:-build/ci}
 ASAN_DIR=${ASAN_DIR:-build/asan}
-CURL_DIR=${CURL_DIR:-build/curl-linked}
+DEPS_DIR=${DEPS_DIR:-build/deps-linked}
 TSAN_DIR=${TSAN_DIR:-build/tsan}
 FUZZ_DIR=${FUZZ_DIR:-build/fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
@@ -131,14 +132,15 @@ stage_install() {
   run_ctest "$BUILD_DIR" --tests-regex '^install$'
 }
 
-# The other stages load libcurl with dlopen() at the first start. This one links it, so the
-# direct calls keep compiling (with libcurl's type-checked curl_easy_setopt) and the tests that
-# publish, fork or check the installed layout run against the linked library too.
-stage_curl_linked() {
-  configure "$CURL_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_DLOPEN_CURL=OFF \
+# The other stages load libcurl, zlib and cJSON with dlopen() at first use. This one links
+# them, so the direct calls keep compiling (with libcurl's type-checked curl_easy_setopt) and the
+# tests that publish, fork, encode, check the loading or the installed layout run against the
+# linked library too. (The fuzz stage also builds the linked layout, for its harnesses only.)
+stage_deps_linked() {
+  configure "$DEPS_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_DLOPEN_DEPS=OFF \
     -DSPECTATOR_WERROR=ON -DSPECTATOR_BUILD_BENCH=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF
-  build "$CURL_DIR"
-  run_ctest "$CURL_DIR" --tests-regex '^(publisher|security|http_loading|fork|install)$'
+  build "$DEPS_DIR"
+  run_ctest "$DEPS_DIR" --tests-regex '^(publisher|security|encoder|lazy_loading|fork|install)$'
 }
 
 # Sanitizer builds: only the library and its tests (no benchmarks, no examples). The install

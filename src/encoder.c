@@ -38,13 +38,18 @@
  *   size (counted exactly before writing, non-integer values at their
  *   longest) and grows only if needed. Without gzip the JSON is written into
  *   one buffer of that size, trimmed at the end.
+ *
+ * zlib is called through src/deps.h's ZLIB_FN(): unless the library is linked
+ * to it, it is loaded when compression is first asked for (deps.c). A
+ * publisher's start has loaded it already; direct callers (tests, benchmarks,
+ * fuzzing) get SPECTATOR__ENOLIB when it cannot be loaded.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "deps.h"
 #include "encoder.h"
 
 /* ------------------------------------------------------------------------ */
@@ -648,6 +653,15 @@ typedef struct {
   size_t flushed; /* gzip: JSON bytes already fed to deflate */
 } sink_t;
 
+/* A gzip (RFC 1952) stream at this level. zlib's deflateInit2 is a macro that
+ * passes the version and stream size the caller was compiled with, so that
+ * zlib can refuse an incompatible caller; its expansion is written out here
+ * to call deflateInit2_ through ZLIB_FN. */
+static int deflate_init(z_stream *zs, int level) {
+  return ZLIB_FN(deflateInit2_)(zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                                (int)sizeof(z_stream));
+}
+
 /* Make room in the output: double it (the first size is a guess from the
  * input, see encode). */
 static bool out_grow(z_stream *zs, char **out, size_t *cap) {
@@ -670,7 +684,7 @@ static bool deflate_feed(z_stream *zs, const char *in, size_t len, int flush, ch
   zs->avail_in = (uInt)len;
   for (;;) {
     if (zs->avail_out == 0 && !out_grow(zs, out, cap)) return false;
-    int rc = deflate(zs, flush);
+    int rc = ZLIB_FN(deflate)(zs, flush);
     if (rc == Z_STREAM_END) return true;
     if (rc == Z_BUF_ERROR && zs->avail_out != 0) return false; /* no progress possible */
     if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
@@ -746,7 +760,7 @@ static bool write_batch(const encoder_t *e, scratch_t *s, size_t from, size_t to
 
   sink_t k = {0};
   if (zs) {
-    if (deflateReset(zs) != Z_OK) return false;
+    if (ZLIB_FN(deflateReset)(zs) != Z_OK) return false;
     k.buf = window;
     k.end = window + WINDOW;
     /* JSON of ids compresses to well under an eighth; grown if not. */
@@ -838,6 +852,10 @@ void spectator__payload_free(spectator__payload_t *p) {
 int spectator__encode(spectator__records_t *rs, const char *const *common_tags, size_t batch_size,
                       int gzip_level, spectator__payload_t *out) {
   memset(out, 0, sizeof(*out));
+  if (gzip_level != SPECTATOR__ENCODE_RAW && !spectator__dep_load(SPECTATOR__DEP_ZLIB)) {
+    spectator__records_free(rs);
+    return SPECTATOR__ENOLIB;
+  }
   if (batch_size == 0) batch_size = 1;
   encoder_t e;
   memset(&e, 0, sizeof(e));
@@ -905,8 +923,7 @@ int spectator__encode(spectator__records_t *rs, const char *const *common_tags, 
   if (!out->batches || !s.stamp || !s.local || !s.used || !s.digits) goto done;
   if (gzip_level != SPECTATOR__ENCODE_RAW && nbatches) {
     memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, gzip_level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-      goto done;
+    if (deflate_init(&zs, gzip_level) != Z_OK) goto done;
     zsp = &zs;
     if (!(window = malloc(WINDOW))) goto done;
   }
@@ -930,7 +947,7 @@ int spectator__encode(spectator__records_t *rs, const char *const *common_tags, 
 done:
   if (rc != 0) spectator__payload_free(out);
   spectator__records_free(rs);
-  if (zsp) deflateEnd(zsp);
+  if (zsp) ZLIB_FN(deflateEnd)(zsp);
   free(window);
   free(s.stamp);
   free(s.local);
@@ -951,10 +968,10 @@ done:
 /* ------------------------------------------------------------------------ */
 
 int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *out_len) {
+  if (!spectator__dep_load(SPECTATOR__DEP_ZLIB)) return SPECTATOR__ENOLIB;
   z_stream zs;
   memset(&zs, 0, sizeof(zs));
-  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return SPECTATOR_ENOMEM;
+  if (deflate_init(&zs, level) != Z_OK) return SPECTATOR_ENOMEM;
   size_t cap = len / 8 + 1024;
   char *buf = malloc(cap);
   bool ok = buf != NULL;
@@ -969,7 +986,7 @@ int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *o
     if (!len) break;
   }
   size_t total = zs.total_out;
-  deflateEnd(&zs);
+  ZLIB_FN(deflateEnd)(&zs);
   if (!ok) {
     free(buf);
     return SPECTATOR_ENOMEM;

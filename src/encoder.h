@@ -31,12 +31,16 @@ typedef struct {
  * left as JSON with SPECTATOR__ENCODE_RAW.
  * Consumes rs: its records are freed as they are read and rs is empty on
  * return; the ids they borrow must stay alive until this returns. Returns 0,
- * or SPECTATOR_ENOMEM (out is then empty). Thread-safe (no shared state). */
+ * SPECTATOR_ENOMEM, or SPECTATOR__ENOLIB when compression is asked for and
+ * zlib cannot be loaded (out is then empty). The first call with compression
+ * loads zlib, unless a publisher's start already did. Thread-safe. */
 int spectator__encode(spectator__records_t *rs, const char *const *common_tags, size_t batch_size,
                       int gzip_level, spectator__payload_t *out);
 void spectator__payload_free(spectator__payload_t *p);
 
-/* gzip (RFC 1952) the input at the given zlib level; *out is malloc'd. */
+/* gzip (RFC 1952) the input at the given zlib level; *out is malloc'd.
+ * Returns 0, SPECTATOR_ENOMEM, or SPECTATOR__ENOLIB when zlib cannot be
+ * loaded (the first call loads it, unless a start already did). */
 int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *out_len);
 
 /* Replace every character outside -._A-Za-z0-9^~ by '_' (a well-formed UTF-8

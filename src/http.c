@@ -8,101 +8,28 @@
  * bodies are read with a size bound. TLS is verified unless the configuration
  * says otherwise.
  *
- * LOADING LIBCURL
- * With SPECTATOR_DLOPEN_CURL (the default build), the library does not link
- * libcurl: linking it would make the dynamic loader map libcurl.so.4 and the
- * thirty or so libraries behind it (TLS stacks, Kerberos, LDAP, HTTP/2...) at
- * the exec of every program that links spectator-c, and run their
- * constructors, whether the program ever publishes or not. Instead, the first
- * spectator__http_new (the first publisher start of the process) dlopen()s
- * libcurl.so.4 and looks up each function this file calls into `curl_api`.
- * This happens once per process (pthread_once); when it fails, the reason is
- * logged once and every spectator__http_new returns NULL, which makes the
- * start return SPECTATOR_EHTTP while meters keep recording. <curl/curl.h> is
- * still included for the types and constants.
- *
- * Without SPECTATOR_DLOPEN_CURL the library links libcurl and CURL_FN() names
- * the real functions, so the rest of this file is the same in both builds.
+ * LIBRARIES
+ * libcurl (and cJSON, for the aggregator's answers) are called through
+ * src/deps.h's CURL_FN() and CJSON_FN(). With SPECTATOR_DLOPEN_DEPS (the
+ * default build) they are not linked but loaded by the first
+ * spectator__http_new, together with zlib, which the publisher needs to
+ * compress what it sends: deps.c says why, and which locks the callers hold
+ * meanwhile. When one of them cannot be loaded, the reason is logged once and
+ * every spectator__http_new returns NULL, which makes the start return
+ * SPECTATOR_EHTTP while meters keep recording.
  */
-#include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "deps.h"
 #include "http.h"
 
-#ifndef SPECTATOR_DLOPEN_CURL
-#define SPECTATOR_DLOPEN_CURL 0
-#endif
-
-/* Every libcurl function this file calls. */
-#define SPECTATOR__CURL_FUNCTIONS(X) \
-  X(global_init)                     \
-  X(easy_init)                       \
-  X(easy_setopt)                     \
-  X(easy_perform)                    \
-  X(easy_getinfo)                    \
-  X(easy_cleanup)                    \
-  X(easy_strerror)                   \
-  X(slist_append)                    \
-  X(slist_free_all)
-
-#if SPECTATOR_DLOPEN_CURL
-#include <dlfcn.h>
-
-const bool spectator__http_curl_dlopen = true;
-
-/* Each pointer has the exact type of the function curl.h declares. Naming the
- * function inside __typeof__ neither calls it nor needs it at link time. */
-static struct {
-#define SPECTATOR__CURL_FIELD(f) __typeof__(curl_##f) *f;
-  SPECTATOR__CURL_FUNCTIONS(SPECTATOR__CURL_FIELD)
-#undef SPECTATOR__CURL_FIELD
-} curl_api;
-#define CURL_FN(f) (curl_api.f)
-
-/* dlopen() the library and fill curl_api. Returns false (and logs why) when
- * the library or one of its functions is missing. */
-static bool load_curl(void) {
-  const char *name = spectator__http_curl_library;
-  void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    const char *why = dlerror();
-    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_HTTP,
-                   "cannot load %s (%s): publishing is disabled, meters keep recording; install "
-                   "libcurl (Debian and Ubuntu: the libcurl4 package)",
-                   name, why ? why : "unknown error");
-    return false;
-  }
-#define SPECTATOR__CURL_RESOLVE(f)                                                              \
-  if (!(curl_api.f = (__typeof__(curl_api.f))dlsym(lib, "curl_" #f))) {                         \
-    const char *why = dlerror();                                                                \
-    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_HTTP,                                  \
-                   "%s has no curl_" #f " (%s): publishing is disabled, meters keep recording", \
-                   name, why ? why : "unknown error");                                          \
-    memset(&curl_api, 0, sizeof(curl_api));                                                     \
-    dlclose(lib);                                                                               \
-    return false;                                                                               \
-  }
-  SPECTATOR__CURL_FUNCTIONS(SPECTATOR__CURL_RESOLVE)
-#undef SPECTATOR__CURL_RESOLVE
-  /* The handle is never closed: handles and threads of libcurl may outlive
-   * any point at which unloading would be safe. */
-  return true;
-}
-#else
-const bool spectator__http_curl_dlopen = false;
-#define CURL_FN(f) curl_##f
-static bool load_curl(void) { return true; }
-#endif
-
-const char *spectator__http_curl_library = "libcurl.so.4";
-
 /*
- * The first spectator__http_new loads libcurl (when it is not linked) and
- * initializes it, once per process. Who calls it, and with which locks:
+ * The first spectator__http_new loads the three libraries (when they are not
+ * linked) and initializes libcurl, once per process. Who calls it, and with
+ * which locks:
  *
  * - spectator__publisher_start, holding that registry's publisher mutex and
  *   no other library lock. For the global registry's automatic start this
@@ -118,7 +45,7 @@ const char *spectator__http_curl_library = "libcurl.so.4";
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static bool global_ok;
 static void global_init(void) {
-  if (!load_curl()) return;
+  if (!spectator__deps_load_all()) return; /* each missing library was logged */
   CURLcode rc = CURL_FN(global_init)(CURL_GLOBAL_DEFAULT);
   if (rc != CURLE_OK) {
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_HTTP, "curl_global_init failed: %s",
@@ -304,24 +231,26 @@ int spectator__parse_aggregator_response(const char *body, size_t len,
                                          spectator__aggregator_response_t *out) {
   memset(out, 0, sizeof(*out));
   if (!body || !len) return -1;
-  cJSON *root = cJSON_ParseWithLength(body, len);
+  /* Loaded by the start already, unless called directly (tests, fuzzing). */
+  if (!spectator__dep_load(SPECTATOR__DEP_CJSON)) return -1;
+  cJSON *root = CJSON_FN(ParseWithLength)(body, len);
   if (!root) return -1;
-  const cJSON *count = cJSON_GetObjectItemCaseSensitive(root, "errorCount");
-  if (!cJSON_IsObject(root) || !cJSON_IsNumber(count) || !(count->valuedouble >= 0) ||
+  const cJSON *count = CJSON_FN(GetObjectItemCaseSensitive)(root, "errorCount");
+  if (!CJSON_FN(IsObject)(root) || !CJSON_FN(IsNumber)(count) || !(count->valuedouble >= 0) ||
       !isfinite(count->valuedouble)) {
-    cJSON_Delete(root);
+    CJSON_FN(Delete)(root);
     return -1;
   }
   out->error_count = count->valuedouble >= 1e15 ? (size_t)1e15 : (size_t)count->valuedouble;
-  const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "message");
-  if (cJSON_IsArray(msgs)) {
+  const cJSON *msgs = CJSON_FN(GetObjectItemCaseSensitive)(root, "message");
+  if (CJSON_FN(IsArray)(msgs)) {
     size_t n = 0;
     const cJSON *m;
-    cJSON_ArrayForEach(m, msgs) if (cJSON_IsString(m) && n < SPECTATOR__MAX_MESSAGES) n++;
+    cJSON_ArrayForEach(m, msgs) if (CJSON_FN(IsString)(m) && n < SPECTATOR__MAX_MESSAGES) n++;
     out->messages = n ? calloc(n, sizeof(char *)) : NULL;
     cJSON_ArrayForEach(m, msgs) {
       if (!out->messages || out->nmessages == n) break;
-      if (!cJSON_IsString(m)) continue;
+      if (!CJSON_FN(IsString)(m)) continue;
       size_t l = strlen(m->valuestring);
       char *copy = malloc(l + 1);
       if (!copy) break;
@@ -329,7 +258,7 @@ int spectator__parse_aggregator_response(const char *body, size_t len,
       out->messages[out->nmessages++] = copy;
     }
   }
-  cJSON_Delete(root);
+  CJSON_FN(Delete)(root);
   return 0;
 }
 

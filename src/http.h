@@ -22,17 +22,10 @@ typedef struct {
   bool body_truncated;
 } spectator__http_response_t;
 
-/* True when the library loads libcurl at run time (built with
- * SPECTATOR_DLOPEN_CURL), false when it is linked to it. */
-extern const bool spectator__http_curl_dlopen;
-/* The file dlopen()ed by the first spectator__http_new: "libcurl.so.4". Only
- * tests change it (before anything starts publishing), to see what a missing
- * libcurl does. Unused when libcurl is linked. */
-extern const char *spectator__http_curl_library;
-
-/* A handle for this URI; NULL when libcurl cannot be loaded or set up (the
- * cause is logged). The first call loads and initializes libcurl, once per
- * process (http.c says which locks its callers hold meanwhile). */
+/* A handle for this URI; NULL when libcurl, zlib or cJSON cannot be loaded,
+ * or libcurl cannot be set up (the cause is logged). The first call loads the
+ * three libraries and initializes libcurl, once per process (http.c says
+ * which locks its callers hold meanwhile). */
 spectator__http_t *spectator__http_new(const char *uri, const spectator_config_t *cfg);
 void spectator__http_free(spectator__http_t *h);
 /* In a forked child: drop the handle without touching the parent's connection
@@ -55,7 +48,8 @@ typedef struct {
 
 /* Parse an aggregator answer (any bytes, any length; body need not be
  * NUL-terminated). Returns 0 when it is a JSON object with a numeric
- * errorCount >= 0, else -1 (out is then empty). Thread-safe. */
+ * errorCount >= 0, else -1 (out is then empty), also when cJSON cannot be
+ * loaded (the first call loads it, unless a start already did). Thread-safe. */
 int spectator__parse_aggregator_response(const char *body, size_t len,
                                          spectator__aggregator_response_t *out);
 void spectator__aggregator_response_free(spectator__aggregator_response_t *r);

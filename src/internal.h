@@ -55,6 +55,43 @@ uint64_t spectator__ratelimit(spectator__ratelimit_t *rl);
   } while (0)
 
 /* ------------------------------------------------------------------------ */
+/* deps.c: libcurl, zlib and cJSON, loaded at first use                      */
+/* ------------------------------------------------------------------------ */
+
+/* The shared libraries the library calls. With SPECTATOR_DLOPEN_DEPS (the
+ * default build) none of them is linked: each is dlopen()ed the first time it
+ * is needed (deps.c explains why and when). src/deps.h holds the function
+ * tables and the macros that call through them. */
+typedef enum {
+  SPECTATOR__DEP_CURL,
+  SPECTATOR__DEP_ZLIB,
+  SPECTATOR__DEP_CJSON,
+  SPECTATOR__DEP_COUNT
+} spectator__dep_t;
+
+/* True when the library loads them at run time (built with
+ * SPECTATOR_DLOPEN_DEPS), false when it is linked to them. */
+extern const bool spectator__deps_dlopen;
+/* The file each one is loaded from: "libcurl.so.4", "libz.so.1",
+ * "libcjson.so.1". Only tests change an entry (before anything loads that
+ * library), to see what a missing library does. Unused when they are linked. */
+extern const char *spectator__dep_file[SPECTATOR__DEP_COUNT];
+
+/* Load one library, once per process, and tell whether it can be used. A
+ * failure is logged once (the file, the loader's reason and the package to
+ * install) and every later call returns false at once. Always true when the
+ * library is linked. Takes no library lock; what the caller holds meanwhile
+ * matters, since the first call waits for the load (deps.c lists the callers). */
+bool spectator__dep_load(spectator__dep_t dep);
+/* All three, each tried even when another is missing (so the log names every
+ * missing one); true when all of them can be used. */
+bool spectator__deps_load_all(void);
+/* Returned by an internal function that needs a library that cannot be
+ * loaded (spectator__encode and spectator__gzip, for zlib). Not one of the
+ * public SPECTATOR_E* codes: no public function returns it. */
+#define SPECTATOR__ENOLIB (-1000)
+
+/* ------------------------------------------------------------------------ */
 /* id.c                                                                      */
 /* ------------------------------------------------------------------------ */
 

@@ -259,9 +259,16 @@ static void publish(spectator_registry_t *reg, struct spectator__publisher *p,
   }
   size_t collected = rs.len;
   spectator__payload_t pl;
-  if (spectator__encode(&rs, reg->common_tags, reg->cfg.batch_size, GZIP_LEVEL, &pl) != 0) {
-    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
-                   "out of memory encoding %zu measurements: dropped", collected);
+  int rc = spectator__encode(&rs, reg->common_tags, reg->cfg.batch_size, GZIP_LEVEL, &pl);
+  if (rc != 0) {
+    /* A missing zlib cannot get here (the start that made this thread loaded
+     * it), but it would be reported as what it is, not as a lack of memory. */
+    if (rc == SPECTATOR__ENOLIB)
+      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
+                     "zlib is not loaded, cannot compress %zu measurements: dropped", collected);
+    else
+      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
+                     "out of memory encoding %zu measurements: dropped", collected);
     count_measurements(reg, "other", collected);
     return;
   }

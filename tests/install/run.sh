@@ -13,10 +13,10 @@
 #   5. outside.c built with pkg-config (shared, then --static) and run
 #   6. outside.c built by a CMake project with find_package(spectator) (shared and static) and run
 #
-# libcurl: a build with SPECTATOR_DLOPEN_CURL on (the default, read from the build's CMakeCache.txt)
-# must not link it anywhere: neither libspectator.so (readelf NEEDED, ldd), nor the programs built
-# against the installed package, nor spectator.pc's private requirements. A build with it off
-# must link it.
+# libcurl, zlib and cJSON: a build with SPECTATOR_DLOPEN_DEPS on (the default, read from the
+# build's CMakeCache.txt) must link none of them anywhere: neither libspectator.so (readelf NEEDED,
+# ldd), nor the programs built against the installed package, nor spectator.pc's private
+# requirements, nor the static link flags. A build with it off must link all three.
 set -euo pipefail
 
 if (($# != 2)); then
@@ -42,20 +42,38 @@ fail() {
   exit 1
 }
 
-dlopen_curl=$(sed -n 's/^SPECTATOR_DLOPEN_CURL:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
-case ${dlopen_curl^^} in
-ON | 1 | TRUE | YES | Y) CURL_MODE=dlopen ;;
-*) CURL_MODE=linked ;;
+dlopen_deps=$(sed -n 's/^SPECTATOR_DLOPEN_DEPS:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+case ${dlopen_deps^^} in
+ON | 1 | TRUE | YES | Y) DEPS_MODE=dlopen ;;
+*) DEPS_MODE=linked ;;
 esac
-echo "libcurl: $CURL_MODE (SPECTATOR_DLOPEN_CURL=${dlopen_curl:-unset})"
+echo "libcurl, zlib, cJSON: $DEPS_MODE (SPECTATOR_DLOPEN_DEPS=${dlopen_deps:-unset})"
 
-# no_libcurl <what> <ldd or readelf output>: in dlopen mode, the output must not name libcurl.
-no_libcurl() {
-  [[ $CURL_MODE == dlopen ]] || return 0
-  if grep -q 'libcurl' <<<"$2"; then
-    printf '%s\n' "$2" >&2
-    fail "$1 loads libcurl at exec, but the library was built to load it at run time"
-  fi
+# The three libraries' file names, as ldd and readelf -d print them.
+DEP_FILES=(libcurl.so.4 libz.so.1 libcjson.so.1)
+
+# no_deps <what> <ldd or readelf output>: in dlopen mode, the output must name none of the three.
+no_deps() {
+  [[ $DEPS_MODE == dlopen ]] || return 0
+  local f
+  for f in "${DEP_FILES[@]}"; do
+    if grep -qF "$f" <<<"$2"; then
+      printf '%s\n' "$2" >&2
+      fail "$1 loads $f at exec, but the library was built to load it at run time"
+    fi
+  done
+}
+
+# all_deps <what> <ldd or readelf output>: in linked mode, the output must name all three.
+all_deps() {
+  [[ $DEPS_MODE == linked ]] || return 0
+  local f
+  for f in "${DEP_FILES[@]}"; do
+    if ! grep -qF "$f" <<<"$2"; then
+      printf '%s\n' "$2" >&2
+      fail "$1 does not load $f at exec, but the library was built to link it"
+    fi
+  done
 }
 
 step "install $BUILD into $PREFIX"
@@ -106,24 +124,27 @@ extra=$(comm -13 "$TMP/declared" "$TMP/exported")
 [[ -z $extra ]] || fail "exported but not declared in spectator.h: $(echo "$extra" | tr '\n' ' ')"
 echo "exports exactly the $(wc -l <"$TMP/declared") functions of spectator.h"
 
-step "shared library: libcurl $CURL_MODE"
+step "shared library: libcurl, zlib, cJSON $DEPS_MODE"
 needed=$(readelf -d "$LIBDIR/libspectator.so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 echo "NEEDED: $(echo "$needed" | tr '\n' ' ')"
 deps=$(ldd "$LIBDIR/libspectator.so")
 requires_private=$(pkg-config --print-requires-private spectator | tr '\n' ' ')
-if [[ $CURL_MODE == dlopen ]]; then
-  no_libcurl "libspectator.so (readelf -d)" "$needed"
-  no_libcurl "libspectator.so (ldd)" "$deps"
+for pkg in libcurl zlib libcjson; do
+  if [[ $DEPS_MODE == dlopen && " $requires_private " == *" $pkg "* ]]; then
+    fail "spectator.pc lists $pkg in Requires.private: $requires_private"
+  elif [[ $DEPS_MODE == linked && " $requires_private " != *" $pkg "* ]]; then
+    fail "spectator.pc does not list $pkg in Requires.private: $requires_private"
+  fi
+done
+if [[ $DEPS_MODE == dlopen ]]; then
+  no_deps "libspectator.so (readelf -d)" "$needed"
+  no_deps "libspectator.so (ldd)" "$deps"
   undefined=$(nm -D --undefined-only "$LIBDIR/libspectator.so")
   grep -qw 'dlopen' <<<"$undefined" || fail "libspectator.so does not call dlopen()"
-  [[ " $requires_private " != *" libcurl "* ]] ||
-    fail "spectator.pc lists libcurl in Requires.private: $requires_private"
-  echo "libcurl is neither linked nor required: loaded with dlopen() by the first start"
+  echo "none of them is linked or required: each is loaded with dlopen() at first use"
 else
-  grep -q 'libcurl\.so\.4' <<<"$needed" || fail "libspectator.so does not link libcurl.so.4"
-  [[ " $requires_private " == *" libcurl "* ]] ||
-    fail "spectator.pc does not list libcurl in Requires.private: $requires_private"
-  echo "libcurl.so.4 is linked"
+  all_deps "libspectator.so (readelf -d)" "$needed"
+  echo "${DEP_FILES[*]} are linked"
 fi
 
 step "static library: global symbols"
@@ -143,17 +164,20 @@ step "pkg-config, shared: build and run outside.c"
 deps=$(LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/outside")
 grep -q "$LIBDIR/libspectator.so.0" <<<"$deps" ||
   fail "outside does not load libspectator.so.0 from $LIBDIR"
-no_libcurl "outside (ldd)" "$deps"
+no_deps "outside (ldd)" "$deps"
+all_deps "outside (ldd)" "$deps"
 LD_LIBRARY_PATH="$LIBDIR" "$TMP/outside"
 
 step "pkg-config --static: build and run outside.c against libspectator.a"
 static_libs=$(pkg-config --static --libs spectator)
-expected_libs=(-lspectator -lz -lcjson -lpthread -lm)
-if [[ $CURL_MODE == dlopen ]]; then
-  [[ " $static_libs " != *" -lcurl "* ]] ||
-    fail "pkg-config --static --libs spectator asks for -lcurl: $static_libs"
+expected_libs=(-lspectator -lpthread -lm)
+if [[ $DEPS_MODE == dlopen ]]; then
+  for lib in -lcurl -lz -lcjson; do
+    [[ " $static_libs " != *" $lib "* ]] ||
+      fail "pkg-config --static --libs spectator asks for $lib: $static_libs"
+  done
 else
-  expected_libs+=(-lcurl)
+  expected_libs+=(-lcurl -lz -lcjson)
 fi
 for lib in "${expected_libs[@]}"; do
   [[ " $static_libs " == *" $lib "* ]] || fail "pkg-config --static --libs spectator lacks $lib: $static_libs"
@@ -173,16 +197,20 @@ else
   requires=$(pkg-config --print-requires-private spectator | awk '{print $1}')
   private=$(sed -n 's/^Libs.private: *//p' "$PC")
   echo "linking libspectator.a with shared $(echo "$requires" | tr '\n' ' ')$private"
+  requires_libs=""
+  # shellcheck disable=SC2086 # a list of package names
+  [[ -z $requires ]] || requires_libs=$(pkg-config --libs $requires)
   # shellcheck disable=SC2046,SC2086
   "$CC" "${CFLAGS_STRICT[@]}" -o "$TMP/outside_static" "$HERE/outside.c" \
     $(pkg-config --cflags spectator) -L"$LIBDIR" -l:libspectator.a \
-    $(pkg-config --libs $requires) $private
+    $requires_libs $private
 fi
 dyn=$(readelf -d "$TMP/outside_static")
 if grep -q 'libspectator\.so' <<<"$dyn"; then
   fail "outside_static still needs libspectator.so"
 fi
-no_libcurl "outside_static (readelf -d)" "$dyn"
+no_deps "outside_static (readelf -d)" "$dyn"
+all_deps "outside_static (readelf -d)" "$dyn"
 "$TMP/outside_static"
 
 step "find_package(spectator): configure, build and run tests/install/CMakeLists.txt"
@@ -198,9 +226,12 @@ cmake --build "$TMP/consumer"
 deps=$(LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/consumer/outside_cmake")
 grep -q "$LIBDIR/libspectator.so.0" <<<"$deps" ||
   fail "outside_cmake does not load libspectator.so.0 from $LIBDIR"
-no_libcurl "outside_cmake (ldd)" "$deps"
+no_deps "outside_cmake (ldd)" "$deps"
+all_deps "outside_cmake (ldd)" "$deps"
 LD_LIBRARY_PATH="$LIBDIR" "$TMP/consumer/outside_cmake"
-no_libcurl "outside_cmake_static (readelf -d)" "$(readelf -d "$TMP/consumer/outside_cmake_static")"
+dyn=$(readelf -d "$TMP/consumer/outside_cmake_static")
+no_deps "outside_cmake_static (readelf -d)" "$dyn"
+all_deps "outside_cmake_static (readelf -d)" "$dyn"
 "$TMP/consumer/outside_cmake_static"
 
 step "install test passed"
