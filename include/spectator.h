@@ -240,11 +240,12 @@ SPECTATOR_EXTERN void spectator_registry_free(spectator_registry_t *reg);
 SPECTATOR_EXTERN spectator_registry_t *spectator_global_registry(void);
 
 /* Start the registry's publishing thread. Idempotent (0 when already started).
- * The first start in a process loads libcurl (libcurl.so.4, unless the
- * library was built with SPECTATOR_DLOPEN_CURL=OFF), which takes a few
- * milliseconds once. Returns SPECTATOR_ENOURI when no URI is configured
- * (logged once; meters keep recording), SPECTATOR_EHTTP when libcurl cannot
- * be loaded or set up (logged; meters keep recording), SPECTATOR_ETHREAD when
+ * The first start in a process loads libcurl, zlib and cJSON (libcurl.so.4,
+ * libz.so.1, libcjson.so.1, unless the library was built with
+ * SPECTATOR_DLOPEN_DEPS=OFF), which takes a few milliseconds once. Returns
+ * SPECTATOR_ENOURI when no URI is configured (logged once; meters keep
+ * recording), SPECTATOR_EHTTP when one of those cannot be loaded or libcurl
+ * cannot be set up (logged; meters keep recording), SPECTATOR_ETHREAD when
  * the thread cannot start, EINVAL for NULL. */
 SPECTATOR_EXTERN int spectator_registry_start(spectator_registry_t *reg);
 /* Stop the publishing thread: wakes it at once, publishes what is pending
