@@ -1,13 +1,15 @@
 /*
  * Issue 5, item 6: a program that links spectator-c and never records.
  *
- * Built four times from this file: idle_none (no library), idle_static
- * (libspectator.a), idle_shared (libspectator.so) and idle_curl (libcurl
- * alone: what linking libcurl costs a program, which spectator-c avoids by
- * loading libcurl at its first publisher start, unless it is built with
- * SPECTATOR_DLOPEN_CURL=OFF). With IDLE_LINKED
- * (IDLE_CURL) the program references the library (a call behind a condition
- * that is never true, so the linker keeps it) but never calls it.
+ * Built five times from this file: idle_none (no library), idle_static
+ * (libspectator.a), idle_shared (libspectator.so), idle_curl (libcurl alone)
+ * and idle_deps (libcurl, zlib and cJSON). The last two are what linking those
+ * libraries costs a program: spectator-c avoids it by loading them at its
+ * first publisher start, unless it is built with SPECTATOR_DLOPEN_DEPS=OFF,
+ * in which case idle_static and idle_shared pay about what idle_deps does on
+ * top of their own cost. With IDLE_LINKED (IDLE_CURL, IDLE_DEPS) the program
+ * references the libraries (a call behind a condition that is never true, so
+ * the linker keeps them) but never calls them.
  *
  *   idle            exits at once (timed by bench_startup)
  *   idle --report   prints: threads in /proc/self/task, heap in use
@@ -23,8 +25,12 @@
 #ifdef IDLE_LINKED
 #include "spectator.h"
 #endif
-#ifdef IDLE_CURL
+#if defined(IDLE_CURL) || defined(IDLE_DEPS)
 #include <curl/curl.h>
+#endif
+#ifdef IDLE_DEPS
+#include <cjson/cJSON.h>
+#include <zlib.h>
 #endif
 
 static int count_dir(const char *path) {
@@ -59,8 +65,11 @@ int main(int argc, char **argv) {
 #ifdef IDLE_LINKED
   if (argc > 1000) spectator_counter_increment(spectator_counter("never", NULL));
 #endif
-#ifdef IDLE_CURL
+#if defined(IDLE_CURL) || defined(IDLE_DEPS)
   if (argc > 1000) curl_easy_cleanup(curl_easy_init());
+#endif
+#ifdef IDLE_DEPS
+  if (argc > 1000) printf("%s %s\n", zlibVersion(), cJSON_Version());
 #endif
   if (argc > 1 && strcmp(argv[1], "--report") == 0) {
     /* Taken first, before this report allocates anything itself. */
