@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,24 @@
 #define BENCH_NOINLINE __attribute__((noinline))
 #endif
 #define BENCH_UNUSED __attribute__((unused))
+
+/* The baseline every recording figure is compared with: add v to a double
+ * held as bits in *p with a relaxed compare-and-swap loop, in a function the
+ * compiler cannot inline or see through, as the library's own functions are
+ * called. */
+BENCH_NOINLINE BENCH_UNUSED static void bench_cas_add(_Atomic uint64_t *p, double v) {
+  uint64_t cur = atomic_load_explicit(p, memory_order_relaxed);
+  for (;;) {
+    union {
+      uint64_t u;
+      double d;
+    } x = {cur};
+    x.d += v;
+    if (atomic_compare_exchange_weak_explicit(p, &cur, x.u, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return;
+  }
+}
 
 /* Keep the compiler from assuming anything about p or the memory behind it. */
 static inline void bench_escape(const void *p) { __asm__ volatile("" : : "g"(p) : "memory"); }

@@ -32,20 +32,6 @@ static spectator_timer_t *timer;
 static spectator_counter_t *counter_add;
 static spectator_counter_t *own[MAX_THREADS]; /* created one after the other */
 
-BENCH_NOINLINE static void cas_add(_Atomic uint64_t *p, double v) {
-  uint64_t cur = atomic_load_explicit(p, memory_order_relaxed);
-  for (;;) {
-    union {
-      uint64_t u;
-      double d;
-    } x = {cur};
-    x.d += v;
-    if (atomic_compare_exchange_weak_explicit(p, &cur, x.u, memory_order_relaxed,
-                                              memory_order_relaxed))
-      return;
-  }
-}
-
 BENCH_NOINLINE static void atomic_add(_Atomic uint64_t *p) {
   atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
 }
@@ -62,7 +48,7 @@ BENCH_NOINLINE static void run_shared_atomic(int t, long n) {
 }
 BENCH_NOINLINE static void run_shared_cas(int t, long n) {
   (void)t;
-  for (long i = 0; i < n; i++) cas_add(&shared_dbl, 1.0);
+  for (long i = 0; i < n; i++) bench_cas_add(&shared_dbl, 1.0);
 }
 BENCH_NOINLINE static void run_padded(int t, long n) {
   for (long i = 0; i < n; i++) atomic_add(&padded[t].v);

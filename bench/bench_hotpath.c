@@ -31,20 +31,6 @@ BENCH_NOINLINE static void baseline_atomic_add(_Atomic uint64_t *p) {
   atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
 }
 
-BENCH_NOINLINE static void baseline_cas_add(_Atomic uint64_t *p, double v) {
-  uint64_t cur = atomic_load_explicit(p, memory_order_relaxed);
-  for (;;) {
-    union {
-      uint64_t u;
-      double d;
-    } x = {cur};
-    x.d += v;
-    if (atomic_compare_exchange_weak_explicit(p, &cur, x.u, memory_order_relaxed,
-                                              memory_order_relaxed))
-      return;
-  }
-}
-
 /* ------------------------------------------------------------------------ */
 /* Operations                                                                */
 /* ------------------------------------------------------------------------ */
@@ -77,7 +63,7 @@ typedef struct {
 
 BENCH_NOINLINE static void run_atomic_add(long n){
     LOOP(baseline_atomic_add(&base_u64))} BENCH_NOINLINE
-    static void run_cas_add(long n){LOOP(baseline_cas_add(&base_dbl, 1.5))} BENCH_NOINLINE
+    static void run_cas_add(long n){LOOP(bench_cas_add(&base_dbl, 1.5))} BENCH_NOINLINE
     static void run_increment(long n){LOOP(spectator_counter_increment(counter))} BENCH_NOINLINE
     static void run_add(long n){LOOP(spectator_counter_add(counter, 1.5))} BENCH_NOINLINE
     static void run_add_whole(long n){LOOP(spectator_counter_add(counter, 3.0))} BENCH_NOINLINE

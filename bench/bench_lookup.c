@@ -25,25 +25,11 @@
 
 static _Alignas(64) _Atomic uint64_t base_dbl;
 
-BENCH_NOINLINE static void cas_add(_Atomic uint64_t *p, double v) {
-  uint64_t cur = atomic_load_explicit(p, memory_order_relaxed);
-  for (;;) {
-    union {
-      uint64_t u;
-      double d;
-    } x = {cur};
-    x.d += v;
-    if (atomic_compare_exchange_weak_explicit(p, &cur, x.u, memory_order_relaxed,
-                                              memory_order_relaxed))
-      return;
-  }
-}
-
 static spectator_registry_t *reg;
 
 #define NAME "server.requestCount"
 BENCH_NOINLINE static void run_cas(long n) {
-  for (long i = 0; i < n; i++) cas_add(&base_dbl, 1.5);
+  for (long i = 0; i < n; i++) bench_cas_add(&base_dbl, 1.5);
 }
 BENCH_NOINLINE static void run_0(long n) {
   for (long i = 0; i < n; i++) bench_escape(spectator_registry_counter(reg, NAME, NULL));
