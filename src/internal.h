@@ -453,8 +453,7 @@ typedef struct spectator__record_chunk {
 typedef struct {
   spectator__record_chunk_t *head, *tail;
   size_t len;  /* records over all chunks */
-  size_t lost; /* records dropped because memory ran out */
-  bool failed; /* an allocation failed: the snapshot is incomplete */
+  size_t lost; /* records dropped because memory ran out: the snapshot is incomplete */
 } spectator__records_t;
 
 /* Every record, in order: for (...) { use r }. */
@@ -468,7 +467,7 @@ void spectator__records_free(spectator__records_t *rs);
 void spectator__records_pop_chunk(spectator__records_t *rs);
 /* Append a record (id borrowed, see above). Non-finite values are dropped
  * (logged at debug). On allocation failure the record is counted in
- * rs->lost and rs->failed is set. pct as above. */
+ * rs->lost. pct as above. */
 void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
                             spectator__stat_t stat, unsigned pct, int op, double value);
 /* The percentile tag value of a record ("T00A2"); false when it has none. */

@@ -33,7 +33,6 @@ void spectator__records_init(spectator__records_t *rs) {
   rs->head = rs->tail = NULL;
   rs->len = 0;
   rs->lost = 0;
-  rs->failed = false;
 }
 
 void spectator__records_pop_chunk(spectator__records_t *rs) {
@@ -64,7 +63,6 @@ void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
   if (!c || c->len == SPECTATOR__RECORD_CHUNK) {
     c = malloc(sizeof(*c));
     if (!c) {
-      rs->failed = true;
       rs->lost++;
       return;
     }
@@ -133,9 +131,9 @@ spectator_measurements_t *spectator_registry_snapshot(spectator_registry_t *reg)
   spectator__records_t rs;
   spectator__records_init(&rs);
   spectator__registry_collect(reg, &rs);
-  if (rs.failed)
+  if (rs.lost)
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
-                   "out of memory during a snapshot: some measurements were lost");
+                   "out of memory during a snapshot: %zu measurements were lost", rs.lost);
   ms->items = rs.len ? malloc(rs.len * sizeof(*ms->items)) : NULL;
   if (rs.len && !ms->items)
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
