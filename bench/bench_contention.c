@@ -1,5 +1,5 @@
 /*
- * Issue 5, item 2: several threads recording on ONE shared meter pointer.
+ * Several threads recording on ONE shared meter pointer.
  * Total throughput with k threads against 1 thread (scaling = ops/s with k
  * threads / ops/s with 1 thread, in the same round), for k = 2 and k = one per
  * CPU when that is more than 2.
@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "common.h"
 
 #define MAX_THREADS 64
 
@@ -167,7 +167,7 @@ int main(void) {
     }
   }
 
-  bench_header("Contention: threads on one shared meter (item 2)");
+  bench_header("Contention: threads on one shared meter");
   printf("%ld calls per thread per round; scaling = total throughput with k threads / with 1 "
          "thread (median of per-round ratios)\n\n",
          n);

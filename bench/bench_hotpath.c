@@ -1,5 +1,5 @@
 /*
- * Issue 5, item 1: the recording hot path on one thread, per call on a meter
+ * The recording hot path on one thread, per call on a meter
  * pointer, against two baselines compiled into this program:
  *
  *   atomic add   a relaxed atomic_fetch_add on a uint64 (what an integer
@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "common.h"
 
 /* ------------------------------------------------------------------------ */
 /* Baselines                                                                 */
@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  bench_header("Hot path, 1 thread (item 1)");
+  bench_header("Hot path, 1 thread");
   printf("%ld calls per round; ratio = median over rounds of (row / CAS-loop double add "
          "in the same round)\n\n",
          n);

@@ -1,5 +1,5 @@
 /*
- * Issue 5, item 3: looking up a meter that exists, by name and tags, as an
+ * Looking up a meter that exists, by name and tags, as an
  * application does when it does not keep the pointer:
  *
  *   spectator_registry_counter(reg, name, tags)   explicit registry
@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "common.h"
 #ifdef BENCH_ALLOC_COUNT
 #include "alloc_count.h"
 #endif
@@ -160,7 +160,7 @@ int main(void) {
 #endif
   struct mallinfo2 mi1 = mallinfo2();
 
-  bench_header("Lookup of an existing meter (item 3)");
+  bench_header("Lookup of an existing meter");
   printf("%ld lookups per thread per round, registry of 10,000+ meters; x CAS = median of "
          "per-round (lookup / CAS-loop double add)\n\n",
          n);

@@ -1,5 +1,5 @@
 /*
- * Issue 5, item 6: what a process pays for linking spectator-c when it never
+ * What a process pays for linking spectator-c when it never
  * records. Runs idle_none (not linked), idle_static and idle_shared (linked,
  * never called; see idle.c), idle_curl (linked to libcurl alone) and idle_deps
  * (linked to libcurl, zlib and cJSON) alternately, R times each, and reports
@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < NPROGS; i++) t[i * rounds + r] = run_once(path[i]);
   }
 
-  bench_header("Cost when linked but unused (item 6)");
+  bench_header("Cost when linked but unused");
   printf("%d runs of each, alternating, each round after an untimed idle_none; time = "
          "posix_spawn to waitpid; the program references spectator-c but never calls it\n\n",
          rounds);

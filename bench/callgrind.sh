@@ -25,7 +25,7 @@ total() { # op calls -> instructions of the whole run
 }
 
 echo
-echo "## Instructions per call (callgrind, item 1)"
+echo "## Instructions per call (callgrind)"
 echo
 echo "| operation | instructions/call |"
 echo "|---|---:|"

@@ -1,5 +1,5 @@
 /*
- * Issue 5, item 6: a program that links spectator-c and never records.
+ * A program that links spectator-c and never records.
  *
  * Built five times from this file: idle_none (no library), idle_static
  * (libspectator.a), idle_shared (libspectator.so), idle_curl (libcurl alone)

@@ -1,6 +1,6 @@
 /*
  * Fault injection: the publisher against an aggregator that fails in every way
- * the network can (SPEC section 4; docs/reliability.md has the numbers).
+ * the network can (docs/reliability.md has the numbers).
  *
  * Faults: refused connections, 500 and 429 storms, 10 s hangs, connections
  * closed before the answer, 10 MiB answers (with 503 and with 200), garbage

@@ -2,7 +2,7 @@
  * the percentile tag values.
  *
  * The test keeps its own copy of the bucket table, regenerated here from the description in
- * SPEC section 2 (and from a step-by-step emulation of Java's generator, overflow included), and
+ * Spectator's PercentileBuckets (and from a step-by-step emulation of Java's generator, overflow included), and
  * checks index_of against a plain binary search over that copy.
  */
 #include <math.h>
@@ -81,7 +81,7 @@ static uint64_t rng_next(uint64_t *state)
 
 static int64_t ref_table[LEN];
 
-/* SPEC section 2: 1, 2, 3; for e = 2, 4, ..., 60 start at 2^e, step 2^e / 3, append while below
+/* Spectator's layout: 1, 2, 3; for e = 2, 4, ..., 60 start at 2^e, step 2^e / 3, append while below
  * 4 * 2^e - step; finally 2^63 - 1. Returns the number of entries written (at most max). */
 static size_t generate_from_spec(int64_t *out, size_t max)
 {

@@ -46,7 +46,7 @@
 #define OP_ADD 0
 #define OP_MAX 10
 
-/* Atlas validation limits (SPEC section 3). */
+/* Atlas validation limits. */
 #define KEY_MIN 2
 #define KEY_MAX 60
 #define NAME_MIN 2

@@ -1,7 +1,7 @@
 /*
  * aggregator.h: a local test Atlas aggregator for spectator-c's tests and demo.
  *
- * An independent implementation of SPEC section 3 (`POST /api/v4/update`): it
+ * An independent implementation of the Atlas aggregator's `POST /api/v4/update`: it
  * never includes or links the spectator library. It listens on 127.0.0.1,
  * decodes gzip or plain bodies, checks that each body is strict RFC 8259 JSON,
  * sanitizes, validates each datapoint as the Atlas aggregator does, answers

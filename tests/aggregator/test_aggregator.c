@@ -57,7 +57,7 @@ static void put_json_string(char **p, const char *s) {
   *(*p)++ = '"';
 }
 
-/* Encodes records as SPEC section 3 says: a sorted string table, then the
+/* Encodes records in the aggregator's format: a sorted string table, then the
  * records as indexes. The caller frees. */
 static char *payload(const rec_t *recs, size_t n) {
   size_t nstr = 0, bytes = 64;

@@ -2,7 +2,7 @@
  * A program outside the project: it sees only the installed <spectator.h> and
  * links the installed library (through pkg-config or find_package), as a user's
  * application would. It calls every public function, checks the results with
- * plain checks, and feeds the bad input of SPEC section 8 to show that nothing
+ * plain checks, and feeds every kind of bad input to show that nothing
  * crashes and that good meters keep their exact values.
  *
  * Run with SPECTATOR_DISABLE_AUTO_START=1 and without SPECTATOR_URI: it needs no
@@ -547,7 +547,7 @@ static void odd_registry(void) {
   spectator_registry_free(reg);
 }
 
-/* SPEC section 1: the global API. */
+/* The global API. */
 static void global_api(void) {
   spectator_counter_t *c = spectator_counter("global.c", SPECTATOR_TAGS("x", "1", "y", "2"));
   CHECK(c == spectator_counter("global.c", SPECTATOR_TAGS("y", "2", "x", "1")));
