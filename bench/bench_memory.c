@@ -1,5 +1,5 @@
 /*
- * Issue 5, item 5: heap bytes per meter, its id (a name and 3 tags) and its
+ * Heap bytes per meter, its id (a name and 3 tags) and its
  * share of the registry's index included.
  *
  * For each meter type a fresh registry gets N meters; the growth of the heap
@@ -12,7 +12,8 @@
 #include <malloc.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "meter.h"
+#include "registry.h"
 
 #define N 16000 /* between two table growths: the index share is typical */
 
@@ -47,7 +48,7 @@ static size_t index_bytes(spectator_registry_t *reg) {
 
 int main(void) {
   spectator_log_set_level(SPECTATOR_LOG_OFF);
-  bench_header("Memory per meter (item 5)");
+  bench_header("Memory per meter");
   printf("%d meters of one type per registry, each with an id of a name and 3 tags (e.g. "
          "myservice.requests endpoint=/api/v1/r00042 method=GET status=2xx); heap growth "
          "(mallinfo2 in-use bytes, allocator headers included) / %d\n\n",
@@ -59,10 +60,10 @@ int main(void) {
   cfg.env_common_tags = 0;
   cfg.auto_start = 0;
   cfg.max_meters = 1000000;
-  static const size_t sizes[] = {
-      sizeof(struct spectator_counter),      sizeof(struct spectator_timer),
-      sizeof(struct spectator_gauge),        sizeof(struct spectator_percentile_timer),
-      sizeof(struct spectator_dist_summary), sizeof(struct spectator_max_gauge)};
+  const size_t sizes[] = {
+      spectator__counter_type.size,      spectator__timer_type.size,
+      spectator__gauge_type.size,        spectator__percentile_timer_type.size,
+      spectator__dist_summary_type.size, spectator__max_gauge_type.size};
   int met = 1;
   for (int k = 0; k < NTYPES; k++) {
     spectator_registry_t *reg = spectator_registry_new(&cfg);

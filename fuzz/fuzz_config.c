@@ -16,7 +16,7 @@
 #include <ctype.h>
 
 #include "fuzz_util.h"
-#include "internal.h"
+#include "config.h"
 
 static const char *const vars[] = {
     "SPECTATOR_URI",         "SPECTATOR_FREQUENCY",   "SPECTATOR_BATCH_SIZE",

@@ -58,9 +58,8 @@ extern "C" {
 #define SPECTATOR_VERSION_PATCH 0
 #define SPECTATOR_VERSION_STRING "0.1.0"
 /* Monotonic number for compile-time checks: 0xMMmmpp. */
-#define SPECTATOR_VERSION_HEX                                                   \
-  ((SPECTATOR_VERSION_MAJOR << 16) | (SPECTATOR_VERSION_MINOR << 8) |          \
-   SPECTATOR_VERSION_PATCH)
+#define SPECTATOR_VERSION_HEX \
+  ((SPECTATOR_VERSION_MAJOR << 16) | (SPECTATOR_VERSION_MINOR << 8) | SPECTATOR_VERSION_PATCH)
 
 /* The version of the library actually linked, e.g. "0.1.0". Static string. */
 SPECTATOR_EXTERN const char *spectator_version(void);
@@ -71,13 +70,14 @@ SPECTATOR_EXTERN const char *spectator_version(void);
 
 /* Error codes: 0 is success, failures are negative. Codes are only ever
  * appended to this list, never renumbered or removed. */
-#define SPECTATOR_ERRNO_MAP(XX)                                                 \
-  XX(EINVAL, -1, "invalid argument")                                          \
-  XX(ENOMEM, -2, "out of memory")                                             \
-  XX(ETHREAD, -3, "could not start the publishing thread")                   \
-  XX(ENOURI, -4, "no publish URI configured")                                \
-  XX(EHTTP, -5, "HTTP client error")                                          \
-  XX(ESTATE, -6, "operation not allowed in the current state")
+#define SPECTATOR_ERRNO_MAP(XX)                                \
+  XX(EINVAL, -1, "invalid argument")                           \
+  XX(ENOMEM, -2, "out of memory")                              \
+  XX(ETHREAD, -3, "could not start the publishing thread")     \
+  XX(ENOURI, -4, "no publish URI configured")                  \
+  XX(EHTTP, -5, "HTTP client error")                           \
+  XX(ESTATE, -6, "operation not allowed in the current state") \
+  XX(ENOLIB, -7, "a shared library it needs (libcurl, zlib, cJSON) cannot be loaded")
 
 typedef enum {
   SPECTATOR_OK = 0,
@@ -189,27 +189,27 @@ typedef int64_t (*spectator_clock_fn)(void *ctx);
  * tag array are borrowed: they must stay valid until spectator_registry_new()
  * returns, which copies them. */
 typedef struct spectator_config {
-  const char *uri;               /* aggregator endpoint; NULL: collect, do not publish */
-  double frequency_s;            /* publish interval, seconds (> 0); default 5 */
-  size_t batch_size;             /* measurements per request (> 0); default 10000 */
-  double timeout_s;              /* HTTP request timeout, seconds; default 1 */
-  double connect_timeout_s;      /* HTTP connect timeout, seconds; default 1 */
-  const char *const *common_tags;/* added to every measurement sent; NULL = none.
-                                    These win over the environment's common tags */
-  int env_common_tags;           /* nonzero (default): also add SPECTATOR_COMMON_TAGS
-                                    and the Netflix variables (nf.app, nf.region...) */
-  size_t max_meters;             /* cap on distinct meters; default 100000; values
-                                    above 2^24 ("no cap") mean 2^24 */
-  double meter_ttl_s;            /* meters idle this long are not reported; a gauge
-                                    reports its last value this long after its last
-                                    set unless it has its own TTL; default 900 */
-  int auto_start;                /* nonzero: start publishing when created (explicit
-                                    registries) or on first use (global); default 1 */
-  int flush_at_exit;             /* nonzero: a started registry is stopped and
-                                    flushed at normal process exit; default 1 */
-  const char *ca_info;           /* PEM CA bundle for https; NULL = system default */
-  int tls_verify;                /* nonzero (default): verify peer and host */
-  spectator_clock_fn clock;      /* NULL = CLOCK_MONOTONIC */
+  const char *uri;                /* aggregator endpoint; NULL: collect, do not publish */
+  double frequency_s;             /* publish interval, seconds (> 0); default 5 */
+  size_t batch_size;              /* measurements per request (> 0); default 10000 */
+  double timeout_s;               /* HTTP request timeout, seconds; default 1 */
+  double connect_timeout_s;       /* HTTP connect timeout, seconds; default 1 */
+  const char *const *common_tags; /* added to every measurement sent; NULL = none.
+                                     These win over the environment's common tags */
+  int env_common_tags;            /* nonzero (default): also add SPECTATOR_COMMON_TAGS
+                                     and the Netflix variables (nf.app, nf.region...) */
+  size_t max_meters;              /* cap on distinct meters; default 100000; values
+                                     above 2^24 ("no cap") mean 2^24 */
+  double meter_ttl_s;             /* meters idle this long are not reported; a gauge
+                                     reports its last value this long after its last
+                                     set unless it has its own TTL; default 900 */
+  int auto_start;                 /* nonzero: start publishing when created (explicit
+                                     registries) or on first use (global); default 1 */
+  int flush_at_exit;              /* nonzero: a started registry is stopped and
+                                     flushed at normal process exit; default 1 */
+  const char *ca_info;            /* PEM CA bundle for https; NULL = system default */
+  int tls_verify;                 /* nonzero (default): verify peer and host */
+  spectator_clock_fn clock;       /* NULL = CLOCK_MONOTONIC */
   void *clock_ctx;
 } spectator_config_t;
 
@@ -280,8 +280,8 @@ SPECTATOR_EXTERN spectator_dist_summary_t *spectator_dist_summary(const char *na
 SPECTATOR_EXTERN spectator_gauge_t *spectator_gauge(const char *name, const char *const *tags);
 SPECTATOR_EXTERN spectator_max_gauge_t *spectator_max_gauge(const char *name,
                                                             const char *const *tags);
-SPECTATOR_EXTERN spectator_monotonic_counter_t *spectator_monotonic_counter(const char *name,
-                                                                            const char *const *tags);
+SPECTATOR_EXTERN spectator_monotonic_counter_t *spectator_monotonic_counter(
+    const char *name, const char *const *tags);
 /* Percentile meters: values are clamped to [min, max] before bucketing (the
  * timer's range is in seconds). min/max that are not finite, negative or with
  * min > max give the defaults (10 ms .. 60 s for timers, 0 .. INT64_MAX for
@@ -388,8 +388,8 @@ SPECTATOR_EXTERN double spectator_percentile_timer_total_seconds(
  * (summaries) from the current interval's buckets; 0 when nothing recorded. */
 SPECTATOR_EXTERN double spectator_percentile_timer_percentile(const spectator_percentile_timer_t *t,
                                                               double pct);
-SPECTATOR_EXTERN uint64_t spectator_percentile_dist_summary_count(
-    const spectator_percentile_dist_summary_t *d);
+SPECTATOR_EXTERN uint64_t
+spectator_percentile_dist_summary_count(const spectator_percentile_dist_summary_t *d);
 SPECTATOR_EXTERN double spectator_percentile_dist_summary_total(
     const spectator_percentile_dist_summary_t *d);
 SPECTATOR_EXTERN double spectator_percentile_dist_summary_percentile(

@@ -14,7 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "config.h"
+#include "log.h"
 
 void spectator_config_init(spectator_config_t *cfg) {
   if (!cfg) return;

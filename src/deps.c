@@ -40,9 +40,11 @@
  * closed: libcurl's threads and cached connections may outlive any point at
  * which unloading would be safe.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "deps.h"
+#include "log.h"
 
 const char *spectator__dep_file[SPECTATOR__DEP_COUNT] = {
     [SPECTATOR__DEP_CURL] = "libcurl.so.4",
@@ -104,29 +106,18 @@ static void *dep_sym(void *lib, spectator__dep_t dep, const char *name) {
 #define SPECTATOR__DEP_RESOLVE(f) \
   ok = ok && (api->f = (__typeof__(api->f))dep_sym(lib, dep, #f)) != NULL;
 
-static bool resolve_curl(void *lib, spectator__dep_t dep) {
-  spectator__curl_api_t *api = &spectator__curl_api;
-  bool ok = true;
-  SPECTATOR__CURL_FUNCTIONS(SPECTATOR__DEP_RESOLVE)
-  if (!ok) memset(api, 0, sizeof(*api));
-  return ok;
-}
-
-static bool resolve_zlib(void *lib, spectator__dep_t dep) {
-  spectator__zlib_api_t *api = &spectator__zlib_api;
-  bool ok = true;
-  SPECTATOR__ZLIB_FUNCTIONS(SPECTATOR__DEP_RESOLVE)
-  if (!ok) memset(api, 0, sizeof(*api));
-  return ok;
-}
-
-static bool resolve_cjson(void *lib, spectator__dep_t dep) {
-  spectator__cjson_api_t *api = &spectator__cjson_api;
-  bool ok = true;
-  SPECTATOR__CJSON_FUNCTIONS(SPECTATOR__DEP_RESOLVE)
-  if (!ok) memset(api, 0, sizeof(*api));
-  return ok;
-}
+#define SPECTATOR__DEP_RESOLVER(lib_name, FUNCTIONS)                   \
+  static bool resolve_##lib_name(void *lib, spectator__dep_t dep) {    \
+    spectator__##lib_name##_api_t *api = &spectator__##lib_name##_api; \
+    bool ok = true;                                                    \
+    FUNCTIONS(SPECTATOR__DEP_RESOLVE)                                  \
+    if (!ok) memset(api, 0, sizeof(*api));                             \
+    return ok;                                                         \
+  }
+SPECTATOR__DEP_RESOLVER(curl, SPECTATOR__CURL_FUNCTIONS)
+SPECTATOR__DEP_RESOLVER(zlib, SPECTATOR__ZLIB_FUNCTIONS)
+SPECTATOR__DEP_RESOLVER(cjson, SPECTATOR__CJSON_FUNCTIONS)
+#undef SPECTATOR__DEP_RESOLVER
 #undef SPECTATOR__DEP_RESOLVE
 
 static bool (*const dep_resolve[SPECTATOR__DEP_COUNT])(void *, spectator__dep_t) = {
@@ -160,23 +151,23 @@ static void (*const dep_load_fn[SPECTATOR__DEP_COUNT])(void) = {
     [SPECTATOR__DEP_CJSON] = load_cjson,
 };
 
-bool spectator__dep_load(spectator__dep_t dep) {
+int spectator__dep_load(spectator__dep_t dep) {
   /* pthread_once also orders dep_ok and the table before the caller's reads. */
   pthread_once(&dep_once[dep], dep_load_fn[dep]);
-  return dep_ok[dep];
+  return dep_ok[dep] ? 0 : SPECTATOR_ENOLIB;
 }
 #else
 const bool spectator__deps_dlopen = false;
 
-bool spectator__dep_load(spectator__dep_t dep) {
+int spectator__dep_load(spectator__dep_t dep) {
   (void)dep;
-  return true;
+  return 0;
 }
 #endif
 
-bool spectator__deps_load_all(void) {
-  bool ok = true;
+int spectator__deps_load_all(void) {
+  int rc = 0;
   for (int d = 0; d < SPECTATOR__DEP_COUNT; d++)
-    if (!spectator__dep_load((spectator__dep_t)d)) ok = false;
-  return ok;
+    if (spectator__dep_load((spectator__dep_t)d) != 0) rc = SPECTATOR_ENOLIB;
+  return rc;
 }

@@ -9,7 +9,7 @@
  * type-checking curl_easy_setopt macro applies).
  *
  * The headers are still included in both builds, for the types and constants.
- * Only http.c and encoder.c include this file.
+ * Only the modules that call them (http.c, sink.c, encoder.c) include this file.
  */
 #ifndef SPECTATOR_DEPS_H
 #define SPECTATOR_DEPS_H
@@ -18,7 +18,36 @@
 #include <curl/curl.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "common.h"
+
+/* The shared libraries the library calls. With SPECTATOR_DLOPEN_DEPS (the
+ * default build) none of them is linked: each is dlopen()ed the first time it
+ * is needed (deps.c explains why and when). */
+typedef enum {
+  SPECTATOR__DEP_CURL,
+  SPECTATOR__DEP_ZLIB,
+  SPECTATOR__DEP_CJSON,
+  SPECTATOR__DEP_COUNT
+} spectator__dep_t;
+
+/* True when the library loads them at run time (built with
+ * SPECTATOR_DLOPEN_DEPS), false when it is linked to them. */
+extern const bool spectator__deps_dlopen;
+/* The file each one is loaded from: "libcurl.so.4", "libz.so.1",
+ * "libcjson.so.1". Only tests change an entry (before anything loads that
+ * library), to see what a missing library does. Unused when they are linked. */
+extern const char *spectator__dep_file[SPECTATOR__DEP_COUNT];
+
+/* Load one library, once per process: 0 when it can be used, else
+ * SPECTATOR_ENOLIB. A failure is logged once (the file, the loader's reason
+ * and the package to install) and every later call fails at once. Always 0
+ * when the library is linked. Takes no library lock; what the caller holds
+ * meanwhile matters, since the first call waits for the load (deps.c lists
+ * the callers). */
+int spectator__dep_load(spectator__dep_t dep);
+/* All three, each tried even when another is missing (so the log names every
+ * missing one): 0 when all of them can be used, else SPECTATOR_ENOLIB. */
+int spectator__deps_load_all(void);
 
 #ifndef SPECTATOR_DLOPEN_DEPS
 #define SPECTATOR_DLOPEN_DEPS 0

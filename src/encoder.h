@@ -2,7 +2,7 @@
 #ifndef SPECTATOR_ENCODER_H
 #define SPECTATOR_ENCODER_H
 
-#include "internal.h"
+#include "records.h"
 
 /* One request body (gzip-compressed JSON, or the JSON itself when encoded
  * with SPECTATOR__ENCODE_RAW) and how many datapoints it holds. */
@@ -24,31 +24,16 @@ typedef struct {
 /* gzip_level for spectator__encode: batches hold their JSON, uncompressed. */
 #define SPECTATOR__ENCODE_RAW (-2)
 
-/* Encode records into batches of at most batch_size datapoints (SPEC section
- * 3): common tags, sanitization, merging of ids that sanitize alike, a sorted
- * string table per batch. Each batch is gzip-compressed (RFC 1952) at
- * gzip_level (zlib's 0-9 or Z_DEFAULT_COMPRESSION) while it is written, or
- * left as JSON with SPECTATOR__ENCODE_RAW.
- * Consumes rs: its records are freed as they are read and rs is empty on
- * return; the ids they borrow must stay alive until this returns. Returns 0,
- * SPECTATOR_ENOMEM, or SPECTATOR__ENOLIB when compression is asked for and
- * zlib cannot be loaded (out is then empty). The first call with compression
- * loads zlib, unless a publisher's start already did. Thread-safe. */
+/* Encode records into batches of at most batch_size datapoints: common tags, sanitization, merging
+ * of ids that sanitize alike, a sorted string table per batch. Each batch is gzip-compressed (RFC
+ * 1952) at gzip_level (zlib's 0-9 or Z_DEFAULT_COMPRESSION) while it is written, or left as JSON
+ * with SPECTATOR__ENCODE_RAW. Consumes rs: its records are freed as they are read and rs is empty
+ * on return; the ids they borrow must stay alive until this returns. Returns 0, SPECTATOR_ENOMEM,
+ * or SPECTATOR_ENOLIB when compression is asked for and zlib cannot be loaded (out is then empty).
+ * The first call with compression loads zlib, unless a publisher's start already did. Thread-safe.
+ */
 int spectator__encode(spectator__records_t *rs, const char *const *common_tags, size_t batch_size,
                       int gzip_level, spectator__payload_t *out);
 void spectator__payload_free(spectator__payload_t *p);
-
-/* gzip (RFC 1952) the input at the given zlib level; *out is malloc'd.
- * Returns 0, SPECTATOR_ENOMEM, or SPECTATOR__ENOLIB when zlib cannot be
- * loaded (the first call loads it, unless a start already did). */
-int spectator__gzip(const char *in, size_t len, int level, char **out, size_t *out_len);
-
-/* Replace every character outside -._A-Za-z0-9^~ by '_' (a well-formed UTF-8
- * sequence is one character). out must hold strlen(in) + 1 bytes (it may be
- * in). Returns the length. */
-size_t spectator__sanitize(const char *in, char *out);
-
-/* Format a finite double as the shortest JSON number that reads back exactly. */
-void spectator__json_number(char *out, size_t size, double v);
 
 #endif

@@ -1,19 +1,23 @@
 /*
- * Gauges and max gauges.
+ * Gauges: the last value set, reported every interval until its TTL passes
+ * without a set (NaN stops reporting at once).
  *
- * A gauge keeps the last value set and reports it every interval until its TTL
- * passes without a set (NaN stops reporting at once). The recording path may
- * not read a clock, so a set only stores the value and raises `updated`; the
- * snapshot, which has the time, turns that flag into `last_set_ns`. The TTL is
- * therefore measured in whole snapshots, which is the resolution that matters.
- *
- * A max gauge keeps the largest value of the interval in an order-preserving
- * integer encoding of the double (0 means "nothing set"), so the update is an
- * integer compare-and-swap that is skipped when the value is not larger.
+ * The recording path may not read a clock, so a set only stores the value and
+ * raises `updated`; the snapshot, which has the time, turns that flag into
+ * `last_set_ns`. The TTL is therefore measured in whole snapshots, which is
+ * the resolution that matters.
  */
 #include <math.h>
 
-#include "internal.h"
+#include "meter.h"
+
+struct spectator_gauge {
+  spectator__meter_t hdr;
+  _Atomic uint64_t bits;   /* last value; NaN = nothing to report */
+  _Atomic uint8_t updated; /* set by writers, cleared by the snapshot */
+  int64_t ttl_ns;
+  int64_t last_set_ns; /* snapshot-owned */
+} SPECTATOR__ALIGNED;
 
 void spectator_gauge_set(spectator_gauge_t *g, double value) {
   if (SPECTATOR__UNLIKELY(!g) || isinf(value)) return;
@@ -26,7 +30,16 @@ double spectator_gauge_get(const spectator_gauge_t *g) {
   return spectator__b2d(atomic_load_explicit(&g->bits, memory_order_relaxed));
 }
 
-bool spectator__gauge_measure(struct spectator_gauge *g, spectator__snap_ctx_t *ctx) {
+static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
+                 const spectator__meter_env_t *env) {
+  spectator_gauge_t *g = (spectator_gauge_t *)m;
+  atomic_init(&g->bits, spectator__d2b(NAN));
+  g->ttl_ns = (p->ttl_s > 0 && p->ttl_s < 9.2e9) ? (int64_t)(p->ttl_s * 1e9) : env->ttl_ns;
+  g->last_set_ns = env->now_ns;
+}
+
+static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
+  spectator_gauge_t *g = (spectator_gauge_t *)m;
   bool updated = atomic_exchange_explicit(&g->updated, 0, memory_order_acquire);
   if (updated) g->last_set_ns = ctx->now_ns;
   double v = spectator__b2d(atomic_load_explicit(&g->bits, memory_order_relaxed));
@@ -35,46 +48,17 @@ bool spectator__gauge_measure(struct spectator_gauge *g, spectator__snap_ctx_t *
   if (!updated && (uint64_t)ctx->now_ns - (uint64_t)g->last_set_ns > (uint64_t)g->ttl_ns &&
       ctx->now_ns > g->last_set_ns)
     return false;
-  spectator__records_add(ctx->out, g->hdr.id,
-                         g->hdr.has_statistic ? SPECTATOR__STAT_NONE : SPECTATOR__STAT_GAUGE, 0,
+  spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_GAUGE), 0,
                          SPECTATOR_OP_MAX, v);
   return updated;
 }
 
-/* Map a double to an unsigned integer with the same order: positives get the
- * sign bit set, negatives have all bits flipped. Never 0 for a non-NaN value. */
-static inline uint64_t order_key(double v) {
-  uint64_t b = spectator__d2b(v);
-  return (b & 0x8000000000000000ULL) ? ~b : b | 0x8000000000000000ULL;
+/* The child reports only what it sets itself: the value is forgotten. */
+static void postfork_child(spectator__meter_t *m) {
+  spectator_gauge_t *g = (spectator_gauge_t *)m;
+  atomic_store(&g->bits, spectator__d2b(NAN));
+  atomic_store(&g->updated, 0);
 }
 
-static inline double order_value(uint64_t k) {
-  return spectator__b2d((k & 0x8000000000000000ULL) ? k & ~0x8000000000000000ULL : ~k);
-}
-
-void spectator_max_gauge_set(spectator_max_gauge_t *g, double value) {
-  if (SPECTATOR__UNLIKELY(!g) ||
-      !(value >= -1.7976931348623157e308 && value <= 1.7976931348623157e308))
-    return;                  /* NaN or infinite */
-  if (value == 0) value = 0; /* -0.0 and 0.0 are the same value */
-  uint64_t key = order_key(value);
-  uint64_t cur = atomic_load_explicit(&g->key, memory_order_relaxed);
-  while (key > cur && !atomic_compare_exchange_weak_explicit(
-                          &g->key, &cur, key, memory_order_relaxed, memory_order_relaxed)) {
-  }
-}
-
-double spectator_max_gauge_get(const spectator_max_gauge_t *g) {
-  if (!g || spectator__is_noop(g)) return NAN;
-  uint64_t k = atomic_load_explicit(&g->key, memory_order_relaxed);
-  return k ? order_value(k) : NAN;
-}
-
-bool spectator__max_gauge_measure(struct spectator_max_gauge *g, spectator__snap_ctx_t *ctx) {
-  uint64_t k = atomic_exchange_explicit(&g->key, 0, memory_order_relaxed);
-  if (!k) return false;
-  spectator__records_add(ctx->out, g->hdr.id,
-                         g->hdr.has_statistic ? SPECTATOR__STAT_NONE : SPECTATOR__STAT_MAX, 0,
-                         SPECTATOR_OP_MAX, order_value(k));
-  return true;
-}
+SPECTATOR__METER_TYPE(gauge, "gauge", .init = init, .measure = measure,
+                      .postfork_child = postfork_child);

@@ -19,12 +19,14 @@
  * SPECTATOR_EHTTP while meters keep recording.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "deps.h"
 #include "http.h"
+#include "log.h"
 
 /*
  * The first spectator__http_new loads the three libraries (when they are not
@@ -45,7 +47,7 @@
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static bool global_ok;
 static void global_init(void) {
-  if (!spectator__deps_load_all()) return; /* each missing library was logged */
+  if (spectator__deps_load_all() != 0) return; /* each missing library was logged */
   CURLcode rc = CURL_FN(global_init)(CURL_GLOBAL_DEFAULT);
   if (rc != CURLE_OK) {
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_HTTP, "curl_global_init failed: %s",
@@ -221,7 +223,7 @@ int spectator__http_post(spectator__http_t *h, const char *body, size_t len, lon
     res->permanent = error_permanent(rc);
     spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_HTTP, "POST failed: %s (%s)",
                    CURL_FN(easy_strerror)(rc), h->errbuf);
-    return -1;
+    return SPECTATOR_EHTTP;
   }
   CURL_FN(easy_getinfo)(c, CURLINFO_RESPONSE_CODE, &res->status);
   return 0;
@@ -230,16 +232,16 @@ int spectator__http_post(spectator__http_t *h, const char *body, size_t len, lon
 int spectator__parse_aggregator_response(const char *body, size_t len,
                                          spectator__aggregator_response_t *out) {
   memset(out, 0, sizeof(*out));
-  if (!body || !len) return -1;
+  if (!body || !len) return SPECTATOR_EINVAL;
   /* Loaded by the start already, unless called directly (tests, fuzzing). */
-  if (!spectator__dep_load(SPECTATOR__DEP_CJSON)) return -1;
+  if (spectator__dep_load(SPECTATOR__DEP_CJSON) != 0) return SPECTATOR_ENOLIB;
   cJSON *root = CJSON_FN(ParseWithLength)(body, len);
-  if (!root) return -1;
+  if (!root) return SPECTATOR_EINVAL;
   const cJSON *count = CJSON_FN(GetObjectItemCaseSensitive)(root, "errorCount");
   if (!CJSON_FN(IsObject)(root) || !CJSON_FN(IsNumber)(count) || !(count->valuedouble >= 0) ||
       !isfinite(count->valuedouble)) {
     CJSON_FN(Delete)(root);
-    return -1;
+    return SPECTATOR_EINVAL;
   }
   out->error_count = count->valuedouble >= 1e15 ? (size_t)1e15 : (size_t)count->valuedouble;
   const cJSON *msgs = CJSON_FN(GetObjectItemCaseSensitive)(root, "message");

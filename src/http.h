@@ -2,7 +2,7 @@
 #ifndef SPECTATOR_HTTP_H
 #define SPECTATOR_HTTP_H
 
-#include "internal.h"
+#include "common.h"
 
 /* Response bodies beyond this are cut (and flagged): the aggregator's answers
  * are small, a huge body is a misbehaving server. */
@@ -34,7 +34,7 @@ void spectator__http_free(spectator__http_t *h);
 void spectator__http_abandon(spectator__http_t *h);
 /* POST a gzip-compressed JSON body; timeout_ms bounds the whole request.
  * Fills res (valid until the next call on h). Returns 0 when a response (any
- * status) arrived, -1 otherwise (res->error says why). */
+ * status) arrived, else SPECTATOR_EHTTP (res->error says why). */
 int spectator__http_post(spectator__http_t *h, const char *body, size_t len, long timeout_ms,
                          spectator__http_response_t *res);
 
@@ -48,8 +48,9 @@ typedef struct {
 
 /* Parse an aggregator answer (any bytes, any length; body need not be
  * NUL-terminated). Returns 0 when it is a JSON object with a numeric
- * errorCount >= 0, else -1 (out is then empty), also when cJSON cannot be
- * loaded (the first call loads it, unless a start already did). Thread-safe. */
+ * errorCount >= 0, else SPECTATOR_EINVAL (out is then empty), or
+ * SPECTATOR_ENOLIB when cJSON cannot be loaded (the first call loads it,
+ * unless a start already did). Thread-safe. */
 int spectator__parse_aggregator_response(const char *body, size_t len,
                                          spectator__aggregator_response_t *out);
 void spectator__aggregator_response_free(spectator__aggregator_response_t *r);

@@ -17,53 +17,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "hash.h"
+#include "id.h"
+#include "log.h"
+#include "pairs.h"
 
 static spectator__ratelimit_t rl_bad_id;
 
-/* The hash of a canonical form. Each string is hashed on its own, 8 bytes at
- * a time (the tail with at most two overlapping loads inside the string),
- * folded in with a 64x64->128 multiply (as wyhash does), from a seed that
- * holds its length (so "ab","c" differs from "a","bc"); the strings' hashes
- * are then folded together in order. Independent per-string chains let the
- * CPU overlap them: about 1 ns per 8 bytes, where FNV-1a took 1-2 ns per
- * byte, and lookups hash the whole id every time. */
-#define HASH_SEED 0x243f6a8885a308d3ULL
-#define HASH_K1 0x9e3779b97f4a7c15ULL
-#define HASH_K2 0xa0761d6478bd642fULL
+/* The hash of a canonical form: each string hashed on its own (hash.h), then
+ * the strings' hashes folded together in order. Independent per-string chains
+ * let the CPU overlap them, and the length in each string's seed makes
+ * "ab","c" differ from "a","bc". */
+static inline uint64_t hash_str(const char *s) { return spectator__hash_bytes(s, strlen(s)); }
 
-static inline uint64_t fold(uint64_t a, uint64_t b) {
-  unsigned __int128 m = (unsigned __int128)a * b;
-  return (uint64_t)m ^ (uint64_t)(m >> 64);
-}
-
-static inline uint64_t read8(const unsigned char *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return v;
-}
-
-static inline uint64_t read4(const unsigned char *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-static inline uint64_t hash_str(const char *s) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t n = strlen(s);
-  uint64_t h = HASH_SEED ^ (n * HASH_K2);
-  for (; n >= 8; n -= 8, p += 8) h = fold(h ^ read8(p), HASH_K1);
-  if (n >= 4)
-    h = fold(h ^ (read4(p) << 32 | read4(p + n - 4)), HASH_K1);
-  else if (n)
-    h = fold(h ^ ((uint64_t)p[0] << 16 | (uint64_t)p[n / 2] << 8 | p[n - 1]), HASH_K1);
-  return h;
-}
-
-uint64_t spectator__hash_canon(const char *name, const char *const *kv, size_t ntags) {
-  uint64_t h = fold(HASH_SEED ^ hash_str(name), HASH_K2);
-  for (size_t i = 0; i < 2 * ntags; i++) h = fold(h ^ hash_str(kv[i]), HASH_K2);
+static uint64_t hash_canon(const char *name, const char *const *kv, size_t ntags) {
+  uint64_t h = spectator__hash_fold(SPECTATOR__HASH_SEED ^ hash_str(name), SPECTATOR__HASH_K2);
+  for (size_t i = 0; i < 2 * ntags; i++)
+    h = spectator__hash_fold(h ^ hash_str(kv[i]), SPECTATOR__HASH_K2);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
@@ -91,19 +61,7 @@ static size_t sort_unique(const char **kv, size_t n) {
      * the greatest key not above the new one, so it finds any repeated key:
      * without one, the de-duplication pass below is skipped. */
     dups = false;
-    for (size_t i = 1; i < n; i++) {
-      const char *k = kv[2 * i], *v = kv[2 * i + 1];
-      size_t j = i;
-      int c = 1;
-      while (j > 0 && (c = strcmp(kv[2 * (j - 1)], k)) > 0) {
-        kv[2 * j] = kv[2 * (j - 1)];
-        kv[2 * j + 1] = kv[2 * (j - 1) + 1];
-        j--;
-      }
-      if (c == 0) dups = true;
-      kv[2 * j] = k;
-      kv[2 * j + 1] = v;
-    }
+    SPECTATOR__SORT_PAIRS(kv, n, const char *, strcmp, dups = true);
   } else {
     pair_t *p = malloc(n * sizeof(*p));
     if (!p) return (size_t)-1;
@@ -126,27 +84,41 @@ static size_t sort_unique(const char **kv, size_t n) {
   return out;
 }
 
-spectator__canon_status_t spectator__canon_init(spectator__canon_t *c, const char *name,
-                                                const spectator_id_t *base,
-                                                const char *const *tags) {
+static const char bad_name[] = "the name is NULL or empty";
+static const char bad_tags[] =
+    "the tags have a NULL or empty key or value, or an odd number of entries";
+static const char no_memory[] = "out of memory";
+
+int spectator__canon_init(spectator__canon_t *c, const char *name, const spectator_id_t *base,
+                          const char *const *tags) {
   c->heap_kv = NULL;
   c->kv = c->inline_kv;
   c->ntags = 0;
   c->hash = 0;
+  c->error = NULL;
   c->name = base ? base->name : name;
-  if (!c->name || !c->name[0]) return SPECTATOR__CANON_BAD_NAME;
+  if (!c->name || !c->name[0]) {
+    c->error = bad_name;
+    return SPECTATOR_EINVAL;
+  }
 
   size_t n_extra = 0;
   if (tags) {
     for (size_t i = 0; tags[i]; i += 2) {
-      if (!tags[i + 1] || !tags[i][0] || !tags[i + 1][0]) return SPECTATOR__CANON_BAD_TAGS;
+      if (!tags[i + 1] || !tags[i][0] || !tags[i + 1][0]) {
+        c->error = bad_tags;
+        return SPECTATOR_EINVAL;
+      }
       n_extra++;
     }
   }
   size_t n = (base ? base->ntags : 0) + n_extra;
   if (n > SPECTATOR__CANON_INLINE) {
     c->heap_kv = malloc(2 * n * sizeof(*c->heap_kv));
-    if (!c->heap_kv) return SPECTATOR__CANON_NOMEM;
+    if (!c->heap_kv) {
+      c->error = no_memory;
+      return SPECTATOR_ENOMEM;
+    }
     c->kv = c->heap_kv;
   }
   size_t j = 0;
@@ -157,11 +129,12 @@ spectator__canon_status_t spectator__canon_init(spectator__canon_t *c, const cha
   size_t u = sort_unique(c->kv, n);
   if (u == (size_t)-1) {
     spectator__canon_free(c);
-    return SPECTATOR__CANON_NOMEM;
+    c->error = no_memory;
+    return SPECTATOR_ENOMEM;
   }
   c->ntags = u;
-  c->hash = spectator__hash_canon(c->name, c->kv, u);
-  return SPECTATOR__CANON_OK;
+  c->hash = hash_canon(c->name, c->kv, u);
+  return 0;
 }
 
 void spectator__canon_free(spectator__canon_t *c) {
@@ -201,22 +174,17 @@ spectator_id_t *spectator__id_from_canon(const spectator__canon_t *c) {
   return id;
 }
 
-void spectator__canon_log_error(spectator__canon_status_t st, const char *what, const char *name) {
-  const char *why = st == SPECTATOR__CANON_BAD_NAME   ? "the name is NULL or empty"
-                    : st == SPECTATOR__CANON_BAD_TAGS ? "the tags have a NULL or empty key or "
-                                                        "value, or an odd number of entries"
-                                                      : "out of memory";
+void spectator__canon_log_error(const spectator__canon_t *c, const char *what, const char *name) {
   SPECTATOR__LOG_LIMITED(&rl_bad_id, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                          "invalid id for %s '%.*s': %s; using a no-op", what,
-                         SPECTATOR__LOG_STR(name), why);
+                         SPECTATOR__LOG_STR(name), c->error ? c->error : no_memory);
 }
 
 static spectator_id_t *make_id(const char *name, const spectator_id_t *base,
                                const char *const *tags) {
   spectator__canon_t c;
-  spectator__canon_status_t st = spectator__canon_init(&c, name, base, tags);
-  if (st != SPECTATOR__CANON_OK) {
-    spectator__canon_log_error(st, "id", base ? base->name : name);
+  if (spectator__canon_init(&c, name, base, tags) != 0) {
+    spectator__canon_log_error(&c, "id", base ? base->name : name);
     return NULL;
   }
   spectator_id_t *id = spectator__id_from_canon(&c);
@@ -233,7 +201,8 @@ spectator_id_t *spectator_id_with_tag(const spectator_id_t *id, const char *key,
   if (!id) return NULL;
   /* A NULL key must not end the array early: report it as bad tags. */
   if (!key || !value) {
-    spectator__canon_log_error(SPECTATOR__CANON_BAD_TAGS, "id", id->name);
+    spectator__canon_t c = {.error = bad_tags};
+    spectator__canon_log_error(&c, "id", id->name);
     return NULL;
   }
   const char *const tags[] = {key, value, NULL};

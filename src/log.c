@@ -7,12 +7,14 @@
  * recording path logs.
  */
 #include <ctype.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "log.h"
 
 static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
 static spectator_log_fn handler;
@@ -76,9 +78,9 @@ void spectator_log_set_handler(spectator_log_fn fn, void *ctx) {
   pthread_mutex_unlock(&handler_lock);
 }
 
-void spectator__log_fork_lock(void) { pthread_mutex_lock(&handler_lock); }
-void spectator__log_fork_unlock(void) { pthread_mutex_unlock(&handler_lock); }
-void spectator__log_fork_child(void) { pthread_mutex_init(&handler_lock, NULL); }
+void spectator__log_prefork(void) { pthread_mutex_lock(&handler_lock); }
+void spectator__log_postfork_parent(void) { pthread_mutex_unlock(&handler_lock); }
+void spectator__log_postfork_child(void) { pthread_mutex_init(&handler_lock, NULL); }
 
 bool spectator__log_enabled(spectator_log_level_t level) {
   /* Levels outside DEBUG..ERROR are never emitted (the default handler

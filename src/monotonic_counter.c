@@ -7,12 +7,17 @@
  */
 #include <math.h>
 
-#include "internal.h"
+#include "meter.h"
+
+struct spectator_monotonic_counter {
+  spectator__meter_t hdr;
+  _Atomic uint64_t bits; /* last value set; NaN = never set */
+  _Atomic uint8_t updated;
+  double prev; /* snapshot-owned; NaN = no previous sample */
+} SPECTATOR__ALIGNED;
 
 void spectator_monotonic_counter_set(spectator_monotonic_counter_t *m, double value) {
-  if (SPECTATOR__UNLIKELY(!m) ||
-      !(value >= -1.7976931348623157e308 && value <= 1.7976931348623157e308))
-    return;
+  if (SPECTATOR__UNLIKELY(!m) || !spectator__finite(value)) return;
   atomic_store_explicit(&m->bits, spectator__d2b(value), memory_order_relaxed);
   atomic_store_explicit(&m->updated, 1, memory_order_release);
 }
@@ -23,18 +28,37 @@ double spectator_monotonic_counter_get(const spectator_monotonic_counter_t *m) {
   return isnan(v) ? 0 : v;
 }
 
-bool spectator__monotonic_counter_measure(struct spectator_monotonic_counter *m,
-                                          spectator__snap_ctx_t *ctx) {
-  bool updated = atomic_exchange_explicit(&m->updated, 0, memory_order_acquire);
-  double v = spectator__b2d(atomic_load_explicit(&m->bits, memory_order_relaxed));
+static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
+                 const spectator__meter_env_t *env) {
+  (void)p;
+  (void)env;
+  spectator_monotonic_counter_t *mc = (spectator_monotonic_counter_t *)m;
+  atomic_init(&mc->bits, spectator__d2b(NAN));
+  mc->prev = NAN;
+}
+
+static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
+  spectator_monotonic_counter_t *mc = (spectator_monotonic_counter_t *)m;
+  bool updated = atomic_exchange_explicit(&mc->updated, 0, memory_order_acquire);
+  double v = spectator__b2d(atomic_load_explicit(&mc->bits, memory_order_relaxed));
   if (isnan(v)) return false;
-  double prev = m->prev;
-  m->prev = v;
+  double prev = mc->prev;
+  mc->prev = v;
   if (isnan(prev)) return updated;
   double delta = v - prev;
   if (delta > 0)
-    spectator__records_add(ctx->out, m->hdr.id,
-                           m->hdr.has_statistic ? SPECTATOR__STAT_NONE : SPECTATOR__STAT_COUNT, 0,
+    spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_COUNT), 0,
                            SPECTATOR_OP_ADD, delta);
   return updated;
 }
+
+/* The parent keeps reporting the source's growth; the child starts over. */
+static void postfork_child(spectator__meter_t *m) {
+  spectator_monotonic_counter_t *mc = (spectator_monotonic_counter_t *)m;
+  atomic_store(&mc->bits, spectator__d2b(NAN));
+  atomic_store(&mc->updated, 0);
+  mc->prev = NAN;
+}
+
+SPECTATOR__METER_TYPE(monotonic_counter, "monotonic counter", .init = init, .measure = measure,
+                      .postfork_child = postfork_child);

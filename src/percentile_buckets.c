@@ -34,6 +34,8 @@
  */
 #include "percentile_buckets.h"
 
+#include "spectator.h"
+
 #include <math.h>
 
 /* Keep a*b + c as two roundings, as in Java, where the compiler honours this pragma. */
@@ -287,3 +289,7 @@ void spectator__pct_tag(char prefix, size_t i, char buf[6]) {
   buf[4] = hex[i & 0xF];
   buf[5] = '\0';
 }
+
+size_t spectator_percentile_buckets_index_of(int64_t v) { return spectator__pct_index_of(v); }
+
+int64_t spectator_percentile_buckets_get(size_t i) { return spectator__pct_bucket(i); }

@@ -33,8 +33,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "encoder.h"
 #include "http.h"
+#include "publisher.h"
 
 #define MAX_ATTEMPTS 3
 #define BACKOFF_BASE_NS (50 * 1000 * 1000LL)
@@ -55,21 +57,10 @@ struct spectator__publisher {
   spectator__http_t *http; /* owned by the thread while it runs */
 };
 
-static int64_t mono_ns(void) { return spectator__monotonic_ns(); }
-
-static void abs_timespec(int64_t when_ns, struct timespec *ts) {
-  ts->tv_sec = (time_t)(when_ns / SPECTATOR__NS_PER_S);
-  ts->tv_nsec = (long)(when_ns % SPECTATOR__NS_PER_S);
-}
-
 int spectator__publisher_init(spectator_registry_t *reg) {
   struct spectator__publisher *p = calloc(1, sizeof(*p));
   if (!p) return SPECTATOR_ENOMEM;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&p->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  spectator__cond_init_monotonic(&p->cv);
   pthread_mutex_init(&p->mu, NULL);
   p->state = PUB_IDLE;
   reg->pub = p;
@@ -89,10 +80,8 @@ void spectator__publisher_free(spectator_registry_t *reg) {
 /* Wait on cv until `until_ns` or a stop; returns true when stopping. Called
  * with mu held. */
 static bool wait_until(struct spectator__publisher *p, int64_t until_ns) {
-  struct timespec ts;
-  abs_timespec(until_ns, &ts);
-  while (!atomic_load(&p->stop) && mono_ns() < until_ns)
-    if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) != 0) break;
+  while (!atomic_load(&p->stop) && spectator__monotonic_ns() < until_ns)
+    if (spectator__cond_wait_until(&p->cv, &p->mu, until_ns) != 0) break;
   return atomic_load(&p->stop);
 }
 
@@ -102,11 +91,10 @@ static bool wait_until(struct spectator__publisher *p, int64_t until_ns) {
 
 static void count_measurements(spectator_registry_t *reg, const char *error, size_t n) {
   if (!n) return;
-  spectator_counter_t *c =
-      error
-          ? spectator_registry_counter(reg, "spectator.measurements",
-                                       SPECTATOR_TAGS("id", "dropped", "error", error))
-          : spectator_registry_counter(reg, "spectator.measurements", SPECTATOR_TAGS("id", "sent"));
+  const char *const dropped[] = {"id", "dropped", "error", error, NULL};
+  const char *const sent[] = {"id", "sent", NULL};
+  spectator_counter_t *c = spectator__registry_lookup(
+      reg, SPECTATOR__COUNTER, "spectator.measurements", NULL, error ? dropped : sent, NULL);
   spectator_counter_add(c, (double)n);
 }
 
@@ -122,10 +110,11 @@ static void time_request(spectator_registry_t *reg, const spectator__http_respon
     status_tag = status;
     code_tag = code;
   }
-  spectator_timer_t *t = spectator_registry_timer(
-      reg, "http.req.complete",
-      SPECTATOR_TAGS("client", "spectator-c", "method", "POST", "mode", "http-client", "status",
-                     status_tag, "statusCode", code_tag));
+  const char *const tags[] = {"client",     "spectator-c", "method", "POST",
+                              "mode",       "http-client", "status", status_tag,
+                              "statusCode", code_tag,      NULL};
+  spectator_timer_t *t =
+      spectator__registry_lookup(reg, SPECTATOR__TIMER, "http.req.complete", NULL, tags, NULL);
   spectator_timer_record_ns(t, elapsed_ns);
 }
 
@@ -204,23 +193,23 @@ static void send_batch(spectator_registry_t *reg, struct spectator__publisher *p
   memset(&res, 0, sizeof(res));
   res.error = "timeout";
   for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    int64_t now = mono_ns();
+    int64_t now = spectator__monotonic_ns();
     if (atomic_load(&p->stop) && p->stop_deadline_ns && p->stop_deadline_ns < deadline_ns)
       deadline_ns = p->stop_deadline_ns;
     int64_t budget = deadline_ns - now;
     if (budget > timeout_ns) budget = timeout_ns;
     if (budget < 1000000) break; /* less than 1 ms left: give up */
     int rc = spectator__http_post(p->http, gz, gz_len, (long)(budget / 1000000), &res);
-    time_request(reg, &res, mono_ns() - now);
+    time_request(reg, &res, spectator__monotonic_ns() - now);
     if (!retryable(&res, rc) || attempt == MAX_ATTEMPTS) break;
     static spectator__ratelimit_t rl_retry;
     SPECTATOR__LOG_LIMITED(&rl_retry, SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_HTTP,
                            "publish attempt %d of %d failed (%s %ld); retrying", attempt,
                            MAX_ATTEMPTS, res.error ? res.error : "status", res.status);
     int64_t backoff = BACKOFF_BASE_NS << (attempt - 1);
-    if (mono_ns() + backoff >= deadline_ns) break;
+    if (spectator__monotonic_ns() + backoff >= deadline_ns) break;
     pthread_mutex_lock(&p->mu);
-    wait_until(p, mono_ns() + backoff); /* a stop ends the backoff early */
+    wait_until(p, spectator__monotonic_ns() + backoff); /* a stop ends the backoff early */
     pthread_mutex_unlock(&p->mu);
   }
   if (res.error || res.status != 200) {
@@ -259,11 +248,11 @@ static void publish(spectator_registry_t *reg, struct spectator__publisher *p,
   }
   size_t collected = rs.len;
   spectator__payload_t pl;
-  int rc = spectator__encode(&rs, reg->common_tags, reg->cfg.batch_size, GZIP_LEVEL, &pl);
+  int rc = spectator__encode(&rs, reg->cfg.common_tags, reg->cfg.batch_size, GZIP_LEVEL, &pl);
   if (rc != 0) {
     /* A missing zlib cannot get here (the start that made this thread loaded
      * it), but it would be reported as what it is, not as a lack of memory. */
-    if (rc == SPECTATOR__ENOLIB)
+    if (rc == SPECTATOR_ENOLIB)
       spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
                      "zlib is not loaded, cannot compress %zu measurements: dropped", collected);
     else
@@ -288,13 +277,13 @@ static void *run(void *arg) {
   spectator_registry_t *reg = arg;
   struct spectator__publisher *p = reg->pub;
   const int64_t period = (int64_t)(reg->cfg.frequency_s * 1e9);
-  int64_t next = mono_ns() + period;
+  int64_t next = spectator__monotonic_ns() + period;
 
   pthread_mutex_lock(&p->mu);
   while (!wait_until(p, next)) {
     pthread_mutex_unlock(&p->mu);
     publish(reg, p, next + period);
-    int64_t now = mono_ns();
+    int64_t now = spectator__monotonic_ns();
     next += period;
     if (next <= now) {
       static spectator__ratelimit_t rl_late;
@@ -308,7 +297,7 @@ static void *run(void *arg) {
   pthread_mutex_unlock(&p->mu);
 
   /* Final flush: what was recorded up to the stop. */
-  int64_t now = mono_ns();
+  int64_t now = spectator__monotonic_ns();
   if (deadline < now + FINAL_FLUSH_MIN_NS) {
     int64_t t = (int64_t)(reg->cfg.timeout_s * 1e9);
     deadline = now + (t < FINAL_FLUSH_MIN_NS ? t : FINAL_FLUSH_MIN_NS);
@@ -354,7 +343,7 @@ int spectator__publisher_start(spectator_registry_t *reg) {
   while (p->state == PUB_STOPPING) pthread_cond_wait(&p->cv, &p->mu);
   int rc = 0;
   if (p->state == PUB_IDLE) {
-    if (!p->http) p->http = spectator__http_new(reg->uri, &reg->cfg);
+    if (!p->http) p->http = spectator__http_new(reg->cfg.uri, &reg->cfg);
     if (!p->http) {
       rc = SPECTATOR_EHTTP;
     } else {
@@ -388,7 +377,7 @@ void spectator__publisher_stop(spectator_registry_t *reg) {
     return;
   }
   p->state = PUB_STOPPING;
-  p->stop_deadline_ns = mono_ns() + (int64_t)(reg->cfg.timeout_s * 1e9);
+  p->stop_deadline_ns = spectator__monotonic_ns() + (int64_t)(reg->cfg.timeout_s * 1e9);
   atomic_store(&p->stop, true);
   pthread_cond_broadcast(&p->cv);
   pthread_t t = p->thread;
@@ -402,25 +391,24 @@ void spectator__publisher_stop(spectator_registry_t *reg) {
   pthread_mutex_unlock(&p->mu);
 }
 
-/* Fork handlers (see fork.c). */
+/* Fork hooks (see fork.c). */
 
-void spectator__publisher_fork_lock(spectator_registry_t *reg) {
-  if (reg->pub) pthread_mutex_lock(&reg->pub->mu);
+void spectator__publishers_prefork(void) {
+  for (spectator_registry_t *r = spectator__registries_head(); r; r = r->next_all)
+    if (r->pub) pthread_mutex_lock(&r->pub->mu);
 }
 
-void spectator__publisher_fork_unlock(spectator_registry_t *reg) {
-  if (reg->pub) pthread_mutex_unlock(&reg->pub->mu);
+void spectator__publishers_postfork_parent(void) {
+  for (spectator_registry_t *r = spectator__registries_head(); r; r = r->next_all)
+    if (r->pub) pthread_mutex_unlock(&r->pub->mu);
 }
 
-void spectator__publisher_fork_child(spectator_registry_t *reg) {
+/* Reset one publisher in a forked child and restart it if it was running. */
+static void postfork_child(spectator_registry_t *reg) {
   struct spectator__publisher *p = reg->pub;
   if (!p) return;
   pthread_mutex_init(&p->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&p->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  spectator__cond_init_monotonic(&p->cv);
   /* The parent's thread does not exist here and its connection is not ours. */
   spectator__http_abandon(p->http);
   p->http = NULL;
@@ -429,9 +417,14 @@ void spectator__publisher_fork_child(spectator_registry_t *reg) {
   atomic_store(&p->stop, false);
   p->stop_deadline_ns = 0;
   if (was_running) {
-    p->http = spectator__http_new(reg->uri, &reg->cfg);
+    p->http = spectator__http_new(reg->cfg.uri, &reg->cfg);
     if (!p->http || spawn(reg) != 0)
       spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT,
                      "could not restart publishing in a forked child");
   }
+}
+
+void spectator__publishers_postfork_child(void) {
+  for (spectator_registry_t *r = spectator__registries_head(); r; r = r->next_all)
+    postfork_child(r);
 }

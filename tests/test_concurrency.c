@@ -29,7 +29,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "common.h"
 #include "meter_test_util.h"
 
 #define T 4

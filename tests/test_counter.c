@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/counter.c: what a counter reports (SPEC section 2): the
+ * Unit tests for src/counter.c: what a counter reports: the
  * sum of positive finite amounts per interval, statistic=count, op add,
  * nothing when the sum is 0, reset by each snapshot.
  */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "meter.h"
 #include "meter_test_util.h"
 
 static void counter_increment_and_add_are_summed_into_one_count_measurement(void **state) {
@@ -110,7 +110,7 @@ static void counter_resets_after_each_snapshot(void **state) {
   spectator_registry_free(reg);
 }
 
-/* Values sent are finite (SPEC section 3): an interval sum that overflows to
+/* Values sent are finite: an interval sum that overflows to
  * +inf is dropped (snapshot.c records_add), and the next interval is fine. */
 static void counter_sum_that_overflows_a_double_is_dropped_for_that_interval_only(void **state) {
   (void)state;

@@ -1,6 +1,6 @@
 /*
- * Unit tests for src/dist_summary.c: what a distribution summary reports (SPEC
- * section 2): count, totalAmount and totalOfSquares with op add and max with
+ * Unit tests for src/dist_summary.c: what a distribution summary reports:
+ * count, totalAmount and totalOfSquares with op add and max with
  * op max, in base units, per interval; negative, NaN and infinite amounts
  * ignored, zero amounts counted, nothing for an idle interval.
  */
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "meter.h"
 #include "meter_test_util.h"
 
 static void dist_summary_reports_count_total_amount_total_of_squares_and_max(void **state) {
@@ -129,7 +129,7 @@ static void dist_summary_reports_nothing_for_an_idle_interval(void **state) {
   spectator_registry_free(reg);
 }
 
-/* Values sent are finite (SPEC section 3): a statistic whose interval value
+/* Values sent are finite: a statistic whose interval value
  * overflows to +inf is dropped (snapshot.c records_add); the others stay. */
 static void dist_summary_statistics_that_overflow_a_double_are_dropped_alone(void **state) {
   (void)state;

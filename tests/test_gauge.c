@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/gauge.c: gauges and max gauges (SPEC section 2).
+ * Unit tests for src/gauge.c: gauges and max gauges.
  *
  * A gauge reports its last value (statistic=gauge, op max) every snapshot
  * until its TTL (15 minutes by default, configurable per registry and per
@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "meter.h"
 #include "meter_test_util.h"
 
 #define S MT_NS_PER_S

@@ -1,5 +1,5 @@
 /*
- * Hostile input to every public function (SPEC section 8), beyond the meter
+ * Hostile input to every public function, beyond the meter
  * level that test_bad_input.c covers: the id API, configurations and the
  * environment, the measurements API, the log API, error strings, stopwatches
  * and bucket functions at the int64 limits, the global API, huge strings in
@@ -24,7 +24,9 @@
 #include <cmocka.h>
 
 #include "encoder.h"
-#include "internal.h"
+#include "meter.h"
+#include "records.h"
+#include "registry.h"
 #include "test_util.h"
 
 #define COUNT_TAGS SPECTATOR_TAGS("statistic", "count")
@@ -356,7 +358,7 @@ static void ten_thousand_common_tags_are_dropped_whole_not_truncated(void **stat
   spectator__registry_collect(r, &rs);
   assert_int_equal(rs.len, 2);
   spectator__payload_t pl;
-  assert_int_equal(spectator__encode(&rs, r->common_tags, 100, 1, &pl), 0);
+  assert_int_equal(spectator__encode(&rs, r->cfg.common_tags, 100, 1, &pl), 0);
   assert_int_equal(pl.dropped, 2);
   assert_int_equal(pl.measurements, 0);
   spectator__payload_free(&pl);
@@ -405,10 +407,10 @@ static void a_hostile_environment_gives_defaults_and_bounded_log_lines(void **st
   size_t pairs = 0;
   bool has_app = false;
   const char *region = NULL;
-  for (size_t i = 0; r->common_tags[i]; i += 2) {
+  for (size_t i = 0; r->cfg.common_tags[i]; i += 2) {
     pairs++;
-    if (strcmp(r->common_tags[i], "nf.app") == 0) has_app = true;
-    if (strcmp(r->common_tags[i], "nf.region") == 0) region = r->common_tags[i + 1];
+    if (strcmp(r->cfg.common_tags[i], "nf.app") == 0) has_app = true;
+    if (strcmp(r->cfg.common_tags[i], "nf.region") == 0) region = r->cfg.common_tags[i + 1];
   }
   assert_false(has_app);
   assert_non_null(region);

@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "log.h"
 #include "test_util.h"
 
 static int setup(void **state) {
@@ -495,6 +495,8 @@ static void strerror_and_err_name_cover_every_code(void **state) {
       {SPECTATOR_ENOURI, "SPECTATOR_ENOURI", "no publish URI configured"},
       {SPECTATOR_EHTTP, "SPECTATOR_EHTTP", "HTTP client error"},
       {SPECTATOR_ESTATE, "SPECTATOR_ESTATE", "operation not allowed in the current state"},
+      {SPECTATOR_ENOLIB, "SPECTATOR_ENOLIB",
+       "a shared library it needs (libcurl, zlib, cJSON) cannot be loaded"},
   };
   for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
     assert_string_equal(spectator_err_name(codes[i].code), codes[i].name);
@@ -507,6 +509,7 @@ static void strerror_and_err_name_cover_every_code(void **state) {
   assert_int_equal(SPECTATOR_ENOURI, -4);
   assert_int_equal(SPECTATOR_EHTTP, -5);
   assert_int_equal(SPECTATOR_ESTATE, -6);
+  assert_int_equal(SPECTATOR_ENOLIB, -7);
   /* every code in the X-macro list has a distinct name and text */
 #define XX(name, value, text)                                         \
   assert_string_equal(spectator_err_name(value), "SPECTATOR_" #name); \
@@ -517,7 +520,7 @@ static void strerror_and_err_name_cover_every_code(void **state) {
 
 static void unknown_error_codes_have_a_generic_text_and_name(void **state) {
   (void)state;
-  const int unknown[] = {1, -7, -100, 42, INT_MIN, INT_MAX};
+  const int unknown[] = {1, -8, -100, 42, INT_MIN, INT_MAX};
   for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
     assert_string_equal(spectator_strerror(unknown[i]), "unknown error");
     assert_string_equal(spectator_err_name(unknown[i]), "SPECTATOR_UNKNOWN");

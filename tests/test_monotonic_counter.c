@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/monotonic_counter.c (SPEC section 2): a monotonic counter
+ * Unit tests for src/monotonic_counter.c: a monotonic counter
  * reports (statistic=count, op add) the last value set minus the last value
  * set at the previous snapshot; the first snapshot after the first set and a
  * decrease report nothing, and a decrease becomes the new base.
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "meter.h"
 #include "meter_test_util.h"
 
 #define COUNT_TAGS SPECTATOR_TAGS("k", "v", "statistic", "count")

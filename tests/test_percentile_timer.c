@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/percentile_timer.c (SPEC section 2): percentile timers
+ * Unit tests for src/percentile_timer.c: percentile timers
  * report the timer's four statistics plus one counter per non-empty bucket
  * (statistic=percentile, percentile=T%04X of the bucket index of the duration
  * in nanoseconds clamped to [min, max]); percentile distribution summaries
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "meter.h"
 #include "meter_test_util.h"
 
 #define S MT_NS_PER_S

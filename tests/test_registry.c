@@ -19,7 +19,9 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "id.h"
+#include "meter.h"
+#include "registry.h"
 #include "meter_test_util.h"
 
 #define NS 1000000000LL
@@ -162,9 +164,9 @@ static void lookups_by_id_return_the_same_meter_as_by_name(void **state) {
 
 static void lookups_on_a_null_registry_give_noop_meters(void **state) {
   (void)state;
-  assert_ptr_equal(spectator_registry_counter(NULL, "c", NULL), &spectator__noop_counter);
-  assert_ptr_equal(spectator_registry_timer(NULL, "t", NULL), &spectator__noop_timer);
-  assert_ptr_equal(spectator_registry_gauge(NULL, "g", NULL), &spectator__noop_gauge);
+  assert_ptr_equal(spectator_registry_counter(NULL, "c", NULL), (void *)spectator__counter_type.noop);
+  assert_ptr_equal(spectator_registry_timer(NULL, "t", NULL), (void *)spectator__timer_type.noop);
+  assert_ptr_equal(spectator_registry_gauge(NULL, "g", NULL), (void *)spectator__gauge_type.noop);
   assert_int_equal(spectator_registry_size(NULL), 0);
   assert_null(spectator_registry_snapshot(NULL));
   spectator_registry_free(NULL);
@@ -220,7 +222,7 @@ static void a_type_conflict_gives_a_noop_that_is_never_reported_and_logs_once(vo
 
   spectator_timer_t *t =
       spectator_registry_timer(reg, "shared", SPECTATOR_TAGS("b", "2", "a", "1"));
-  assert_ptr_equal(t, &spectator__noop_timer);
+  assert_ptr_equal(t, (void *)spectator__timer_type.noop);
   tu_assert_log_count(1);
   tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "'shared'",
                      "already a counter", "a timer", "no-op");
@@ -228,13 +230,13 @@ static void a_type_conflict_gives_a_noop_that_is_never_reported_and_logs_once(vo
 
   /* the same id again, as the same or other types: still no-ops, no new line */
   assert_ptr_equal(spectator_registry_timer(reg, "shared", SPECTATOR_TAGS("a", "1", "b", "2")),
-                   &spectator__noop_timer);
+                   (void *)spectator__timer_type.noop);
   spectator_gauge_t *g =
       spectator_registry_gauge(reg, "shared", SPECTATOR_TAGS("a", "1", "b", "2"));
-  assert_ptr_equal(g, &spectator__noop_gauge);
+  assert_ptr_equal(g, (void *)spectator__gauge_type.noop);
   spectator_gauge_set(g, 7);
   spectator_id_t *id = spectator_id_new("shared", SPECTATOR_TAGS("a", "1", "b", "2"));
-  assert_ptr_equal(spectator_registry_dist_summary_id(reg, id), &spectator__noop_dist_summary);
+  assert_ptr_equal(spectator_registry_dist_summary_id(reg, id), (void *)spectator__dist_summary_type.noop);
   spectator_id_free(id);
   tu_assert_log_count(1);
   /* and the counter is still the counter */
@@ -274,7 +276,7 @@ static void the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_and_a_warning(voi
   tu_assert_log_count(0);
 
   spectator_counter_t *over = spectator_registry_counter(reg, "c10", NULL);
-  assert_ptr_equal(over, &spectator__noop_counter);
+  assert_ptr_equal(over, (void *)spectator__counter_type.noop);
   spectator_counter_add(over, 5);
   assert_int_equal(spectator_registry_size(reg), 10);
   tu_assert_log_count(1);
@@ -289,7 +291,7 @@ static void the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_and_a_warning(voi
     spectator_counter_increment(cs[i]);
   }
   /* other types are capped too */
-  assert_ptr_equal(spectator_registry_timer(reg, "t", NULL), &spectator__noop_timer);
+  assert_ptr_equal(spectator_registry_timer(reg, "t", NULL), (void *)spectator__timer_type.noop);
   assert_int_equal(spectator_registry_size(reg), 10);
 
   spectator_measurements_t *ms = spectator_registry_snapshot(reg);
@@ -307,7 +309,7 @@ static void warnings_about_the_cap_are_rate_limited(void **state) {
   for (int i = 0; i < 10; i++) {
     char name[16];
     snprintf(name, sizeof(name), "x%d", i);
-    assert_ptr_equal(spectator_registry_counter(reg, name, NULL), &spectator__noop_counter);
+    assert_ptr_equal(spectator_registry_counter(reg, name, NULL), (void *)spectator__counter_type.noop);
   }
   /* occurrences 1, 2, 4, 8 of 10 */
   tu_assert_log_count(4);
@@ -634,18 +636,18 @@ static void registry_new_accepts_http_and_https_uris_and_copies_config_strings(v
   spectator_registry_t *reg = spectator_registry_new(&cfg);
   assert_non_null(reg);
   uri[0] = k[0] = v[0] = 'X';
-  assert_string_equal(reg->uri, "HTTPS://atlas.example.com/api/v4/update");
-  assert_string_equal(reg->common_tags[0], "cluster");
-  assert_string_equal(reg->common_tags[1], "main");
-  assert_null(reg->common_tags[2]);
+  assert_string_equal(reg->cfg.uri, "HTTPS://atlas.example.com/api/v4/update");
+  assert_string_equal(reg->cfg.common_tags[0], "cluster");
+  assert_string_equal(reg->cfg.common_tags[1], "main");
+  assert_null(reg->cfg.common_tags[2]);
   spectator_registry_free(reg);
 
   cfg.uri = "http://localhost:7101/api/v4/update";
   cfg.common_tags = NULL;
   reg = spectator_registry_new(&cfg);
   assert_non_null(reg);
-  assert_string_equal(reg->uri, "http://localhost:7101/api/v4/update");
-  assert_null(reg->common_tags[0]);
+  assert_string_equal(reg->cfg.uri, "http://localhost:7101/api/v4/update");
+  assert_null(reg->cfg.common_tags[0]);
   spectator_registry_free(reg);
   tu_assert_log_count(0);
 }
@@ -657,8 +659,8 @@ static void registry_new_with_a_null_config_uses_the_defaults(void **state) {
   assert_true(reg->cfg.frequency_s == 5.0);
   assert_int_equal(reg->cfg.batch_size, 10000);
   assert_int_equal(reg->cfg.max_meters, 100000);
-  assert_int_equal(reg->meter_ttl_ns, 900 * NS);
-  assert_null(reg->uri);
+  assert_true(reg->cfg.meter_ttl_s == 900);
+  assert_null(reg->cfg.uri);
   spectator_registry_free(reg);
 }
 
@@ -735,14 +737,27 @@ static void gauge_reports_its_last_value_until_the_ttl_boundary_and_not_after(vo
   spectator_registry_free(reg);
 }
 
+/* The TTL gauge `name` shows: set it, then look for the last snapshot time
+ * that still reports it, checking `expected` and one nanosecond more. Returns
+ * expected when the gauge is reported exactly that long, else -1. */
+static int64_t ttl_seen(spectator_registry_t *reg, tu_clock_t *clock, const char *name,
+                        int64_t expected) {
+  double v;
+  spectator_gauge_set(spectator_registry_gauge(reg, name, NULL), 1);
+  if (!snap_gauge(reg, name, &v)) return -1; /* the set is seen now */
+  tu_clock_advance(clock, expected);
+  bool at = snap_gauge(reg, name, &v);
+  tu_clock_advance(clock, 1);
+  bool after = snap_gauge(reg, name, &v);
+  return at && !after ? expected : -1;
+}
+
 static void gauge_with_ttl_overrides_the_registry_ttl_for_that_gauge_only(void **state) {
   (void)state;
   tu_clock_t clock = {0};
   spectator_registry_t *reg = mt_registry_with_ttl(&clock, 0, 900);
   spectator_gauge_t *short_g = spectator_registry_gauge_with_ttl(reg, "short", NULL, 2);
   spectator_gauge_t *plain = spectator_registry_gauge(reg, "plain", NULL);
-  assert_int_equal(short_g->ttl_ns, 2 * NS);
-  assert_int_equal(plain->ttl_ns, 900 * NS);
   spectator_gauge_set(short_g, 1);
   spectator_gauge_set(plain, 2);
   double v;
@@ -760,15 +775,19 @@ static void gauge_with_ttl_overrides_the_registry_ttl_for_that_gauge_only(void *
 
   /* an existing gauge keeps its TTL whatever a later lookup asks */
   assert_ptr_equal(spectator_registry_gauge_with_ttl(reg, "short", NULL, 100), short_g);
-  assert_int_equal(short_g->ttl_ns, 2 * NS);
+  assert_int_equal(ttl_seen(reg, &clock, "short", 2 * NS), 2 * NS);
   assert_ptr_equal(spectator_registry_gauge_with_ttl(reg, "plain", NULL, 1), plain);
-  assert_int_equal(plain->ttl_ns, 900 * NS);
+  assert_int_equal(ttl_seen(reg, &clock, "plain", 900 * NS), 900 * NS);
 
   /* a TTL that is not finite and positive keeps the registry default */
-  assert_int_equal(spectator_registry_gauge_with_ttl(reg, "z", NULL, 0)->ttl_ns, 900 * NS);
-  assert_int_equal(spectator_registry_gauge_with_ttl(reg, "n", NULL, -3)->ttl_ns, 900 * NS);
-  assert_int_equal(spectator_registry_gauge_with_ttl(reg, "nan", NULL, NAN)->ttl_ns, 900 * NS);
-  assert_int_equal(spectator_registry_gauge_with_ttl(reg, "inf", NULL, INFINITY)->ttl_ns, 900 * NS);
+  const struct {
+    const char *name;
+    double ttl_s;
+  } bad[] = {{"z", 0}, {"n", -3}, {"nan", NAN}, {"inf", INFINITY}};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    spectator_registry_gauge_with_ttl(reg, bad[i].name, NULL, bad[i].ttl_s);
+    assert_int_equal(ttl_seen(reg, &clock, bad[i].name, 900 * NS), 900 * NS);
+  }
   spectator_registry_free(reg);
 }
 

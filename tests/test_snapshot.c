@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "common.h"
 #include "meter_test_util.h"
 
 /* One meter of every type but the monotonic counter (which reports nothing at

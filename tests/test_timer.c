@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/timer.c: what a timer reports (SPEC section 2): count,
+ * Unit tests for src/timer.c: what a timer reports: count,
  * totalTime (seconds), totalOfSquares (seconds^2) with op add and max (seconds)
  * with op max, per interval; negative, NaN and infinite durations ignored;
  * nothing for an idle interval; huge durations saturate.
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "meter.h"
 #include "meter_test_util.h"
 
 static void timer_record_reports_count_total_time_total_of_squares_and_max(void **state) {

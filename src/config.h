@@ -1,0 +1,22 @@
+/*
+ * Private: configuration (config.c): validation, boolean flags and the common
+ * tags of the environment. The defaults and SPECTATOR_* variables are the
+ * public spectator_config_init() and spectator_config_from_env().
+ */
+#ifndef SPECTATOR_CONFIG_H
+#define SPECTATOR_CONFIG_H
+
+#include "common.h"
+
+/* Parse a boolean flag as SPECTATOR_DISABLE_AUTO_START does: 1/true/yes
+ * (case-insensitive, trimmed) is true, 0/false/no/empty is false; anything else
+ * is false and logged. */
+bool spectator__parse_flag(const char *name, const char *value);
+/* Common tags from the environment: SPECTATOR_COMMON_TAGS then the Netflix
+ * variables (first non-empty, trimmed). Returns a NULL-terminated alternating
+ * array allocated as one block (free() it), or NULL when memory runs out. */
+char **spectator__env_common_tags(void);
+/* Validate a config; logs on spectator.init; 0 or SPECTATOR_EINVAL. */
+int spectator__config_validate(const spectator_config_t *cfg);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * Lifecycle: registries are created, started, stopped and freed here, and the
+ * global registry behind spectator_counter() and friends lives here.
+ *
+ * A registry is made of the meter store (registry.c) and, from its creation,
+ * a publisher (publisher.c) that is idle until started. Created registries
+ * join the list of live registries that the fork hooks (fork.c) and the exit
+ * flush (publisher.c) walk; freeing one leaves that list first, so neither
+ * sees a registry being torn down.
+ */
+#include "config.h"
+#include "fork.h"
+#include "publisher.h"
+#include "registry.h"
+
+spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg) {
+  spectator_config_t defaults;
+  if (!cfg) {
+    spectator_config_init(&defaults);
+    cfg = &defaults;
+  }
+  if (spectator__config_validate(cfg) != 0) return NULL;
+  spectator_registry_t *reg = spectator__registry_create(cfg);
+  if (!reg) return NULL;
+  if (spectator__publisher_init(reg) != 0) {
+    spectator__registry_destroy(reg);
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT, "out of memory creating a registry");
+    return NULL;
+  }
+  spectator__fork_init();
+  spectator__registries_link(reg);
+  if (reg->cfg.auto_start && reg->cfg.uri) spectator_registry_start(reg);
+  return reg;
+}
+
+void spectator_registry_free(spectator_registry_t *reg) {
+  if (!reg) return;
+  /* Unlink first: from here on neither fork handlers nor exit see it. */
+  spectator__registries_unlink(reg);
+  spectator_registry_stop(reg);
+  spectator__publisher_free(reg);
+  spectator__registry_destroy(reg);
+}
+
+int spectator_registry_start(spectator_registry_t *reg) {
+  if (!reg) return SPECTATOR_EINVAL;
+  if (!reg->cfg.uri) {
+    static atomic_flag logged = ATOMIC_FLAG_INIT; /* logged once per process */
+    if (!atomic_flag_test_and_set(&logged))
+      spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                     "no URI configured (SPECTATOR_URI): measurements are collected but not "
+                     "published");
+    return SPECTATOR_ENOURI;
+  }
+  return spectator__publisher_start(reg);
+}
+
+void spectator_registry_stop(spectator_registry_t *reg) {
+  if (!reg) return;
+  spectator__publisher_stop(reg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The global registry                                                       */
+/* ------------------------------------------------------------------------ */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static spectator_registry_t *_Atomic global_reg;
+
+static void global_init(void) {
+  spectator_config_t cfg;
+  spectator_config_from_env(&cfg);
+  /* Start below, after the pointer is published, so the publisher thread and
+   * anything it logs can use the global registry. */
+  int auto_start = cfg.auto_start;
+  cfg.auto_start = 0;
+  spectator_registry_t *reg = spectator_registry_new(&cfg);
+  if (!reg) {
+    /* A bad environment must not leave the process without metrics: fall back
+     * to the defaults (the problem was logged by the config checks). */
+    spectator_config_init(&cfg);
+    cfg.auto_start = 0;
+    reg = spectator_registry_new(&cfg);
+  }
+  if (!reg) return;
+  reg->is_global = true;
+  atomic_store(&global_reg, reg);
+  if (auto_start) spectator_registry_start(reg);
+}
+
+spectator_registry_t *spectator_global_registry(void) {
+  spectator_registry_t *reg = atomic_load_explicit(&global_reg, memory_order_acquire);
+  if (SPECTATOR__LIKELY(reg)) return reg;
+  pthread_once(&global_once, global_init);
+  return atomic_load_explicit(&global_reg, memory_order_acquire);
+}
+
+int spectator_start(void) {
+  spectator_registry_t *reg = spectator_global_registry();
+  return reg ? spectator_registry_start(reg) : SPECTATOR_ENOMEM;
+}
+
+void spectator_stop(void) {
+  spectator_registry_t *reg = atomic_load_explicit(&global_reg, memory_order_acquire);
+  if (reg) spectator_registry_stop(reg);
+}

@@ -1,0 +1,47 @@
+/*
+ * Private: logging (log.c). Three named loggers, a process-wide level, an
+ * application handler, and rate limits for lines that bad input could repeat.
+ */
+#ifndef SPECTATOR_LOG_H
+#define SPECTATOR_LOG_H
+
+#include <stdatomic.h>
+
+#include "common.h"
+
+/* Emit a message on a logger when level is enabled. User-supplied strings are
+ * passed as arguments (never as the format) and should be shortened with
+ * SPECTATOR__LOG_STR so a huge or binary string cannot flood the log. Never
+ * called on a recording path. */
+void spectator__log(spectator_log_level_t level, const char *logger, const char *fmt, ...)
+    SPECTATOR__PRINTF(3, 4);
+bool spectator__log_enabled(spectator_log_level_t level);
+/* "%.*s" arguments for a user string: at most 120 bytes, "(null)" for NULL. */
+#define SPECTATOR__LOG_MAX_STR 120
+#define SPECTATOR__LOG_STR(s) (int)((s) ? spectator__strnlen_log(s) : 6), ((s) ? (s) : "(null)")
+int spectator__strnlen_log(const char *s);
+
+/* A rate limiter for one kind of log line: lets the 1st, 2nd, 4th, 8th...
+ * occurrence through. Returns the occurrence number when the line should be
+ * logged, 0 otherwise. No clock, so it is deterministic in tests. Zeroed
+ * memory is a fresh limiter. */
+typedef struct {
+  _Atomic uint64_t count;
+} spectator__ratelimit_t;
+uint64_t spectator__ratelimit(spectator__ratelimit_t *rl);
+
+#define SPECTATOR__LOG_LIMITED(rl, level, logger, fmt, ...)                \
+  do {                                                                     \
+    uint64_t spectator__n_ = spectator__ratelimit(rl);                     \
+    if (spectator__n_)                                                     \
+      spectator__log(level, logger, fmt " (occurrence %llu)", __VA_ARGS__, \
+                     (unsigned long long)spectator__n_);                   \
+  } while (0)
+
+/* Fork hooks (fork.c calls them in order): the handler lock is held across
+ * fork() and re-initialized in the child. */
+void spectator__log_prefork(void);
+void spectator__log_postfork_parent(void);
+void spectator__log_postfork_child(void);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * The public lookups of every meter type, on an explicit registry
+ * (spectator_registry_counter, ..._id) and on the global one
+ * (spectator_counter), generated from the list of types in meter.h. The
+ * gauge's TTL variants are the only hand-written ones.
+ */
+#include "registry.h"
+
+#define LOOKUPS_PLAIN(NAME, stem)                                                                 \
+  spectator_##stem##_t *spectator_registry_##stem(spectator_registry_t *reg, const char *name,    \
+                                                  const char *const *tags) {                      \
+    return spectator__registry_lookup(reg, SPECTATOR__##NAME, name, NULL, tags, NULL);            \
+  }                                                                                               \
+  spectator_##stem##_t *spectator_registry_##stem##_id(spectator_registry_t *reg,                 \
+                                                       const spectator_id_t *id) {                \
+    return spectator__registry_lookup(reg, SPECTATOR__##NAME, NULL, id, NULL, NULL);              \
+  }                                                                                               \
+  spectator_##stem##_t *spectator_##stem(const char *name, const char *const *tags) {             \
+    return spectator__registry_lookup(spectator_global_registry(), SPECTATOR__##NAME, name, NULL, \
+                                      tags, NULL);                                                \
+  }
+
+/* Percentile meters: a range in seconds (timers) or base units (summaries). */
+#define LOOKUPS_RANGE(NAME, stem)                                                                 \
+  spectator_##stem##_t *spectator_registry_##stem(spectator_registry_t *reg, const char *name,    \
+                                                  const char *const *tags, double min,            \
+                                                  double max) {                                   \
+    spectator__meter_params_t p = {0, min, max};                                                  \
+    return spectator__registry_lookup(reg, SPECTATOR__##NAME, name, NULL, tags, &p);              \
+  }                                                                                               \
+  spectator_##stem##_t *spectator_registry_##stem##_id(                                           \
+      spectator_registry_t *reg, const spectator_id_t *id, double min, double max) {              \
+    spectator__meter_params_t p = {0, min, max};                                                  \
+    return spectator__registry_lookup(reg, SPECTATOR__##NAME, NULL, id, NULL, &p);                \
+  }                                                                                               \
+  spectator_##stem##_t *spectator_##stem(const char *name, const char *const *tags, double min,   \
+                                         double max) {                                            \
+    spectator__meter_params_t p = {0, min, max};                                                  \
+    return spectator__registry_lookup(spectator_global_registry(), SPECTATOR__##NAME, name, NULL, \
+                                      tags, &p);                                                  \
+  }
+
+#define LOOKUPS(NAME, stem, shape) LOOKUPS_##shape(NAME, stem)
+SPECTATOR__METER_TYPE_MAP(LOOKUPS)
+
+spectator_gauge_t *spectator_registry_gauge_with_ttl(spectator_registry_t *reg, const char *name,
+                                                     const char *const *tags, double ttl_s) {
+  spectator__meter_params_t p = {ttl_s, 0, 0};
+  return spectator__registry_lookup(reg, SPECTATOR__GAUGE, name, NULL, tags, &p);
+}
+
+spectator_gauge_t *spectator_registry_gauge_with_ttl_id(spectator_registry_t *reg,
+                                                        const spectator_id_t *id, double ttl_s) {
+  spectator__meter_params_t p = {ttl_s, 0, 0};
+  return spectator__registry_lookup(reg, SPECTATOR__GAUGE, NULL, id, NULL, &p);
+}

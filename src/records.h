@@ -1,0 +1,85 @@
+/*
+ * Private: snapshot records (records.c), what every meter writes when a
+ * snapshot asks for its interval values, and what the public snapshot API
+ * and the encoder read.
+ */
+#ifndef SPECTATOR_RECORDS_H
+#define SPECTATOR_RECORDS_H
+
+#include "common.h"
+
+/* The statistic a record adds to its id's tags (SPECTATOR__STAT_NONE: the
+ * id's own tags are used as they are). Names in spectator__stat_names. */
+typedef enum {
+  SPECTATOR__STAT_NONE,
+  SPECTATOR__STAT_COUNT,
+  SPECTATOR__STAT_TOTAL_TIME,
+  SPECTATOR__STAT_TOTAL_OF_SQUARES,
+  SPECTATOR__STAT_MAX,
+  SPECTATOR__STAT_TOTAL_AMOUNT,
+  SPECTATOR__STAT_PERCENTILE,
+  SPECTATOR__STAT_GAUGE,
+  SPECTATOR__STAT_COUNT_OF_NAMES
+} spectator__stat_t;
+extern const char *const spectator__stat_names[SPECTATOR__STAT_COUNT_OF_NAMES]; /* [NONE] = NULL */
+
+/* Percentile tag of a record: 0 for none, else the bucket index + 1, with
+ * SPECTATOR__PCT_SUMMARY set for distribution summaries ("D00A2" instead of
+ * "T00A2"). */
+#define SPECTATOR__PCT_SUMMARY 0x8000u
+
+/* One measurement in the compact form the snapshot produces (24 bytes): the
+ * meter's id, the statistic and percentile tags to set on it, op and value.
+ * The id is borrowed: meters and their ids live as long as their registry,
+ * so records must not outlive the registry they were collected from. The
+ * public API and the encoder turn records into full tag sets. */
+typedef struct {
+  const spectator_id_t *id;
+  double value;
+  uint16_t pct;
+  uint8_t stat; /* spectator__stat_t */
+  uint8_t op;
+} spectator__record_t;
+
+/* Records come in fixed-size chunks (no doubling, no copy on growth), so a
+ * reader can free what it has consumed while it goes. */
+#define SPECTATOR__RECORD_CHUNK 1024
+typedef struct spectator__record_chunk {
+  struct spectator__record_chunk *next;
+  size_t len;
+  spectator__record_t items[SPECTATOR__RECORD_CHUNK];
+} spectator__record_chunk_t;
+
+typedef struct {
+  spectator__record_chunk_t *head, *tail;
+  size_t len;  /* records over all chunks */
+  size_t lost; /* records dropped because memory ran out: the snapshot is incomplete */
+} spectator__records_t;
+
+/* Every record, in order: for (...) { use r }. */
+#define SPECTATOR__RECORDS_FOREACH(rs, r)                                                         \
+  for (spectator__record_chunk_t *r##_chunk = (rs)->head; r##_chunk; r##_chunk = r##_chunk->next) \
+    for (spectator__record_t *r = r##_chunk->items; r < r##_chunk->items + r##_chunk->len; r++)
+
+void spectator__records_init(spectator__records_t *rs);
+void spectator__records_free(spectator__records_t *rs);
+/* Free the first chunk (a reader is done with it); rs->len drops by its count. */
+void spectator__records_pop_chunk(spectator__records_t *rs);
+/* Append a record (id borrowed, see above). rs NULL: the record is dropped
+ * (a meter reset without reporting). Non-finite values are dropped (logged
+ * at debug). On allocation failure the record is counted in rs->lost. pct as
+ * above. */
+void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
+                            spectator__stat_t stat, unsigned pct, int op, double value);
+/* Where a meter reports its interval values, and the snapshot's time (the
+ * registry's clock). out NULL: the meter resets without reporting (a forked
+ * child drops what its parent had pending). */
+typedef struct {
+  spectator__records_t *out;
+  int64_t now_ns;
+} spectator__snap_ctx_t;
+
+/* The percentile tag value of a record ("T00A2"); false when it has none. */
+bool spectator__record_pct_tag(const spectator__record_t *r, char buf[6]);
+
+#endif

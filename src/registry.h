@@ -1,0 +1,99 @@
+/*
+ * Private: registries (registry.c), where ids become meters; and the list of
+ * live registries that fork handlers and exit walk.
+ */
+#ifndef SPECTATOR_REGISTRY_H
+#define SPECTATOR_REGISTRY_H
+
+#include <pthread.h>
+
+#include "log.h"
+#include "meter.h"
+#include "records.h"
+#include "stripes.h"
+
+/* The lookup index. A slot is 0 (empty) or holds the meter's position in the
+ * chunk array plus one (bits 0-24) and 7 bits of its id's hash (bits 25-31),
+ * so a probe skips most other meters without touching them; 4 bytes a slot. */
+typedef struct spectator__table {
+  size_t mask;                   /* capacity - 1 (power of two) */
+  struct spectator__table *prev; /* retired tables, freed with the registry */
+  _Atomic uint32_t slots[];
+} spectator__table_t;
+#define SPECTATOR__SLOT_INDEX_BITS 25
+#define SPECTATOR__SLOT_INDEX_MASK ((UINT32_C(1) << SPECTATOR__SLOT_INDEX_BITS) - 1)
+
+/* Meters are carved from blocks that live as long as the registry: no
+ * per-meter allocator header, and every meter starts on its own cache line. */
+typedef struct spectator__slab {
+  struct spectator__slab *next;
+  size_t used, cap; /* bytes of data */
+  _Alignas(SPECTATOR__CACHELINE) unsigned char data[];
+} spectator__slab_t;
+
+#define SPECTATOR__CHUNK 1024
+/* Largest cap on meters: 16 M meters, a 128 KiB chunk directory. */
+#define SPECTATOR__MAX_METERS_LIMIT ((size_t)1 << 24)
+
+struct spectator__publisher; /* publisher.c */
+
+struct spectator_registry {
+  /* The configuration; its strings and common tags are owned copies (the
+   * common tags merged from the environment and the config). */
+  spectator_config_t cfg;
+
+  pthread_mutex_t lock;      /* inserts: table, chunks, count */
+  pthread_mutex_t snap_lock; /* one snapshot at a time; snapshot-owned meter fields */
+  _Atomic(spectator__table_t *) table;
+  spectator__meter_t ***chunks; /* directory of SPECTATOR__CHUNK-sized arrays */
+  size_t nchunks;
+  spectator__slab_t *slab; /* where new meters go; older blocks follow `next` */
+  _Atomic size_t count;
+
+  spectator__ratelimit_t rl_full;
+  spectator__stripe_src_t stripes; /* for contended counters and timers */
+
+  struct spectator__publisher *pub; /* publisher.c; NULL until publisher_init */
+  bool is_global;
+  struct spectator_registry *next_all; /* list of live registries (fork, exit) */
+};
+
+/* A registry with a copy of cfg (validated by the caller) and no meters, not
+ * yet in the live list. NULL when memory runs out (logged). */
+spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg);
+/* Free a registry that is out of the live list and has no publisher running:
+ * its meters, ids and tables. */
+void spectator__registry_destroy(spectator_registry_t *reg);
+
+/* The registry's clock (cfg.clock, else CLOCK_MONOTONIC), in nanoseconds. */
+int64_t spectator__registry_now_ns(const spectator_registry_t *reg);
+
+/* Find or create the meter of this type for (name, tags) or id (borrowed);
+ * never NULL: bad input, a type conflict or a full registry give the type's
+ * no-op meter and a rate-limited log line. A hit takes no lock and
+ * allocates nothing. p NULL: no parameters. */
+void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t type,
+                                 const char *name, const spectator_id_t *id,
+                                 const char *const *tags, const spectator__meter_params_t *p);
+
+/* Snapshot into records (caller owns rs); holds snap_lock for the duration. */
+void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t *rs);
+
+/* The live registries, for exit and the fork hooks: add, remove, and walk the
+ * list with its lock held. */
+void spectator__registries_link(spectator_registry_t *reg);
+void spectator__registries_unlink(spectator_registry_t *reg);
+void spectator__registries_lock(void);
+void spectator__registries_unlock(void);
+spectator_registry_t *spectator__registries_head(void);
+
+/* Fork hooks (fork.c calls them in order). prefork takes the list lock, then
+ * each registry's insert and snapshot locks, and keeps them until
+ * postfork_parent or postfork_child; between the two, other modules' hooks
+ * walk the list without locking it. postfork_child re-initializes the locks
+ * and resets every meter's interval state (meter descriptors). */
+void spectator__registries_prefork(void);
+void spectator__registries_postfork_parent(void);
+void spectator__registries_postfork_child(void);
+
+#endif
