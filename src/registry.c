@@ -148,12 +148,12 @@ static spectator__table_t *table_new(size_t cap) {
   return t;
 }
 
-spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg_in) {
-  spectator_config_t defaults;
-  if (!cfg_in) {
-    spectator_config_init(&defaults);
-    cfg_in = &defaults;
-  }
+spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg_caller,
+                                                  size_t size) {
+  /* Only the caller's bytes are read: its struct may be older and smaller. */
+  spectator_config_t cfg;
+  if (spectator__config_load(&cfg, cfg_caller, size) != 0) return NULL;
+  const spectator_config_t *cfg_in = &cfg;
   if (spectator__config_validate(cfg_in) != 0) return NULL;
 
   spectator_registry_t *reg = calloc(1, sizeof(*reg));
@@ -198,6 +198,11 @@ spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg_in) {
 
   if (reg->cfg.auto_start && reg->uri) spectator_registry_start(reg);
   return reg;
+}
+
+/* The 0.1.0 entry point (the header maps the name to the sized one). */
+spectator_registry_t *(spectator_registry_new)(const spectator_config_t *cfg) {
+  return spectator_registry_new_size(cfg, SPECTATOR__CONFIG_SIZE_0_1);
 }
 
 static void unlink_registry(spectator_registry_t *reg) {
