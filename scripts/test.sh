@@ -8,6 +8,9 @@
 #                install test
 #   install      the install test: install the build into a temporary prefix and build and run
 #                programs against it with pkg-config and with find_package (tests/install/)
+#   abi          the ABI check of the build-test build against release 0.1.0 (tests/abi/check.sh:
+#                abidiff against the stored 0.1.0 ABI, the symbol versions, and a self-test that
+#                rebuilds the library with a compatible and two incompatible changes)
 #   deps-linked  fresh build in $DEPS_DIR with libcurl, zlib and cJSON linked
 #                (SPECTATOR_DLOPEN_DEPS=OFF), then the tests that publish, encode or check the
 #                loading, and the install test of that layout
@@ -48,7 +51,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_STAGES="build-test install deps-linked asan tsan valgrind fuzz"
+ALL_STAGES="build-test install abi deps-linked asan tsan valgrind fuzz"
 BUILD_DIR=${BUILD_DIR:-build/ci}
 ASAN_DIR=${ASAN_DIR:-build/asan}
 DEPS_DIR=${DEPS_DIR:-build/deps-linked}
@@ -130,6 +133,15 @@ stage_install() {
   fi
   build "$BUILD_DIR"
   run_ctest "$BUILD_DIR" --tests-regex '^install$'
+}
+
+# The ABI check needs the library of build-test; build it when this stage runs alone.
+stage_abi() {
+  if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
+    configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON
+  fi
+  cmake --build "$BUILD_DIR" --parallel "$JOBS" --target spectator
+  JOBS=$JOBS "$ROOT/tests/abi/check.sh" "$BUILD_DIR" --self-test
 }
 
 # The other stages load libcurl, zlib and cJSON with dlopen() at first use. This one links
