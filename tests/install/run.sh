@@ -214,6 +214,34 @@ no_deps "outside_static (readelf -d)" "$dyn"
 all_deps "outside_static (readelf -d)" "$dyn"
 "$TMP/outside_static"
 
+step "CMake package version: 0.x releases are compatible within a minor version"
+pkg_version=$header_version
+IFS=. read -r v_major v_minor _ <<<"$pkg_version"
+# find_package() includes the version file with the requested version set.
+cat >"$TMP/version_check.cmake" <<'EOS'
+string(REPLACE "." ";" parts "${PACKAGE_FIND_VERSION}.0.0")
+list(GET parts 0 PACKAGE_FIND_VERSION_MAJOR)
+list(GET parts 1 PACKAGE_FIND_VERSION_MINOR)
+list(GET parts 2 PACKAGE_FIND_VERSION_PATCH)
+set(PACKAGE_FIND_VERSION_COUNT 2)
+include(${VERSION_FILE})
+message("${PACKAGE_VERSION_COMPATIBLE}")
+EOS
+version_ok() {
+  cmake -DPACKAGE_FIND_VERSION="$1" \
+    -DVERSION_FILE="$LIBDIR/cmake/spectator/spectatorConfigVersion.cmake" -P "$TMP/version_check.cmake"
+}
+for req in "$v_major.$v_minor:TRUE" "$v_major.$v_minor.0:TRUE" "$v_major.$((v_minor + 1)):FALSE" \
+  "$((v_major + 1)).$v_minor:FALSE"; do
+  got=$(version_ok "${req%%:*}" 2>&1)
+  [[ $got == "${req##*:}" ]] || fail "find_package(spectator ${req%%:*}) compatible: '$got', expected ${req##*:}"
+done
+if ((v_minor > 0)); then
+  got=$(version_ok "$v_major.$((v_minor - 1))" 2>&1)
+  [[ $got == FALSE ]] || fail "find_package(spectator $v_major.$((v_minor - 1))) accepts $pkg_version"
+fi
+echo "find_package(spectator $v_major.$v_minor) accepts $pkg_version; other minor versions do not"
+
 step "find_package(spectator): configure, build and run tests/install/CMakeLists.txt"
 cmake -S "$HERE" -B "$TMP/consumer" -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_COMPILER="$CC" -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$TMP/consumer.log" 2>&1 ||
