@@ -42,6 +42,10 @@
 #include <stdint.h>
 
 #ifdef __cplusplus
+#include <initializer_list> /* SPECTATOR_TAGS; outside extern "C" */
+#endif
+
+#ifdef __cplusplus
 extern "C" {
 #endif
 
@@ -134,8 +138,16 @@ SPECTATOR_EXTERN int spectator_log_level_parse(const char *s, spectator_log_leve
 /* ------------------------------------------------------------------------ */
 
 /* Tags: NULL-terminated array of alternating key, value strings; NULL means no
- * tags. */
+ * tags. In C the array is a compound literal, which lives until the end of the
+ * enclosing block. C++ has no compound literals: there it is the array behind a
+ * std::initializer_list temporary, which lives until the end of the full
+ * expression, so pass SPECTATOR_TAGS(...) directly to a call and never keep
+ * the pointer. (spectator.hpp takes tags as an initializer list.) */
+#ifdef __cplusplus
+#define SPECTATOR_TAGS(...) (std::initializer_list<const char *>{__VA_ARGS__, nullptr}.begin())
+#else
 #define SPECTATOR_TAGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#endif
 
 /* An immutable metric identity: a name and a set of tags in canonical form
  * (sorted by key, a repeated key keeps its last value). Reference counted. */

@@ -81,6 +81,7 @@ cmake --install "$BUILD" --prefix "$PREFIX"
 
 step "installed files"
 [[ -f $PREFIX/include/spectator.h ]] || fail "include/spectator.h is not installed"
+[[ -f $PREFIX/include/spectator.hpp ]] || fail "include/spectator.hpp is not installed"
 PC=$(find "$PREFIX" -name spectator.pc -path '*/pkgconfig/*' | head -n 1)
 [[ -n $PC ]] || fail "spectator.pc is not installed"
 PKGDIR=$(dirname "$PC")
@@ -104,6 +105,19 @@ cflags=$(pkg-config --cflags spectator)
 [[ $cflags == *"-I$PREFIX/include"* ]] ||
   fail "pkg-config --cflags ($cflags) does not point into the install prefix $PREFIX"
 echo "pkg-config: spectator $pc_version, cflags: $cflags"
+
+step "C++: examples/cpp_server.cpp built against the installed headers with pkg-config"
+if command -v "${CXX:-c++}" >/dev/null; then
+  # shellcheck disable=SC2046 # pkg-config output is a list of flags
+  "${CXX:-c++}" -std=c++11 -Wall -Wextra -pedantic -Werror -o "$TMP/cpp_server" \
+    "$SRC/examples/cpp_server.cpp" $(pkg-config --cflags --libs spectator) -pthread
+  cpp_out=$(LD_LIBRARY_PATH="$LIBDIR" SPECTATOR_LOG_LEVEL=error "$TMP/cpp_server" 0.2)
+  grep -qF 'server.requests{statistic=count,status=200}' <<<"$cpp_out" ||
+    fail "cpp_server built against the installed headers did not report server.requests: $cpp_out"
+  echo "cpp_server: built and ran"
+else
+  echo "no C++ compiler (${CXX:-c++}): skipped"
+fi
 
 step "shared library: SONAME and exported symbols"
 soname=$(readelf -d "$LIBDIR/libspectator.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
