@@ -93,6 +93,7 @@ cp -r "$ROOT/CMakeLists.txt" "$ROOT/cmake" "$ROOT/include" "$ROOT/src" "$work/"
 cp "$work/include/spectator.h" "$work/spectator.h.orig"
 cp "$work/src/spectator.map" "$work/spectator.map.orig"
 cmake -S "$work" -B "$work/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_TESTS=OFF \
+  -DSPECTATOR_BUILD_AGGREGATOR=OFF \
   -DSPECTATOR_BUILD_EXAMPLES=OFF -DSPECTATOR_BUILD_BENCH=OFF >/dev/null
 
 # variant <name> <expected: pass|fail> <sed script for the header> [<function to remove>]

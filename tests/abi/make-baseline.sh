@@ -29,6 +29,7 @@ git -C "$ROOT" archive "$RELEASE" | tar -x -C "$work"
   echo '};'
 } >"$work/src/spectator.map"
 cmake -S "$work" -B "$work/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_TESTS=OFF \
+  -DSPECTATOR_BUILD_AGGREGATOR=OFF \
   -DSPECTATOR_BUILD_EXAMPLES=OFF -DSPECTATOR_BUILD_BENCH=OFF >/dev/null
 cmake --build "$work/build" --target spectator --parallel "$(nproc)" >/dev/null
 abidw --headers-dir "$work/include" --drop-private-types --no-corpus-path --no-comp-dir-path \

@@ -106,6 +106,14 @@ cflags=$(pkg-config --cflags spectator)
   fail "pkg-config --cflags ($cflags) does not point into the install prefix $PREFIX"
 echo "pkg-config: spectator $pc_version, cflags: $cflags"
 
+step "spectator-aggregator: installed, and runs from another directory"
+AGG_BIN=$PREFIX/bin/spectator-aggregator
+[[ -x $AGG_BIN ]] || fail "bin/spectator-aggregator is not installed"
+agg_out=$(cd "$TMP" && "$AGG_BIN" --port 0 --duration 0.2)
+grep -qE '^web page: http://127\.0\.0\.1:[0-9]+/$' <<<"$agg_out" ||
+  fail "spectator-aggregator did not print its page: $agg_out"
+echo "$agg_out"
+
 step "C++: examples/cpp_server.cpp built against the installed headers with pkg-config"
 if command -v "${CXX:-c++}" >/dev/null; then
   # shellcheck disable=SC2046 # pkg-config output is a list of flags
