@@ -112,16 +112,20 @@ build() {
 run_ctest() {
   local dir=$1
   shift
-  (cd "$dir" && ctest --output-on-failure --timeout "$TEST_TIMEOUT" "$@")
+  (cd "$dir" && ctest --output-on-failure --no-tests=error --timeout "$TEST_TIMEOUT" "$@")
 }
 
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
 
-# The normal build, with the tests built by default for a top-level project.
+# The plain builds: warnings are errors, and the tests are required (a missing test dependency
+# fails the configure instead of leaving the tests out).
+PLAIN_BUILD=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON -DSPECTATOR_BUILD_TESTS=ON)
+
+# The normal build.
 stage_build_test() {
-  configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON
+  configure "$BUILD_DIR" "${PLAIN_BUILD[@]}"
   build "$BUILD_DIR"
   run_ctest "$BUILD_DIR" --exclude-regex '^install$'
 }
@@ -129,7 +133,7 @@ stage_build_test() {
 # The install test needs the build of build-test; build it when this stage runs alone.
 stage_install() {
   if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-    configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON
+    configure "$BUILD_DIR" "${PLAIN_BUILD[@]}"
   fi
   build "$BUILD_DIR"
   run_ctest "$BUILD_DIR" --tests-regex '^install$'
@@ -138,7 +142,7 @@ stage_install() {
 # The ABI check needs the library of build-test; build it when this stage runs alone.
 stage_abi() {
   if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-    configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON
+    configure "$BUILD_DIR" "${PLAIN_BUILD[@]}"
   fi
   cmake --build "$BUILD_DIR" --parallel "$JOBS" --target spectator
   JOBS=$JOBS "$ROOT/tests/abi/check.sh" "$BUILD_DIR" --self-test
@@ -150,14 +154,14 @@ stage_abi() {
 # linked library too. (The fuzz stage also builds the linked layout, for its harnesses only.)
 stage_deps_linked() {
   configure "$DEPS_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_DLOPEN_DEPS=OFF \
-    -DSPECTATOR_WERROR=ON -DSPECTATOR_BUILD_BENCH=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF
+    -DSPECTATOR_WERROR=ON -DSPECTATOR_BUILD_TESTS=ON -DSPECTATOR_BUILD_BENCH=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF
   build "$DEPS_DIR"
   run_ctest "$DEPS_DIR" --tests-regex '^(publisher|security|encoder|lazy_loading|fork|install)$'
 }
 
 # Sanitizer builds: only the library and its tests (no benchmarks, no examples). The install
 # test is not registered in them (tests/CMakeLists.txt).
-SANITIZER_BUILD=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_BENCH=OFF
+SANITIZER_BUILD=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_TESTS=ON -DSPECTATOR_BUILD_BENCH=OFF
   -DSPECTATOR_BUILD_EXAMPLES=OFF)
 
 # AddressSanitizer + UBSan: memory errors, leaks (LeakSanitizer) and undefined behaviour abort
@@ -194,9 +198,9 @@ VALGRIND_TESTS="id registry config log encoder percentile_buckets counter timer 
   monotonic_counter percentile_timer snapshot bad_input"
 
 stage_valgrind() {
-  command -v valgrind >/dev/null || die "valgrind is not installed (scripts/deps.sh installs it)"
+  command -v valgrind >/dev/null || die "valgrind is not installed (scripts/deps.sh --test installs it)"
   if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-    configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON
+    configure "$BUILD_DIR" "${PLAIN_BUILD[@]}"
   fi
   build "$BUILD_DIR"
   local name failed=() ran=0
@@ -222,7 +226,7 @@ stage_valgrind() {
 FUZZ_HARNESSES="fuzz_id fuzz_encoder fuzz_response fuzz_config"
 
 stage_fuzz() {
-  command -v clang >/dev/null || die "clang is not installed (scripts/deps.sh installs it)"
+  command -v clang >/dev/null || die "clang is not installed (scripts/deps.sh --test installs it)"
   CC=clang configure "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_FUZZ=ON \
     -DSPECTATOR_BUILD_TESTS=OFF -DSPECTATOR_BUILD_BENCH=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF
   cmake --build "$FUZZ_DIR" --parallel "$JOBS" --target spectator_fuzzers
@@ -257,7 +261,7 @@ for stage in $STAGES; do
 done
 
 if [[ ${SKIP_DEPS:-0} != 1 ]]; then
-  "$ROOT/scripts/deps.sh"
+  "$ROOT/scripts/deps.sh" --test
 fi
 
 start_all=$SECONDS
