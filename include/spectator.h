@@ -42,6 +42,10 @@
 #include <stdint.h>
 
 #ifdef __cplusplus
+#include <initializer_list> /* SPECTATOR_TAGS; outside extern "C" */
+#endif
+
+#ifdef __cplusplus
 extern "C" {
 #endif
 
@@ -134,8 +138,16 @@ SPECTATOR_EXTERN int spectator_log_level_parse(const char *s, spectator_log_leve
 /* ------------------------------------------------------------------------ */
 
 /* Tags: NULL-terminated array of alternating key, value strings; NULL means no
- * tags. */
+ * tags. In C the array is a compound literal, which lives until the end of the
+ * enclosing block. C++ has no compound literals: there it is the array behind a
+ * std::initializer_list temporary, which lives until the end of the full
+ * expression, so pass SPECTATOR_TAGS(...) directly to a call and never keep
+ * the pointer. (spectator.hpp takes tags as an initializer list.) */
+#ifdef __cplusplus
+#define SPECTATOR_TAGS(...) (std::initializer_list<const char *>{__VA_ARGS__, nullptr}.begin())
+#else
 #define SPECTATOR_TAGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#endif
 
 /* An immutable metric identity: a name and a set of tags in canonical form
  * (sorted by key, a repeated key keeps its last value). Reference counted. */
@@ -184,10 +196,19 @@ SPECTATOR_EXTERN size_t spectator_id_format(const spectator_id_t *id, char *buf,
 typedef int64_t (*spectator_clock_fn)(void *ctx);
 
 /* Configuration of a registry. Initialize with spectator_config_init() (or
- * spectator_config_from_env()) and then change fields: new fields may be
- * appended in later versions and get their defaults from init. Strings and the
- * tag array are borrowed: they must stay valid until spectator_registry_new()
- * returns, which copies them. */
+ * spectator_config_from_env()) and then change fields. Strings and the tag
+ * array are borrowed: they must stay valid until spectator_registry_new()
+ * returns, which copies them.
+ *
+ * The struct is allocated by the caller and grows at its end in later
+ * versions. spectator_config_init(), spectator_config_from_env() and
+ * spectator_registry_new() are macros that pass sizeof(spectator_config_t) as
+ * this header defines it: the library writes and reads only that many bytes,
+ * and gives the fields it has beyond them their defaults. So a program built
+ * against this header keeps working with a later library whose struct is
+ * larger, and a program built against release 0.1.0 (which called the plain
+ * functions) keeps working too. New members are only ever appended, each
+ * with a default that keeps the behaviour of the versions without it. */
 typedef struct spectator_config {
   const char *uri;                /* aggregator endpoint; NULL: collect, do not publish */
   double frequency_s;             /* publish interval, seconds (> 0); default 5 */
@@ -211,26 +232,48 @@ typedef struct spectator_config {
   int tls_verify;                 /* nonzero (default): verify peer and host */
   spectator_clock_fn clock;       /* NULL = CLOCK_MONOTONIC */
   void *clock_ctx;
+  /* Members added after 0.1.0 go here, at the end, only. */
 } spectator_config_t;
 
-/* Fill cfg with the defaults above (uri NULL). NULL is a no-op. */
-SPECTATOR_EXTERN void spectator_config_init(spectator_config_t *cfg);
+/* Fill the first `size` bytes of cfg with the defaults above (uri NULL):
+ * size is the caller's sizeof(spectator_config_t); bytes beyond the
+ * library's own struct are zeroed. NULL is a no-op. Prefer the
+ * spectator_config_init() macro, which passes the size. */
+SPECTATOR_EXTERN void spectator_config_init_size(spectator_config_t *cfg, size_t size);
 /* Fill cfg with the defaults, then apply the SPECTATOR_* environment variables
  * (SPECTATOR_URI, SPECTATOR_FREQUENCY, SPECTATOR_BATCH_SIZE, SPECTATOR_TIMEOUT,
  * SPECTATOR_DISABLE_AUTO_START, SPECTATOR_MAX_METERS). Bad values are logged on
  * spectator.init and the default is kept. Common tags from the environment
  * (SPECTATOR_COMMON_TAGS and the Netflix variables) are read by the registry
  * itself when cfg->env_common_tags is set. cfg->uri points into the
- * environment: use cfg before the environment changes. NULL is a no-op. */
-SPECTATOR_EXTERN void spectator_config_from_env(spectator_config_t *cfg);
+ * environment: use cfg before the environment changes. Writes `size` bytes as
+ * spectator_config_init_size(). NULL is a no-op. */
+SPECTATOR_EXTERN void spectator_config_from_env_size(spectator_config_t *cfg, size_t size);
 
 /* A registry owns meters and, once started, a publishing thread. */
 typedef struct spectator_registry spectator_registry_t;
 
-/* Create a registry. cfg NULL means spectator_config_init() defaults. Returns
- * NULL when cfg is invalid (logged on spectator.init) or memory runs out. If
- * cfg->auto_start and cfg->uri are set, publishing starts at once. */
+/* Create a registry. cfg NULL means spectator_config_init() defaults. Reads
+ * only the first `size` bytes of cfg (the caller's sizeof(spectator_config_t))
+ * and uses the defaults for the fields beyond. Returns NULL when cfg is invalid
+ * (logged on spectator.init) or memory runs out. If cfg->auto_start and
+ * cfg->uri are set, publishing starts at once. Prefer the
+ * spectator_registry_new() macro, which passes the size. */
+SPECTATOR_EXTERN spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg,
+                                                                   size_t size);
+
+/* The entry points of release 0.1.0, kept for programs built against it:
+ * they write and read exactly the members that 0.1.0's spectator_config_t
+ * had. Through this header the names are the macros below (taking the
+ * address of one still gives the 0.1.0 function). */
+SPECTATOR_EXTERN void spectator_config_init(spectator_config_t *cfg);
+SPECTATOR_EXTERN void spectator_config_from_env(spectator_config_t *cfg);
 SPECTATOR_EXTERN spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg);
+#define spectator_config_init(cfg) spectator_config_init_size((cfg), sizeof(spectator_config_t))
+#define spectator_config_from_env(cfg)                                                         \
+  spectator_config_from_env_size((cfg), sizeof(spectator_config_t))
+#define spectator_registry_new(cfg) spectator_registry_new_size((cfg), sizeof(spectator_config_t))
+
 /* Stop publishing (with a final flush, bounded by the timeout) and free the
  * registry and all its meters. Meter pointers from it become invalid. NULL is a
  * no-op. Must not be called while other threads still use its meters. */

@@ -1,28 +1,60 @@
 #!/usr/bin/env bash
-# Install the Debian packages spectator-c needs to build, test and run its demo.
+# Install the Debian packages spectator-c needs.
+#
+# Usage: scripts/deps.sh          what the build and the demo need: the library's build
+#                                 dependencies and libmicrohttpd (spectator-aggregator)
+#        scripts/deps.sh --test   that, plus what the test suite needs (scripts/test.sh)
+#        scripts/deps.sh --list [--test]   print the packages and exit
 #
 # Quiet and idempotent: when everything is installed it prints nothing and
 # exits 0. As root it installs what is missing with apt-get; otherwise it prints
 # the command to run and exits 1.
-#
-# Usage: scripts/deps.sh
 set -euo pipefail
 
-PACKAGES=(
+# The library: a C11 compiler, CMake, and the headers of libcurl, cJSON and zlib.
+BUILD_PACKAGES=(
   cmake
   gcc
-  clang
-  libclang-rt-14-dev
   make
   pkg-config
   libcurl4-openssl-dev
   libcjson-dev
   zlib1g-dev
-  libcmocka-dev
+)
+# spectator-aggregator, the local aggregator with a web page (the demo uses it).
+AGGREGATOR_PACKAGES=(
   libmicrohttpd-dev
+)
+# The test suite: cmocka, a C++ compiler (the C++ tests), clang and its runtime
+# (the fuzz stage, the clang++ header check), valgrind, openssl (the local https
+# endpoint), abigail-tools (the ABI check), chromium (the aggregator page's test).
+TEST_PACKAGES=(
+  libcmocka-dev
+  g++
+  clang
+  libclang-rt-14-dev
   valgrind
   openssl
+  abigail-tools
+  chromium
 )
+
+PACKAGES=("${BUILD_PACKAGES[@]}" "${AGGREGATOR_PACKAGES[@]}")
+list=0
+for arg in "$@"; do
+  case $arg in
+  --test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+  --list) list=1 ;;
+  *)
+    echo "usage: scripts/deps.sh [--test] [--list]" >&2
+    exit 2
+    ;;
+  esac
+done
+if ((list)); then
+  echo "${PACKAGES[*]}"
+  exit 0
+fi
 
 # True when the package is installed (not merely known, or removed with its
 # configuration left behind).
@@ -48,7 +80,7 @@ if ((${#missing[@]} == 0)); then
 fi
 
 if [[ $(id -u) -ne 0 ]]; then
-  echo "deps.sh: missing build dependencies: ${missing[*]}" >&2
+  echo "deps.sh: missing packages: ${missing[*]}" >&2
   echo "deps.sh: install them with:" >&2
   echo "  sudo apt-get install -y ${missing[*]}" >&2
   exit 1

@@ -8,6 +8,9 @@
 #                install test
 #   install      the install test: install the build into a temporary prefix and build and run
 #                programs against it with pkg-config and with find_package (tests/install/)
+#   abi          the ABI check of the build-test build against release 0.1.0 (tests/abi/check.sh:
+#                abidiff against the stored 0.1.0 ABI, the symbol versions, and a self-test that
+#                rebuilds the library with a compatible and two incompatible changes)
 #   deps-linked  fresh build in $DEPS_DIR with libcurl, zlib and cJSON linked
 #                (SPECTATOR_DLOPEN_DEPS=OFF), then the tests that publish, encode or check the
 #                loading, and the install test of that layout
@@ -48,7 +51,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_STAGES="build-test install deps-linked asan tsan valgrind fuzz"
+ALL_STAGES="build-test install abi deps-linked asan tsan valgrind fuzz"
 BUILD_DIR=${BUILD_DIR:-build/ci}
 ASAN_DIR=${ASAN_DIR:-build/asan}
 DEPS_DIR=${DEPS_DIR:-build/deps-linked}
@@ -109,16 +112,20 @@ build() {
 run_ctest() {
   local dir=$1
   shift
-  (cd "$dir" && ctest --output-on-failure --timeout "$TEST_TIMEOUT" "$@")
+  (cd "$dir" && ctest --output-on-failure --no-tests=error --timeout "$TEST_TIMEOUT" "$@")
 }
 
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
 
-# The normal build, with the tests built by default for a top-level project.
+# The plain builds: warnings are errors, and the tests are required (a missing test dependency
+# fails the configure instead of leaving the tests out).
+PLAIN_BUILD=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON -DSPECTATOR_BUILD_TESTS=ON)
+
+# The normal build.
 stage_build_test() {
-  configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON
+  configure "$BUILD_DIR" "${PLAIN_BUILD[@]}"
   build "$BUILD_DIR"
   run_ctest "$BUILD_DIR" --exclude-regex '^install$'
 }
@@ -126,10 +133,19 @@ stage_build_test() {
 # The install test needs the build of build-test; build it when this stage runs alone.
 stage_install() {
   if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-    configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON
+    configure "$BUILD_DIR" "${PLAIN_BUILD[@]}"
   fi
   build "$BUILD_DIR"
   run_ctest "$BUILD_DIR" --tests-regex '^install$'
+}
+
+# The ABI check needs the library of build-test; build it when this stage runs alone.
+stage_abi() {
+  if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
+    configure "$BUILD_DIR" "${PLAIN_BUILD[@]}"
+  fi
+  cmake --build "$BUILD_DIR" --parallel "$JOBS" --target spectator
+  JOBS=$JOBS "$ROOT/tests/abi/check.sh" "$BUILD_DIR" --self-test
 }
 
 # The other stages load libcurl, zlib and cJSON with dlopen() at first use. This one links
@@ -138,14 +154,14 @@ stage_install() {
 # linked library too. (The fuzz stage also builds the linked layout, for its harnesses only.)
 stage_deps_linked() {
   configure "$DEPS_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_DLOPEN_DEPS=OFF \
-    -DSPECTATOR_WERROR=ON -DSPECTATOR_BUILD_BENCH=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF
+    -DSPECTATOR_WERROR=ON -DSPECTATOR_BUILD_TESTS=ON -DSPECTATOR_BUILD_BENCH=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF
   build "$DEPS_DIR"
   run_ctest "$DEPS_DIR" --tests-regex '^(publisher|security|encoder|lazy_loading|fork|install)$'
 }
 
 # Sanitizer builds: only the library and its tests (no benchmarks, no examples). The install
 # test is not registered in them (tests/CMakeLists.txt).
-SANITIZER_BUILD=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_BENCH=OFF
+SANITIZER_BUILD=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_TESTS=ON -DSPECTATOR_BUILD_BENCH=OFF
   -DSPECTATOR_BUILD_EXAMPLES=OFF)
 
 # AddressSanitizer + UBSan: memory errors, leaks (LeakSanitizer) and undefined behaviour abort
@@ -182,9 +198,9 @@ VALGRIND_TESTS="id registry config log encoder percentile_buckets counter timer 
   monotonic_counter percentile_timer snapshot bad_input"
 
 stage_valgrind() {
-  command -v valgrind >/dev/null || die "valgrind is not installed (scripts/deps.sh installs it)"
+  command -v valgrind >/dev/null || die "valgrind is not installed (scripts/deps.sh --test installs it)"
   if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-    configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_WERROR=ON
+    configure "$BUILD_DIR" "${PLAIN_BUILD[@]}"
   fi
   build "$BUILD_DIR"
   local name failed=() ran=0
@@ -210,7 +226,7 @@ stage_valgrind() {
 FUZZ_HARNESSES="fuzz_id fuzz_encoder fuzz_response fuzz_config"
 
 stage_fuzz() {
-  command -v clang >/dev/null || die "clang is not installed (scripts/deps.sh installs it)"
+  command -v clang >/dev/null || die "clang is not installed (scripts/deps.sh --test installs it)"
   CC=clang configure "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_FUZZ=ON \
     -DSPECTATOR_BUILD_TESTS=OFF -DSPECTATOR_BUILD_BENCH=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF
   cmake --build "$FUZZ_DIR" --parallel "$JOBS" --target spectator_fuzzers
@@ -245,7 +261,7 @@ for stage in $STAGES; do
 done
 
 if [[ ${SKIP_DEPS:-0} != 1 ]]; then
-  "$ROOT/scripts/deps.sh"
+  "$ROOT/scripts/deps.sh" --test
 fi
 
 start_all=$SECONDS

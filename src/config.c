@@ -17,8 +17,15 @@
 #include "config.h"
 #include "log.h"
 
-void spectator_config_init(spectator_config_t *cfg) {
-  if (!cfg) return;
+/*
+ * spectator_config_t is allocated by callers that may have been built against
+ * an older, smaller struct: every entry point is given the caller's size and
+ * touches only that many bytes. Appending a member to the struct takes one
+ * line in include/spectator.h and its default here, a default that keeps the
+ * behaviour of the versions without it (a caller built before the member
+ * existed always gets the default).
+ */
+static void config_defaults(spectator_config_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   cfg->frequency_s = 5.0;
   cfg->batch_size = 10000;
@@ -30,6 +37,52 @@ void spectator_config_init(spectator_config_t *cfg) {
   cfg->auto_start = 1;
   cfg->flush_at_exit = 1;
   cfg->tls_verify = 1;
+}
+
+/* Writes the caller's `size` bytes from a full config: a prefix when the
+ * caller's struct is smaller, zeros after ours when it is larger (members of
+ * a newer header that this library does not know). */
+static void config_store(spectator_config_t *dst, size_t size, const spectator_config_t *src) {
+  if (size <= sizeof(*src)) {
+    memcpy(dst, src, size);
+  } else {
+    memcpy(dst, src, sizeof(*src));
+    memset((char *)dst + sizeof(*src), 0, size - sizeof(*src));
+  }
+}
+
+void spectator_config_init_size(spectator_config_t *cfg, size_t size) {
+  if (!cfg) return;
+  spectator_config_t d;
+  config_defaults(&d);
+  config_store(cfg, size, &d);
+}
+
+/* The 0.1.0 entry point (the header maps the name to the sized one). */
+void(spectator_config_init)(spectator_config_t *cfg) {
+  spectator_config_init_size(cfg, SPECTATOR__CONFIG_SIZE_0_1);
+}
+
+int spectator__config_load(spectator_config_t *out, const spectator_config_t *in, size_t size) {
+  config_defaults(out);
+  if (!in) return 0;
+  if (size > sizeof(*out)) {
+    /* Built against a newer header: its extra members are not known here.
+     * spectator_config_init_size() zeroed them, so a nonzero byte is a
+     * setting this library ignores. */
+    const unsigned char *extra = (const unsigned char *)in + sizeof(*out);
+    size_t set = 0;
+    for (size_t i = 0; i < size - sizeof(*out); i++) set += extra[i] != 0;
+    if (set)
+      spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                     "the program was built against a newer spectator.h (a %zu-byte "
+                     "spectator_config_t, %zu here): the settings this version does not know "
+                     "are ignored",
+                     size, sizeof(*out));
+    size = sizeof(*out);
+  }
+  memcpy(out, in, size);
+  return 0;
 }
 
 /* Trimmed copy of s into buf; returns buf, or NULL when s is NULL, empty after
@@ -106,9 +159,7 @@ bool spectator__parse_flag(const char *name, const char *value) {
   return false;
 }
 
-void spectator_config_from_env(spectator_config_t *cfg) {
-  if (!cfg) return;
-  spectator_config_init(cfg);
+static void config_apply_env(spectator_config_t *cfg) {
   const char *v;
   if ((v = getenv("SPECTATOR_URI")) && *v) {
     if (strncasecmp(v, "http://", 7) == 0 || strncasecmp(v, "https://", 8) == 0)
@@ -149,6 +200,19 @@ void spectator_config_from_env(spectator_config_t *cfg) {
   }
   if ((v = getenv("SPECTATOR_DISABLE_AUTO_START")))
     cfg->auto_start = !spectator__parse_flag("SPECTATOR_DISABLE_AUTO_START", v);
+}
+
+void spectator_config_from_env_size(spectator_config_t *cfg, size_t size) {
+  if (!cfg) return;
+  spectator_config_t d;
+  config_defaults(&d);
+  config_apply_env(&d);
+  config_store(cfg, size, &d);
+}
+
+/* The 0.1.0 entry point (the header maps the name to the sized one). */
+void(spectator_config_from_env)(spectator_config_t *cfg) {
+  spectator_config_from_env_size(cfg, SPECTATOR__CONFIG_SIZE_0_1);
 }
 
 int spectator__config_validate(const spectator_config_t *cfg) {

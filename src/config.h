@@ -18,5 +18,13 @@ bool spectator__parse_flag(const char *name, const char *value);
 char **spectator__env_common_tags(void);
 /* Validate a config; logs on spectator.init; 0 or SPECTATOR_EINVAL. */
 int spectator__config_validate(const spectator_config_t *cfg);
+/* Bytes of spectator_config_t in release 0.1.0 (up to clock_ctx), which its
+ * entry points spectator_config_init/_from_env and spectator_registry_new
+ * write and read. */
+#define SPECTATOR__CONFIG_SIZE_0_1 (offsetof(spectator_config_t, clock_ctx) + sizeof(void *))
+/* A full config from the caller's first `size` bytes of in (the caller's
+ * sizeof(spectator_config_t)), defaults for the rest; in NULL gives the
+ * defaults. Returns 0. */
+int spectator__config_load(spectator_config_t *out, const spectator_config_t *in, size_t size);
 
 #endif

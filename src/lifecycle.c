@@ -13,12 +13,12 @@
 #include "publisher.h"
 #include "registry.h"
 
-spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg) {
-  spectator_config_t defaults;
-  if (!cfg) {
-    spectator_config_init(&defaults);
-    cfg = &defaults;
-  }
+spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg_caller,
+                                                  size_t size) {
+  /* Only the caller's bytes are read: its struct may be older and smaller. */
+  spectator_config_t cfg_copy;
+  if (spectator__config_load(&cfg_copy, cfg_caller, size) != 0) return NULL;
+  const spectator_config_t *cfg = &cfg_copy;
   if (spectator__config_validate(cfg) != 0) return NULL;
   spectator_registry_t *reg = spectator__registry_create(cfg);
   if (!reg) return NULL;
@@ -31,6 +31,11 @@ spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg) {
   spectator__registries_link(reg);
   if (reg->cfg.auto_start && reg->cfg.uri) spectator_registry_start(reg);
   return reg;
+}
+
+/* The 0.1.0 entry point (the header maps the name to the sized one). */
+spectator_registry_t *(spectator_registry_new)(const spectator_config_t *cfg) {
+  return spectator_registry_new_size(cfg, SPECTATOR__CONFIG_SIZE_0_1);
 }
 
 void spectator_registry_free(spectator_registry_t *reg) {

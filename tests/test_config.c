@@ -529,6 +529,97 @@ static void registry_without_env_common_tags_ignores_the_environment(void **stat
   spectator_registry_free(reg);
 }
 
+/* A program built against a newer header passes a larger struct. */
+typedef struct {
+  spectator_config_t cfg;
+  unsigned char newer[24]; /* members this library does not know */
+} newer_config_t;
+
+static void config_init_size_zeroes_the_members_of_a_newer_header(void **state) {
+  (void)state;
+  newer_config_t n;
+  memset(&n, 0xEE, sizeof(n));
+  spectator_config_init_size(&n.cfg, sizeof(n));
+  for (size_t i = 0; i < sizeof(n.newer); i++) assert_int_equal(n.newer[i], 0);
+  assert_true(n.cfg.frequency_s == 5.0);
+  assert_int_equal(n.cfg.max_meters, 100000);
+
+  memset(&n, 0xEE, sizeof(n));
+  tu_setenv("SPECTATOR_BATCH_SIZE", "12");
+  spectator_config_from_env_size(&n.cfg, sizeof(n));
+  for (size_t i = 0; i < sizeof(n.newer); i++) assert_int_equal(n.newer[i], 0);
+  assert_int_equal(n.cfg.batch_size, 12);
+  assert_int_equal(tu_log_count(), 0);
+}
+
+static void config_init_size_writes_only_the_given_bytes(void **state) {
+  (void)state;
+  unsigned char buf[sizeof(spectator_config_t) + 8];
+  size_t size = offsetof(spectator_config_t, batch_size); /* uri and frequency_s */
+  memset(buf, 0xEE, sizeof(buf));
+  spectator_config_init_size((spectator_config_t *)(void *)buf, size);
+  const spectator_config_t *cfg = (const spectator_config_t *)(const void *)buf;
+  assert_null(cfg->uri);
+  assert_true(cfg->frequency_s == 5.0);
+  for (size_t i = size; i < sizeof(buf); i++) assert_int_equal(buf[i], 0xEE);
+}
+
+static void registry_new_size_ignores_the_members_of_a_newer_header_and_says_so(void **state) {
+  (void)state;
+  newer_config_t n;
+  spectator_config_init_size(&n.cfg, sizeof(n));
+  n.cfg.auto_start = 0;
+  n.cfg.max_meters = 7;
+  spectator_registry_t *reg = spectator_registry_new_size(&n.cfg, sizeof(n));
+  assert_non_null(reg);
+  assert_int_equal(reg->cfg.max_meters, 7);
+  spectator_registry_free(reg);
+  assert_int_equal(tu_log_count(), 0); /* members left at their defaults: nothing ignored */
+
+  n.newer[5] = 1; /* a setting of the newer header */
+  reg = spectator_registry_new_size(&n.cfg, sizeof(n));
+  assert_non_null(reg);
+  assert_int_equal(reg->cfg.max_meters, 7);
+  spectator_registry_free(reg);
+  assert_int_equal(
+      tu_log_count_matching(SPECTATOR_LOGGER_INIT, "built against a newer spectator.h"), 1);
+}
+
+static void registry_new_size_gives_defaults_past_a_shorter_struct(void **state) {
+  (void)state;
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.auto_start = 0;
+  cfg.max_meters = 3;
+  cfg.tls_verify = 0; /* past the size given below: not read */
+  spectator_registry_t *reg =
+      spectator_registry_new_size(&cfg, offsetof(spectator_config_t, tls_verify));
+  assert_non_null(reg);
+  assert_int_equal(reg->cfg.max_meters, 3);
+  assert_int_equal(reg->cfg.tls_verify, 1);
+  spectator_registry_free(reg);
+}
+
+static void the_0_1_entry_points_touch_only_the_0_1_members(void **state) {
+  (void)state;
+  /* Called by name, not through the header's macros, as a program built
+   * against 0.1.0 calls them. */
+  void (*init)(spectator_config_t *) = spectator_config_init;
+  void (*from_env)(spectator_config_t *) = spectator_config_from_env;
+  spectator_registry_t *(*reg_new)(const spectator_config_t *) = spectator_registry_new;
+  unsigned char buf[sizeof(spectator_config_t) + 16];
+  memset(buf, 0xEE, sizeof(buf));
+  init((spectator_config_t *)(void *)buf);
+  for (size_t i = SPECTATOR__CONFIG_SIZE_0_1; i < sizeof(buf); i++) assert_int_equal(buf[i], 0xEE);
+  from_env((spectator_config_t *)(void *)buf);
+  for (size_t i = SPECTATOR__CONFIG_SIZE_0_1; i < sizeof(buf); i++) assert_int_equal(buf[i], 0xEE);
+  ((spectator_config_t *)(void *)buf)->auto_start = 0;
+  spectator_registry_t *reg = reg_new((spectator_config_t *)(void *)buf);
+  assert_non_null(reg);
+  spectator_registry_free(reg);
+  assert_int_equal(tu_log_count(), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -556,6 +647,11 @@ int main(void) {
       T(a_netflix_value_over_1024_bytes_is_skipped_and_logged),
       T(registry_has_env_common_tags_first_then_configured_ones),
       T(registry_without_env_common_tags_ignores_the_environment),
+      T(config_init_size_zeroes_the_members_of_a_newer_header),
+      T(config_init_size_writes_only_the_given_bytes),
+      T(registry_new_size_ignores_the_members_of_a_newer_header_and_says_so),
+      T(registry_new_size_gives_defaults_past_a_shorter_struct),
+      T(the_0_1_entry_points_touch_only_the_0_1_members),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

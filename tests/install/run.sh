@@ -81,6 +81,7 @@ cmake --install "$BUILD" --prefix "$PREFIX"
 
 step "installed files"
 [[ -f $PREFIX/include/spectator.h ]] || fail "include/spectator.h is not installed"
+[[ -f $PREFIX/include/spectator.hpp ]] || fail "include/spectator.hpp is not installed"
 PC=$(find "$PREFIX" -name spectator.pc -path '*/pkgconfig/*' | head -n 1)
 [[ -n $PC ]] || fail "spectator.pc is not installed"
 PKGDIR=$(dirname "$PC")
@@ -105,12 +106,34 @@ cflags=$(pkg-config --cflags spectator)
   fail "pkg-config --cflags ($cflags) does not point into the install prefix $PREFIX"
 echo "pkg-config: spectator $pc_version, cflags: $cflags"
 
+step "spectator-aggregator: installed, and runs from another directory"
+AGG_BIN=$PREFIX/bin/spectator-aggregator
+[[ -x $AGG_BIN ]] || fail "bin/spectator-aggregator is not installed"
+agg_out=$(cd "$TMP" && "$AGG_BIN" --port 0 --duration 0.2)
+grep -qE '^web page: http://127\.0\.0\.1:[0-9]+/$' <<<"$agg_out" ||
+  fail "spectator-aggregator did not print its page: $agg_out"
+echo "$agg_out"
+
+step "C++: examples/cpp_server.cpp built against the installed headers with pkg-config"
+if command -v "${CXX:-c++}" >/dev/null; then
+  # shellcheck disable=SC2046 # pkg-config output is a list of flags
+  "${CXX:-c++}" -std=c++11 -Wall -Wextra -pedantic -Werror -o "$TMP/cpp_server" \
+    "$SRC/examples/cpp_server.cpp" $(pkg-config --cflags --libs spectator) -pthread
+  cpp_out=$(LD_LIBRARY_PATH="$LIBDIR" SPECTATOR_LOG_LEVEL=error "$TMP/cpp_server" 0.2)
+  grep -qF 'server.requests{statistic=count,status=200}' <<<"$cpp_out" ||
+    fail "cpp_server built against the installed headers did not report server.requests: $cpp_out"
+  echo "cpp_server: built and ran"
+else
+  echo "no C++ compiler (${CXX:-c++}): skipped"
+fi
+
 step "shared library: SONAME and exported symbols"
 soname=$(readelf -d "$LIBDIR/libspectator.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [[ $soname == libspectator.so.0 ]] || fail "SONAME is '$soname', expected libspectator.so.0"
 echo "SONAME: $soname"
-nm -D --defined-only "$LIBDIR/libspectator.so" | awk '{print $NF}' | sed 's/@.*//' | sort -u \
-  >"$TMP/exported"
+# (Type A entries are the symbol version nodes, SPECTATOR_0.1 and on.)
+nm -D --defined-only "$LIBDIR/libspectator.so" | awk '$2 != "A" {print $NF}' | sed 's/@.*//' |
+  sort -u >"$TMP/exported"
 bad=$(grep -v '^spectator_' "$TMP/exported" || true)
 [[ -z $bad ]] || fail "symbols exported outside the spectator_ prefix: $(echo "$bad" | tr '\n' ' ')"
 bad=$(grep '^spectator__' "$TMP/exported" || true)
@@ -212,6 +235,34 @@ fi
 no_deps "outside_static (readelf -d)" "$dyn"
 all_deps "outside_static (readelf -d)" "$dyn"
 "$TMP/outside_static"
+
+step "CMake package version: 0.x releases are compatible within a minor version"
+pkg_version=$header_version
+IFS=. read -r v_major v_minor _ <<<"$pkg_version"
+# find_package() includes the version file with the requested version set.
+cat >"$TMP/version_check.cmake" <<'EOS'
+string(REPLACE "." ";" parts "${PACKAGE_FIND_VERSION}.0.0")
+list(GET parts 0 PACKAGE_FIND_VERSION_MAJOR)
+list(GET parts 1 PACKAGE_FIND_VERSION_MINOR)
+list(GET parts 2 PACKAGE_FIND_VERSION_PATCH)
+set(PACKAGE_FIND_VERSION_COUNT 2)
+include(${VERSION_FILE})
+message("${PACKAGE_VERSION_COMPATIBLE}")
+EOS
+version_ok() {
+  cmake -DPACKAGE_FIND_VERSION="$1" \
+    -DVERSION_FILE="$LIBDIR/cmake/spectator/spectatorConfigVersion.cmake" -P "$TMP/version_check.cmake"
+}
+for req in "$v_major.$v_minor:TRUE" "$v_major.$v_minor.0:TRUE" "$v_major.$((v_minor + 1)):FALSE" \
+  "$((v_major + 1)).$v_minor:FALSE"; do
+  got=$(version_ok "${req%%:*}" 2>&1)
+  [[ $got == "${req##*:}" ]] || fail "find_package(spectator ${req%%:*}) compatible: '$got', expected ${req##*:}"
+done
+if ((v_minor > 0)); then
+  got=$(version_ok "$v_major.$((v_minor - 1))" 2>&1)
+  [[ $got == FALSE ]] || fail "find_package(spectator $v_major.$((v_minor - 1))) accepts $pkg_version"
+fi
+echo "find_package(spectator $v_major.$v_minor) accepts $pkg_version; other minor versions do not"
 
 step "find_package(spectator): configure, build and run tests/install/CMakeLists.txt"
 cmake -S "$HERE" -B "$TMP/consumer" -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_BUILD_TYPE=Debug \

@@ -1243,6 +1243,142 @@ static void explicit_port_is_used_and_a_busy_one_fails(void **state) {
   assert_null(agg_start(70000));
 }
 
+/* ------------------------------------------------------------------------ */
+/* History (GET /api/v1/history, the web page's source)                     */
+/* ------------------------------------------------------------------------ */
+
+static cJSON *get_history(agg_t *agg) {
+  char *u = control_url(agg, "/api/v1/history");
+  resp_t r = http("GET", u, NULL, 0, NULL);
+  free(u);
+  assert_int_equal(r.status, 200);
+  cJSON *h = cJSON_Parse(r.body);
+  resp_free(&r);
+  assert_non_null(h);
+  return h;
+}
+
+static const cJSON *history_series(const cJSON *h, const char *name) {
+  const cJSON *s;
+  cJSON_ArrayForEach(s, cJSON_GetObjectItem(h, "series")) {
+    if (strcmp(cJSON_GetObjectItem(s, "name")->valuestring, name) == 0) return s;
+  }
+  fail_msg("no series %s in the history", name);
+  return NULL;
+}
+
+static void history_sums_each_interval_and_bounds_the_series_it_keeps(void **state) {
+  agg_t *agg = *state;
+  agg_set_interval_step(agg, 3600); /* everything below lands in interval 1 */
+  rec_t two[] = {REC(0, 3, "name", "h.one", "statistic", "count"),
+                 REC(0, 4, "name", "h.one", "statistic", "count")};
+  for (int i = 0; i < 2; i++) {
+    resp_t r = post_recs(agg, two, 2, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+  }
+  /* AGG_HISTORY_MAX_SERIES + 5 more series: 6 in all get no history. */
+  size_t n = AGG_HISTORY_MAX_SERIES + 5;
+  rec_t *many = calloc(n, sizeof *many);
+  char(*names)[16] = calloc(n, sizeof *names);
+  const char *(*kv)[5] = calloc(n, sizeof *kv);
+  assert_true(many && names && kv);
+  for (size_t i = 0; i < n; i++) {
+    snprintf(names[i], sizeof names[i], "h.s%05zu", i);
+    kv[i][0] = "name";
+    kv[i][1] = names[i];
+    kv[i][2] = "statistic";
+    kv[i][3] = "count";
+    kv[i][4] = NULL;
+    many[i] = (rec_t){kv[i], 0, 1};
+  }
+  resp_t r = post_recs(agg, many, n, 1);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+
+  cJSON *h = get_history(agg);
+  assert_true(cJSON_GetObjectItem(h, "step")->valuedouble == 3600);
+  assert_true(cJSON_GetObjectItem(h, "interval")->valuedouble == 1);
+  assert_true(cJSON_GetObjectItem(h, "max_points")->valuedouble == AGG_HISTORY_POINTS);
+  assert_true(cJSON_GetObjectItem(h, "series_without_history")->valuedouble == 6);
+  const cJSON *one = history_series(h, "h.one");
+  assert_true(cJSON_GetObjectItem(one, "value")->valuedouble == 14);
+  char *pts = cJSON_PrintUnformatted(cJSON_GetObjectItem(one, "points"));
+  assert_string_equal(pts, "[[1,14]]");
+  free(pts);
+  size_t with = 0, total = 0;
+  const cJSON *s;
+  cJSON_ArrayForEach(s, cJSON_GetObjectItem(h, "series")) {
+    total++;
+    with += cJSON_GetArraySize(cJSON_GetObjectItem(s, "points")) > 0;
+  }
+  assert_int_equal(total, n + 1);
+  assert_int_equal(with, AGG_HISTORY_MAX_SERIES);
+  cJSON_Delete(h);
+  free(many);
+  free(names);
+  free(kv);
+
+  /* A reset forgets the history and its count. */
+  agg_reset(agg);
+  h = get_history(agg);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "series")), 0);
+  assert_true(cJSON_GetObjectItem(h, "series_without_history")->valuedouble == 0);
+  cJSON_Delete(h);
+}
+
+static void history_keeps_the_last_intervals_of_a_series(void **state) {
+  agg_t *agg = *state;
+  /* One interval per microsecond: each request lands in an interval of its
+   * own, 10 more than a series keeps. */
+  agg_set_interval_step(agg, 1e-6);
+  rec_t rec[] = {REC(10, 0, "name", "h.ring", "statistic", "max")};
+  for (int i = 1; i <= AGG_HISTORY_POINTS + 10; i++) {
+    rec[0].value = i;
+    resp_t r = post_recs(agg, rec, 1, 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+  }
+  cJSON *h = get_history(agg);
+  const cJSON *pts = cJSON_GetObjectItem(history_series(h, "h.ring"), "points");
+  assert_int_equal(cJSON_GetArraySize(pts), AGG_HISTORY_POINTS);
+  double prev_iv = 0, expect = 11; /* the first 10 fell out */
+  const cJSON *p;
+  cJSON_ArrayForEach(p, pts) {
+    double iv = cJSON_GetArrayItem(p, 0)->valuedouble;
+    assert_true(iv > prev_iv);
+    assert_true(cJSON_GetArrayItem(p, 1)->valuedouble == expect);
+    prev_iv = iv;
+    expect++;
+  }
+  cJSON_Delete(h);
+}
+
+static void files_are_served_on_get_with_their_type(void **state) {
+  agg_t *agg = *state;
+  static const unsigned char page[] = "<p>hi</p>";
+  static const agg_file_t files[] = {{"/", "text/html; charset=utf-8", page, 9}, {0, 0, 0, 0}};
+  char *u = control_url(agg, "/");
+  resp_t r = http("GET", u, NULL, 0, NULL);
+  assert_int_equal(r.status, 404); /* none served yet */
+  resp_free(&r);
+  agg_serve_files(agg, files);
+  const char *paths[] = {"/", "/index.html"};
+  for (size_t i = 0; i < 2; i++) {
+    char *pu = control_url(agg, paths[i]);
+    r = http("GET", pu, NULL, 0, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "<p>hi</p>");
+    assert_string_equal(r.content_type, "text/html; charset=utf-8");
+    resp_free(&r);
+    free(pu);
+  }
+  r = http("POST", u, "x", 1, NULL); /* GET only */
+  assert_int_equal(r.status, 404);
+  resp_free(&r);
+  free(u);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1257,6 +1393,9 @@ int main(void) {
       T(unsorted_string_table_is_accepted_and_counted),
       T(sanitization_merges_a_space_b_and_a_underscore_b),
       T(foreach_visits_series_sorted_by_name_then_tags),
+      T(history_sums_each_interval_and_bounds_the_series_it_keeps),
+      T(history_keeps_the_last_intervals_of_a_series),
+      T(files_are_served_on_get_with_their_type),
       T(key_shorter_than_two_characters_is_dropped),
       T(empty_key_is_dropped),
       T(key_longer_than_sixty_characters_is_dropped),

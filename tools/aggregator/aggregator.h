@@ -1,5 +1,6 @@
 /*
- * aggregator.h: a local test Atlas aggregator for spectator-c's tests and demo.
+ * aggregator.h: a local Atlas aggregator for spectator-c's tests, its demo
+ * and users (the spectator-aggregator program).
  *
  * An independent implementation of the Atlas aggregator's `POST /api/v4/update`: it
  * never includes or links the spectator library. It listens on 127.0.0.1,
@@ -25,6 +26,14 @@
  *   GET  /api/v1/stats    agg_stats_t as a JSON object
  *   GET  /api/v1/series   JSON array of {"name", "tags":{...}, "op", "value",
  *                         "count", "last"} (value = total since start/reset)
+ *   GET  /api/v1/history  {"step": seconds, "interval": the current one,
+ *                         "max_points", "series_without_history", "series":
+ *                         [{...as /api/v1/series..., "points": [[interval,
+ *                         aggregate within it], ...]}]}: the last
+ *                         AGG_HISTORY_POINTS intervals with data of each of
+ *                         the first AGG_HISTORY_MAX_SERIES series (later ones
+ *                         have no points and are counted)
+ *   GET  <path>           the files given to agg_serve_files(), if any
  *   POST /api/v1/fail?count=k&kind=status|delay|drop|huge|garbage&status=S&delay_ms=D
  *                         same as agg_fail_next(); 400 on bad parameters
  *   POST /api/v1/reset    same as agg_reset()
@@ -58,6 +67,10 @@ typedef struct agg agg_t;
 #define AGG_DEFAULT_MAX_BODY_SIZE ((size_t)64 * 1024 * 1024)
 /* Size of the body sent by AGG_FAIL_HUGE_BODY. */
 #define AGG_HUGE_BODY_SIZE ((size_t)10 * 1024 * 1024)
+/* History kept for GET /api/v1/history: intervals per series, and series
+ * (memory: about 2 KB per series with history). */
+#define AGG_HISTORY_POINTS 120
+#define AGG_HISTORY_MAX_SERIES 2000
 /* Injected delays are capped to this (agg_stop still wakes them at once). */
 #define AGG_MAX_DELAY_MS 60000
 
@@ -166,6 +179,20 @@ void agg_foreach(agg_t *agg,
  * buffer sizes; a NULL buffer or zero length is skipped. */
 void agg_last_headers(agg_t *agg, char *content_type, size_t ct_len, char *content_encoding,
                       size_t ce_len, char *user_agent, size_t ua_len);
+
+/* A file served on GET: path "/" is also served as "/index.html". */
+typedef struct {
+  const char *path;         /* e.g. "/app.js"; NULL ends a table */
+  const char *content_type; /* e.g. "text/javascript; charset=utf-8" */
+  const unsigned char *data;
+  size_t size;
+} agg_file_t;
+/* Serves the files of a table that ends with a NULL path (NULL: none). The
+ * table must outlive the server. */
+void agg_serve_files(agg_t *agg, const agg_file_t *files);
+/* The aggregator's web page (web/, embedded at build time by embed.cmake into
+ * the spectator-aggregator program only). */
+extern const agg_file_t agg_web_files[];
 
 /* 1 when text[0..len) is exactly one strict RFC 8259 JSON text: no NaN or
  * Infinity, no leading zeros or bare dots, no BOM, only space/tab/CR/LF as

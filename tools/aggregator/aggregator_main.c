@@ -1,11 +1,13 @@
 /*
- * spectator-aggregator: the local test Atlas aggregator as a program, for
- * out-of-process tests and the demo.
+ * spectator-aggregator: a local Atlas aggregator, for trying spectator-c out,
+ * for the demo and for out-of-process tests. Listens on 127.0.0.1 only.
  *
  *   spectator-aggregator [--port N] [--print] [--duration SECONDS]
  *                        [--port-file FILE] [--step SECONDS]
  *
- * Prints "listening on http://127.0.0.1:PORT/api/v4/update" once it serves,
+ * Prints "listening on http://127.0.0.1:PORT/api/v4/update" and the address of
+ * its web page (http://127.0.0.1:PORT/, graphs of every series it received,
+ * per interval, updated live; the page's files are compiled in) once it serves,
  * writes PORT to FILE (atomically: FILE.tmp then rename; removed at exit) and
  * runs until SIGINT/SIGTERM or for SECONDS. With --print, each request, each
  * datapoint and each interval summary is printed to stdout (flushed), e.g.
@@ -30,6 +32,9 @@
 static void usage(FILE *out) {
   fprintf(out, "usage: spectator-aggregator [--port N] [--print] [--duration SECONDS]\n"
                "                            [--port-file FILE] [--step SECONDS]\n"
+               "A local Atlas aggregator on 127.0.0.1: point SPECTATOR_URI at\n"
+               "http://127.0.0.1:PORT/api/v4/update and open http://127.0.0.1:PORT/\n"
+               "for graphs of what it receives.\n"
                "  --port N           port on 127.0.0.1 (default 0: an ephemeral port)\n"
                "  --print            print every received datapoint to stdout\n"
                "  --duration SECONDS exit after this long (default: until SIGINT/SIGTERM)\n"
@@ -120,12 +125,14 @@ int main(int argc, char **argv) {
   }
   agg_set_interval_step(agg, step);
   if (print) agg_set_verbose(agg, stdout);
+  agg_serve_files(agg, agg_web_files);
   if (port_file && write_port_file(port_file, agg_port(agg)) != 0) {
     fprintf(stderr, "spectator-aggregator: cannot write %s: %s\n", port_file, strerror(errno));
     agg_stop(agg);
     return 1;
   }
   printf("listening on %s\n", agg_url(agg));
+  printf("web page: http://127.0.0.1:%d/\n", agg_port(agg));
   fflush(stdout);
 
   struct timespec t0;

@@ -459,6 +459,18 @@ static uint64_t hash_str(const char *s) {
 /* State                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* The last AGG_HISTORY_POINTS intervals in which a series received data: a
+ * ring of (interval, aggregate within it). */
+typedef struct {
+  unsigned long iv;
+  double value;
+} hist_point_t;
+
+typedef struct {
+  hist_point_t pts[AGG_HISTORY_POINTS];
+  size_t start, n;
+} hist_t;
+
 typedef struct series {
   struct series *next; /* hash chain */
   uint64_t hash;
@@ -469,6 +481,8 @@ typedef struct series {
   double total, last, interval_value;
   unsigned long interval;
   size_t count;
+  hist_t *hist; /* NULL once AGG_HISTORY_MAX_SERIES series have one */
+  int no_hist;  /* counted in series_without_history */
 } series_t;
 
 typedef struct fail_rule {
@@ -498,6 +512,8 @@ struct agg {
   unsigned long iv_no; /* interval of the counters below */
   size_t iv_requests, iv_received, iv_accepted, iv_dropped;
   char last_ct[256], last_ce[128], last_ua[512];
+  const agg_file_t *files; /* served on GET; NULL: none */
+  size_t hist_series, series_without_history;
 };
 
 static series_t *series_find(agg_t *agg, const char *key, uint64_t h) {
@@ -557,6 +573,7 @@ static void series_clear(agg_t *agg) {
     series_t *s = agg->buckets[i];
     while (s) {
       series_t *next = s->next;
+      free(s->hist);
       free(s);
       s = next;
     }
@@ -565,6 +582,35 @@ static void series_clear(agg_t *agg) {
   agg->buckets = NULL;
   agg->nbuckets = 0;
   agg->nseries = 0;
+  agg->hist_series = 0;
+  agg->series_without_history = 0;
+}
+
+/* Notes the aggregate of interval iv in the series' history. Memory is
+ * bounded: AGG_HISTORY_POINTS per series, for the first
+ * AGG_HISTORY_MAX_SERIES series; later ones are only counted. */
+static void hist_note_locked(agg_t *agg, series_t *s, unsigned long iv, double value) {
+  if (!s->hist) {
+    if (agg->hist_series >= AGG_HISTORY_MAX_SERIES || !(s->hist = calloc(1, sizeof *s->hist))) {
+      if (!s->no_hist) {
+        s->no_hist = 1;
+        agg->series_without_history++;
+      }
+      return;
+    }
+    agg->hist_series++;
+  }
+  hist_t *h = s->hist;
+  if (h->n && h->pts[(h->start + h->n - 1) % AGG_HISTORY_POINTS].iv == iv) {
+    h->pts[(h->start + h->n - 1) % AGG_HISTORY_POINTS].value = value;
+    return;
+  }
+  if (h->n == AGG_HISTORY_POINTS) {
+    h->start = (h->start + 1) % AGG_HISTORY_POINTS;
+    h->n--;
+  }
+  h->pts[(h->start + h->n) % AGG_HISTORY_POINTS] = (hist_point_t){iv, value};
+  h->n++;
 }
 
 static void fail_clear_locked(agg_t *agg) {
@@ -587,9 +633,10 @@ static int series_cmp(const void *a, const void *b) {
   return c ? c : strcmp(x->tags, y->tags);
 }
 
-/* Sorted copies of all series (a copy each, so callers can drop the lock);
- * *n set; NULL when empty or out of memory. Caller holds the lock. */
-static series_t *series_snapshot_locked(agg_t *agg, size_t *n) {
+/* Sorted copies of all series (a copy each, so callers can drop the lock),
+ * with a copy of their history when with_history; *n set; NULL when empty or
+ * out of memory. Caller holds the lock. */
+static series_t *series_snapshot_locked(agg_t *agg, size_t *n, int with_history) {
   *n = 0;
   if (!agg->nseries) return NULL;
   series_t **ptrs = malloc(agg->nseries * sizeof *ptrs);
@@ -610,7 +657,11 @@ static series_t *series_snapshot_locked(agg_t *agg, size_t *n) {
     out[o].key = strdup(ptrs[i]->key);
     out[o].name = strdup(ptrs[i]->name);
     out[o].tags = strdup(ptrs[i]->tags);
+    out[o].hist = NULL;
+    if (with_history && ptrs[i]->hist && (out[o].hist = malloc(sizeof *out[o].hist)))
+      *out[o].hist = *ptrs[i]->hist;
     if (!out[o].key || !out[o].name || !out[o].tags) {
+      free(out[o].hist);
       free(out[o].key);
       free(out[o].name);
       free(out[o].tags);
@@ -625,6 +676,7 @@ static series_t *series_snapshot_locked(agg_t *agg, size_t *n) {
 
 static void series_snapshot_free(series_t *s, size_t n) {
   for (size_t i = 0; i < n; i++) {
+    free(s[i].hist);
     free(s[i].key);
     free(s[i].name);
     free(s[i].tags);
@@ -982,7 +1034,17 @@ out:
 /* HTTP                                                                      */
 /* ------------------------------------------------------------------------ */
 
-typedef enum { EP_UPDATE, EP_STATS, EP_SERIES, EP_FAIL, EP_RESET, EP_NOT_FOUND, EP_METHOD } ep_t;
+typedef enum {
+  EP_UPDATE,
+  EP_STATS,
+  EP_SERIES,
+  EP_HISTORY,
+  EP_FAIL,
+  EP_RESET,
+  EP_FILE,
+  EP_NOT_FOUND,
+  EP_METHOD
+} ep_t;
 
 typedef struct {
   ep_t ep;
@@ -990,18 +1052,17 @@ typedef struct {
   size_t len, cap, max_body;
   int too_large;
   int has_fail;
-  fail_rule_t fail; /* copy of the rule this request consumed */
+  fail_rule_t fail;       /* copy of the rule this request consumed */
+  const agg_file_t *file; /* EP_FILE */
 } req_t;
 
 static ep_t route(const char *url, const char *method) {
   static const struct {
     const char *path, *method;
     ep_t ep;
-  } routes[] = {{UPDATE_PATH, "POST", EP_UPDATE},
-                {"/api/v1/stats", "GET", EP_STATS},
-                {"/api/v1/series", "GET", EP_SERIES},
-                {"/api/v1/fail", "POST", EP_FAIL},
-                {"/api/v1/reset", "POST", EP_RESET}};
+  } routes[] = {{UPDATE_PATH, "POST", EP_UPDATE},     {"/api/v1/stats", "GET", EP_STATS},
+                {"/api/v1/series", "GET", EP_SERIES}, {"/api/v1/history", "GET", EP_HISTORY},
+                {"/api/v1/fail", "POST", EP_FAIL},    {"/api/v1/reset", "POST", EP_RESET}};
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     if (strcmp(url, routes[i].path) == 0)
       return strcmp(method, routes[i].method) == 0 ? routes[i].ep : EP_METHOD;
@@ -1138,6 +1199,7 @@ static void aggregate_locked(agg_t *agg, const outcome_t *o, unsigned long iv) {
     s->interval = iv;
     s->last = d->value;
     s->count++;
+    hist_note_locked(agg, s, iv, s->interval_value);
     if (agg->verbose) {
       const char *agg_word = d->op == OP_ADD ? "sum" : "max";
       fprintf(agg->verbose, "[interval %lu] %s %s %s (interval %s %s, total %s %s)\n", iv, s->key,
@@ -1337,38 +1399,91 @@ static char *stats_json(const agg_stats_t *s) {
   return str;
 }
 
+/* {"name", "tags":{...}, "op", "value", "count", "last"} of a series copy
+ * (whose tags string it cuts up); NULL when out of memory. */
+static cJSON *series_object(series_t *s) {
+  cJSON *o = cJSON_CreateObject(), *tags = cJSON_CreateObject();
+  if (!o || !tags) {
+    cJSON_Delete(o);
+    cJSON_Delete(tags);
+    return NULL;
+  }
+  cJSON_AddStringToObject(o, "name", s->name);
+  /* "k=v,k=v": neither ',' nor '=' survives sanitization. */
+  char *save = NULL;
+  for (char *kv = strtok_r(s->tags, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    if (!eq) continue;
+    *eq = '\0';
+    cJSON_AddStringToObject(tags, kv, eq + 1);
+  }
+  cJSON_AddItemToObject(o, "tags", tags);
+  cJSON_AddNumberToObject(o, "op", s->op);
+  cJSON_AddNumberToObject(o, "value", s->total);
+  cJSON_AddNumberToObject(o, "count", (double)s->count);
+  cJSON_AddNumberToObject(o, "last", s->last);
+  return o;
+}
+
 static char *series_json(agg_t *agg) {
   size_t n;
   pthread_mutex_lock(&agg->mu);
-  series_t *snap = series_snapshot_locked(agg, &n);
+  series_t *snap = series_snapshot_locked(agg, &n, 0);
   pthread_mutex_unlock(&agg->mu);
   cJSON *arr = cJSON_CreateArray();
   for (size_t i = 0; arr && i < n; i++) {
-    cJSON *o = cJSON_CreateObject(), *tags = cJSON_CreateObject();
-    if (!o || !tags) {
-      cJSON_Delete(o);
-      cJSON_Delete(tags);
-      continue;
-    }
-    cJSON_AddStringToObject(o, "name", snap[i].name);
-    /* "k=v,k=v": neither ',' nor '=' survives sanitization. */
-    char *t = snap[i].tags, *save = NULL;
-    for (char *kv = strtok_r(t, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-      char *eq = strchr(kv, '=');
-      if (!eq) continue;
-      *eq = '\0';
-      cJSON_AddStringToObject(tags, kv, eq + 1);
-    }
-    cJSON_AddItemToObject(o, "tags", tags);
-    cJSON_AddNumberToObject(o, "op", snap[i].op);
-    cJSON_AddNumberToObject(o, "value", snap[i].total);
-    cJSON_AddNumberToObject(o, "count", (double)snap[i].count);
-    cJSON_AddNumberToObject(o, "last", snap[i].last);
-    cJSON_AddItemToArray(arr, o);
+    cJSON *o = series_object(&snap[i]);
+    if (o) cJSON_AddItemToArray(arr, o);
   }
   series_snapshot_free(snap, n);
   char *s = arr ? cJSON_PrintUnformatted(arr) : NULL;
   cJSON_Delete(arr);
+  return s;
+}
+
+static char *history_json(agg_t *agg) {
+  size_t n, without;
+  double step;
+  pthread_mutex_lock(&agg->mu);
+  series_t *snap = series_snapshot_locked(agg, &n, 1);
+  unsigned long now = interval_now(agg);
+  step = agg->step_s;
+  without = agg->series_without_history;
+  pthread_mutex_unlock(&agg->mu);
+  cJSON *root = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+  if (!root || !arr) {
+    cJSON_Delete(root);
+    cJSON_Delete(arr);
+    series_snapshot_free(snap, n);
+    return NULL;
+  }
+  cJSON_AddNumberToObject(root, "step", step);
+  cJSON_AddNumberToObject(root, "interval", (double)now);
+  cJSON_AddNumberToObject(root, "max_points", AGG_HISTORY_POINTS);
+  cJSON_AddNumberToObject(root, "series_without_history", (double)without);
+  for (size_t i = 0; i < n; i++) {
+    cJSON *o = series_object(&snap[i]), *pts = cJSON_CreateArray();
+    if (!o || !pts) {
+      cJSON_Delete(o);
+      cJSON_Delete(pts);
+      continue;
+    }
+    const hist_t *h = snap[i].hist;
+    for (size_t k = 0; h && k < h->n; k++) {
+      const hist_point_t *p = &h->pts[(h->start + k) % AGG_HISTORY_POINTS];
+      cJSON *pair = cJSON_CreateArray();
+      if (!pair) continue;
+      cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)p->iv));
+      cJSON_AddItemToArray(pair, cJSON_CreateNumber(p->value));
+      cJSON_AddItemToArray(pts, pair);
+    }
+    cJSON_AddItemToObject(o, "points", pts);
+    cJSON_AddItemToArray(arr, o);
+  }
+  series_snapshot_free(snap, n);
+  cJSON_AddItemToObject(root, "series", arr);
+  char *s = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
   return s;
 }
 
@@ -1424,6 +1539,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->ep = route(url, method);
     pthread_mutex_lock(&agg->mu);
     r->max_body = agg->max_body;
+    if (r->ep == EP_NOT_FOUND && agg->files && strcmp(method, "GET") == 0) {
+      const char *path = strcmp(url, "/index.html") == 0 ? "/" : url;
+      for (const agg_file_t *f = agg->files; f->path; f++) {
+        if (strcmp(f->path, path) == 0) {
+          r->ep = EP_FILE;
+          r->file = f;
+          break;
+        }
+      }
+    }
     if (r->ep == EP_UPDATE && agg->fail_head) {
       fail_rule_t *f = agg->fail_head;
       r->has_fail = 1;
@@ -1457,6 +1582,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     char *b = series_json(agg);
     enum MHD_Result ret = reply_json(c, 200, b);
     free(b);
+    return ret;
+  }
+  case EP_HISTORY: {
+    char *b = history_json(agg);
+    enum MHD_Result ret = reply_json(c, 200, b);
+    free(b);
+    return ret;
+  }
+  case EP_FILE: {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->file->size, (void *)(uintptr_t)r->file->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", r->file->content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
     return ret;
   }
   case EP_FAIL: return handle_fail(agg, c);
@@ -1724,7 +1865,7 @@ void agg_foreach(agg_t *agg,
   if (!agg || !fn) return;
   size_t n;
   pthread_mutex_lock(&agg->mu);
-  series_t *snap = series_snapshot_locked(agg, &n);
+  series_t *snap = series_snapshot_locked(agg, &n, 0);
   pthread_mutex_unlock(&agg->mu);
   for (size_t i = 0; i < n; i++) fn(snap[i].name, snap[i].tags, snap[i].op, snap[i].total, ctx);
   series_snapshot_free(snap, n);
@@ -1737,5 +1878,12 @@ void agg_last_headers(agg_t *agg, char *content_type, size_t ct_len, char *conte
   if (content_type && ct_len) copy_header(content_type, ct_len, agg->last_ct);
   if (content_encoding && ce_len) copy_header(content_encoding, ce_len, agg->last_ce);
   if (user_agent && ua_len) copy_header(user_agent, ua_len, agg->last_ua);
+  pthread_mutex_unlock(&agg->mu);
+}
+
+void agg_serve_files(agg_t *agg, const agg_file_t *files) {
+  if (!agg) return;
+  pthread_mutex_lock(&agg->mu);
+  agg->files = files;
   pthread_mutex_unlock(&agg->mu);
 }

@@ -1,0 +1,474 @@
+/*
+ * spectator-c: a metrics client for Atlas (the C port of Netflix's spectator-py).
+ *
+ * Copyright 2026 the spectator-c authors. Licensed under the Apache License,
+ * Version 2.0; see LICENSE.
+ *
+ * THREAD SAFETY
+ *   Every function in this header may be called from any thread at any time,
+ *   unless its comment says otherwise. Meter pointers, id pointers and registry
+ *   pointers may be shared between threads freely. Recording on a meter pointer
+ *   (spectator_counter_increment() and friends) takes no lock, allocates
+ *   nothing, reads no clock, makes no system call and never logs: it is one or a
+ *   few atomic instructions. Looking a meter up by name takes no lock when the
+ *   meter exists; creating one takes the registry's lock.
+ *
+ * OWNERSHIP
+ *   - Meter pointers belong to their registry: never free them. They stay valid
+ *     until spectator_registry_free() (for the global registry: until exit).
+ *   - spectator_id_t values are immutable and reference counted. Every function
+ *     that returns a `spectator_id_t *` gives the caller one reference, which the
+ *     caller releases with spectator_id_free(). Functions that take an id borrow
+ *     it; a registry keeps its own reference when it needs one.
+ *   - Strings passed in (names, tag keys and values, config strings) are copied;
+ *     the caller keeps ownership. Strings returned by getters are owned by the
+ *     object they came from and live as long as it does.
+ *   - Snapshots (spectator_measurements_t) are owned by the caller and released
+ *     with spectator_measurements_free().
+ *
+ * BAD INPUT
+ *   Nothing here crashes or invokes undefined behaviour on bad input. Meter
+ *   lookups never return NULL: a NULL or empty name, a malformed tag array, a
+ *   type conflict or a full registry gives a no-op meter and one rate-limited
+ *   log line on the `spectator.Registry` logger. Recording functions accept NULL
+ *   meter pointers (no-op) and ignore values the meter type cannot accept (for
+ *   example negative or NaN amounts on a counter). Functions that can fail for
+ *   other reasons return 0 or a negative SPECTATOR_E* code.
+ */
+#ifndef SPECTATOR_H
+#define SPECTATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define SPECTATOR_EXTERN
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define SPECTATOR_EXTERN __attribute__((visibility("default")))
+#else
+#define SPECTATOR_EXTERN
+#endif
+
+#define SPECTATOR_VERSION_MAJOR 0
+#define SPECTATOR_VERSION_MINOR 1
+#define SPECTATOR_VERSION_PATCH 0
+#define SPECTATOR_VERSION_STRING "0.1.0"
+/* Monotonic number for compile-time checks: 0xMMmmpp. */
+#define SPECTATOR_VERSION_HEX                                                   \
+  ((SPECTATOR_VERSION_MAJOR << 16) | (SPECTATOR_VERSION_MINOR << 8) |          \
+   SPECTATOR_VERSION_PATCH)
+
+/* The version of the library actually linked, e.g. "0.1.0". Static string. */
+SPECTATOR_EXTERN const char *spectator_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Error codes: 0 is success, failures are negative. Codes are only ever
+ * appended to this list, never renumbered or removed. */
+#define SPECTATOR_ERRNO_MAP(XX)                                                 \
+  XX(EINVAL, -1, "invalid argument")                                          \
+  XX(ENOMEM, -2, "out of memory")                                             \
+  XX(ETHREAD, -3, "could not start the publishing thread")                   \
+  XX(ENOURI, -4, "no publish URI configured")                                \
+  XX(EHTTP, -5, "HTTP client error")                                          \
+  XX(ESTATE, -6, "operation not allowed in the current state")
+
+typedef enum {
+  SPECTATOR_OK = 0,
+#define SPECTATOR__ERR_ENUM(name, value, text) SPECTATOR_##name = (value),
+  SPECTATOR_ERRNO_MAP(SPECTATOR__ERR_ENUM)
+#undef SPECTATOR__ERR_ENUM
+} spectator_errno_t;
+
+/* A static, human readable description of an error code; never NULL
+ * ("unknown error" for codes not in the list). */
+SPECTATOR_EXTERN const char *spectator_strerror(int err);
+/* The code's name, e.g. "SPECTATOR_EINVAL"; never NULL. */
+SPECTATOR_EXTERN const char *spectator_err_name(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+  SPECTATOR_LOG_DEBUG = 0,
+  SPECTATOR_LOG_INFO = 1,
+  SPECTATOR_LOG_WARN = 2,
+  SPECTATOR_LOG_ERROR = 3,
+  SPECTATOR_LOG_OFF = 4
+} spectator_log_level_t;
+
+/* The loggers, as in spectator-py. */
+#define SPECTATOR_LOGGER_INIT "spectator.init"
+#define SPECTATOR_LOGGER_HTTP "spectator.HttpClient"
+#define SPECTATOR_LOGGER_REGISTRY "spectator.Registry"
+
+/* A log handler receives the level, the logger name and the formatted message
+ * (no trailing newline). The strings are only valid during the call. It may be
+ * called from any thread, including the publishing thread, but never from a
+ * recording call. It must not call back into spectator (it may be called with
+ * no library lock held, but it must not block for long either). */
+typedef void (*spectator_log_fn)(spectator_log_level_t level, const char *logger,
+                                 const char *message, void *ctx);
+
+/* Install a handler (NULL restores the default, which writes one line per
+ * message to stderr). Thread-safe; takes effect for subsequent messages. */
+SPECTATOR_EXTERN void spectator_log_set_handler(spectator_log_fn fn, void *ctx);
+/* Set the minimum level that is emitted. The default comes from
+ * SPECTATOR_LOG_LEVEL (debug, info, warn, error, off), else warn. Values
+ * outside the enum are ignored. */
+SPECTATOR_EXTERN void spectator_log_set_level(spectator_log_level_t level);
+SPECTATOR_EXTERN spectator_log_level_t spectator_log_get_level(void);
+/* Parse "debug", "info", "warn"/"warning", "error", "off" (case-insensitive).
+ * Returns 0 and sets *out, or SPECTATOR_EINVAL for anything else. */
+SPECTATOR_EXTERN int spectator_log_level_parse(const char *s, spectator_log_level_t *out);
+
+/* ------------------------------------------------------------------------ */
+/* Ids                                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Tags: NULL-terminated array of alternating key, value strings; NULL means no
+ * tags. */
+#define SPECTATOR_TAGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* An immutable metric identity: a name and a set of tags in canonical form
+ * (sorted by key, a repeated key keeps its last value). Reference counted. */
+typedef struct spectator_id spectator_id_t;
+
+/* Create an id. Returns NULL (and logs on spectator.Registry) when name is NULL
+ * or empty, when the tag array has a NULL or empty key or value or an odd
+ * number of entries, or when memory runs out. Caller owns the result. */
+SPECTATOR_EXTERN spectator_id_t *spectator_id_new(const char *name, const char *const *tags);
+/* A new id with one more tag (replacing an existing value for that key).
+ * Returns NULL on bad input as spectator_id_new(). `id` is not changed. */
+SPECTATOR_EXTERN spectator_id_t *spectator_id_with_tag(const spectator_id_t *id, const char *key,
+                                                       const char *value);
+/* A new id with the tags added (later entries win). NULL tags copies `id`. */
+SPECTATOR_EXTERN spectator_id_t *spectator_id_with_tags(const spectator_id_t *id,
+                                                        const char *const *tags);
+/* One more reference to the same id (cheap: no copy). NULL gives NULL. */
+SPECTATOR_EXTERN spectator_id_t *spectator_id_ref(const spectator_id_t *id);
+/* Release one reference; the id is freed with the last one. NULL is a no-op. */
+SPECTATOR_EXTERN void spectator_id_free(spectator_id_t *id);
+
+/* Accessors. NULL ids give "" / 0 / NULL. Returned strings live as long as id. */
+SPECTATOR_EXTERN const char *spectator_id_name(const spectator_id_t *id);
+SPECTATOR_EXTERN size_t spectator_id_tag_count(const spectator_id_t *id);
+/* Key and value of the i-th tag in canonical (key-sorted) order; NULL when i is
+ * out of range. */
+SPECTATOR_EXTERN const char *spectator_id_tag_key(const spectator_id_t *id, size_t i);
+SPECTATOR_EXTERN const char *spectator_id_tag_value(const spectator_id_t *id, size_t i);
+/* The value for key, or NULL. */
+SPECTATOR_EXTERN const char *spectator_id_tag(const spectator_id_t *id, const char *key);
+/* 1 when both ids have the same name and the same canonical tags (two NULLs are
+ * equal), else 0. */
+SPECTATOR_EXTERN int spectator_id_equals(const spectator_id_t *a, const spectator_id_t *b);
+/* A hash of the canonical form: equal ids hash equally. NULL hashes to 0. */
+SPECTATOR_EXTERN uint64_t spectator_id_hash(const spectator_id_t *id);
+/* Write "name{k1=v1,k2=v2}" into buf (always NUL-terminated when size > 0).
+ * Returns the length the full text needs, like snprintf. */
+SPECTATOR_EXTERN size_t spectator_id_format(const spectator_id_t *id, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration and registries                                              */
+/* ------------------------------------------------------------------------ */
+
+/* A clock returning nanoseconds from an arbitrary fixed origin (monotonic).
+ * Used for TTLs and publish scheduling, never on the recording path. */
+typedef int64_t (*spectator_clock_fn)(void *ctx);
+
+/* Configuration of a registry. Initialize with spectator_config_init() (or
+ * spectator_config_from_env()) and then change fields: new fields may be
+ * appended in later versions and get their defaults from init. Strings and the
+ * tag array are borrowed: they must stay valid until spectator_registry_new()
+ * returns, which copies them. */
+typedef struct spectator_config {
+  const char *uri;               /* aggregator endpoint; NULL: collect, do not publish */
+  double frequency_s;            /* publish interval, seconds (> 0); default 5 */
+  size_t batch_size;             /* measurements per request (> 0); default 10000 */
+  double timeout_s;              /* HTTP request timeout, seconds; default 1 */
+  double connect_timeout_s;      /* HTTP connect timeout, seconds; default 1 */
+  const char *const *common_tags;/* added to every measurement sent; NULL = none.
+                                    These win over the environment's common tags */
+  int env_common_tags;           /* nonzero (default): also add SPECTATOR_COMMON_TAGS
+                                    and the Netflix variables (nf.app, nf.region...) */
+  size_t max_meters;             /* cap on distinct meters; default 100000; values
+                                    above 2^24 ("no cap") mean 2^24 */
+  double meter_ttl_s;            /* meters idle this long are not reported; a gauge
+                                    reports its last value this long after its last
+                                    set unless it has its own TTL; default 900 */
+  int auto_start;                /* nonzero: start publishing when created (explicit
+                                    registries) or on first use (global); default 1 */
+  int flush_at_exit;             /* nonzero: a started registry is stopped and
+                                    flushed at normal process exit; default 1 */
+  const char *ca_info;           /* PEM CA bundle for https; NULL = system default */
+  int tls_verify;                /* nonzero (default): verify peer and host */
+  spectator_clock_fn clock;      /* NULL = CLOCK_MONOTONIC */
+  void *clock_ctx;
+} spectator_config_t;
+
+/* Fill cfg with the defaults above (uri NULL). NULL is a no-op. */
+SPECTATOR_EXTERN void spectator_config_init(spectator_config_t *cfg);
+/* Fill cfg with the defaults, then apply the SPECTATOR_* environment variables
+ * (SPECTATOR_URI, SPECTATOR_FREQUENCY, SPECTATOR_BATCH_SIZE, SPECTATOR_TIMEOUT,
+ * SPECTATOR_DISABLE_AUTO_START, SPECTATOR_MAX_METERS). Bad values are logged on
+ * spectator.init and the default is kept. Common tags from the environment
+ * (SPECTATOR_COMMON_TAGS and the Netflix variables) are read by the registry
+ * itself when cfg->env_common_tags is set. cfg->uri points into the
+ * environment: use cfg before the environment changes. NULL is a no-op. */
+SPECTATOR_EXTERN void spectator_config_from_env(spectator_config_t *cfg);
+
+/* A registry owns meters and, once started, a publishing thread. */
+typedef struct spectator_registry spectator_registry_t;
+
+/* Create a registry. cfg NULL means spectator_config_init() defaults. Returns
+ * NULL when cfg is invalid (logged on spectator.init) or memory runs out. If
+ * cfg->auto_start and cfg->uri are set, publishing starts at once. */
+SPECTATOR_EXTERN spectator_registry_t *spectator_registry_new(const spectator_config_t *cfg);
+/* Stop publishing (with a final flush, bounded by the timeout) and free the
+ * registry and all its meters. Meter pointers from it become invalid. NULL is a
+ * no-op. Must not be called while other threads still use its meters. */
+SPECTATOR_EXTERN void spectator_registry_free(spectator_registry_t *reg);
+/* The global registry behind spectator_counter() and friends, created on first
+ * use from the environment. Never NULL except when memory runs out. */
+SPECTATOR_EXTERN spectator_registry_t *spectator_global_registry(void);
+
+/* Start the registry's publishing thread. Idempotent (0 when already started).
+ * The first start in a process loads libcurl, zlib and cJSON (libcurl.so.4,
+ * libz.so.1, libcjson.so.1, unless the library was built with
+ * SPECTATOR_DLOPEN_DEPS=OFF), which takes a few milliseconds once. Returns
+ * SPECTATOR_ENOURI when no URI is configured (logged once; meters keep
+ * recording), SPECTATOR_EHTTP when one of those cannot be loaded or libcurl
+ * cannot be set up (logged; meters keep recording), SPECTATOR_ETHREAD when
+ * the thread cannot start, EINVAL for NULL. */
+SPECTATOR_EXTERN int spectator_registry_start(spectator_registry_t *reg);
+/* Stop the publishing thread: wakes it at once, publishes what is pending
+ * (bounded by the timeout) and joins. Idempotent; NULL is a no-op. Must not be
+ * called from a log handler. */
+SPECTATOR_EXTERN void spectator_registry_stop(spectator_registry_t *reg);
+/* Number of meters in the registry (no-op meters are not counted). */
+SPECTATOR_EXTERN size_t spectator_registry_size(spectator_registry_t *reg);
+
+/* ------------------------------------------------------------------------ */
+/* Meters                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct spectator_counter spectator_counter_t;
+typedef struct spectator_timer spectator_timer_t;
+typedef struct spectator_dist_summary spectator_dist_summary_t;
+typedef struct spectator_gauge spectator_gauge_t;
+typedef struct spectator_max_gauge spectator_max_gauge_t;
+typedef struct spectator_monotonic_counter spectator_monotonic_counter_t;
+typedef struct spectator_percentile_timer spectator_percentile_timer_t;
+typedef struct spectator_percentile_dist_summary spectator_percentile_dist_summary_t;
+
+/* Meters of the global registry. The pointer returned stays valid until
+ * process exit; asking again with an equal id returns the same meter. Never
+ * returns NULL: bad input, a type conflict or a full registry gives a no-op
+ * meter and one log line. The first call starts the global publisher unless
+ * SPECTATOR_DISABLE_AUTO_START is set. */
+SPECTATOR_EXTERN spectator_counter_t *spectator_counter(const char *name, const char *const *tags);
+SPECTATOR_EXTERN spectator_timer_t *spectator_timer(const char *name, const char *const *tags);
+SPECTATOR_EXTERN spectator_dist_summary_t *spectator_dist_summary(const char *name,
+                                                                  const char *const *tags);
+SPECTATOR_EXTERN spectator_gauge_t *spectator_gauge(const char *name, const char *const *tags);
+SPECTATOR_EXTERN spectator_max_gauge_t *spectator_max_gauge(const char *name,
+                                                            const char *const *tags);
+SPECTATOR_EXTERN spectator_monotonic_counter_t *spectator_monotonic_counter(const char *name,
+                                                                            const char *const *tags);
+/* Percentile meters: values are clamped to [min, max] before bucketing (the
+ * timer's range is in seconds). min/max that are not finite, negative or with
+ * min > max give the defaults (10 ms .. 60 s for timers, 0 .. INT64_MAX for
+ * summaries) and a log line. The range of an existing meter is kept. */
+SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_percentile_timer(const char *name,
+                                                                          const char *const *tags,
+                                                                          double min_seconds,
+                                                                          double max_seconds);
+SPECTATOR_EXTERN spectator_percentile_dist_summary_t *spectator_percentile_dist_summary(
+    const char *name, const char *const *tags, double min, double max);
+
+/* The same lookups on an explicit registry. reg NULL gives a no-op meter. */
+SPECTATOR_EXTERN spectator_counter_t *spectator_registry_counter(spectator_registry_t *reg,
+                                                                 const char *name,
+                                                                 const char *const *tags);
+SPECTATOR_EXTERN spectator_timer_t *spectator_registry_timer(spectator_registry_t *reg,
+                                                             const char *name,
+                                                             const char *const *tags);
+SPECTATOR_EXTERN spectator_dist_summary_t *spectator_registry_dist_summary(
+    spectator_registry_t *reg, const char *name, const char *const *tags);
+SPECTATOR_EXTERN spectator_gauge_t *spectator_registry_gauge(spectator_registry_t *reg,
+                                                             const char *name,
+                                                             const char *const *tags);
+/* A gauge whose TTL is ttl_s seconds instead of the registry default (a
+ * non-finite or non-positive ttl_s keeps the default). An existing gauge keeps
+ * its TTL. */
+SPECTATOR_EXTERN spectator_gauge_t *spectator_registry_gauge_with_ttl(spectator_registry_t *reg,
+                                                                      const char *name,
+                                                                      const char *const *tags,
+                                                                      double ttl_s);
+SPECTATOR_EXTERN spectator_max_gauge_t *spectator_registry_max_gauge(spectator_registry_t *reg,
+                                                                     const char *name,
+                                                                     const char *const *tags);
+SPECTATOR_EXTERN spectator_monotonic_counter_t *spectator_registry_monotonic_counter(
+    spectator_registry_t *reg, const char *name, const char *const *tags);
+SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_registry_percentile_timer(
+    spectator_registry_t *reg, const char *name, const char *const *tags, double min_seconds,
+    double max_seconds);
+SPECTATOR_EXTERN spectator_percentile_dist_summary_t *spectator_registry_percentile_dist_summary(
+    spectator_registry_t *reg, const char *name, const char *const *tags, double min, double max);
+
+/* Lookups by id (the id is borrowed). A NULL id gives a no-op meter. */
+SPECTATOR_EXTERN spectator_counter_t *spectator_registry_counter_id(spectator_registry_t *reg,
+                                                                    const spectator_id_t *id);
+SPECTATOR_EXTERN spectator_timer_t *spectator_registry_timer_id(spectator_registry_t *reg,
+                                                                const spectator_id_t *id);
+SPECTATOR_EXTERN spectator_dist_summary_t *spectator_registry_dist_summary_id(
+    spectator_registry_t *reg, const spectator_id_t *id);
+SPECTATOR_EXTERN spectator_gauge_t *spectator_registry_gauge_id(spectator_registry_t *reg,
+                                                                const spectator_id_t *id);
+SPECTATOR_EXTERN spectator_gauge_t *spectator_registry_gauge_with_ttl_id(spectator_registry_t *reg,
+                                                                         const spectator_id_t *id,
+                                                                         double ttl_s);
+SPECTATOR_EXTERN spectator_max_gauge_t *spectator_registry_max_gauge_id(spectator_registry_t *reg,
+                                                                        const spectator_id_t *id);
+SPECTATOR_EXTERN spectator_monotonic_counter_t *spectator_registry_monotonic_counter_id(
+    spectator_registry_t *reg, const spectator_id_t *id);
+SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_registry_percentile_timer_id(
+    spectator_registry_t *reg, const spectator_id_t *id, double min_seconds, double max_seconds);
+SPECTATOR_EXTERN spectator_percentile_dist_summary_t *spectator_registry_percentile_dist_summary_id(
+    spectator_registry_t *reg, const spectator_id_t *id, double min, double max);
+
+/* Recording. NULL meters are a no-op. Lock-free, allocation-free, no clock, no
+ * system call, no logging. */
+/* Counters: add 1, or `amount`; amounts <= 0, NaN or infinite are ignored. */
+SPECTATOR_EXTERN void spectator_counter_increment(spectator_counter_t *c);
+SPECTATOR_EXTERN void spectator_counter_add(spectator_counter_t *c, double amount);
+/* Timers: negative, NaN durations are ignored; +inf is ignored too. */
+SPECTATOR_EXTERN void spectator_timer_record(spectator_timer_t *t, double seconds);
+SPECTATOR_EXTERN void spectator_timer_record_ns(spectator_timer_t *t, int64_t nanos);
+/* Distribution summaries: negative, NaN and infinite amounts are ignored. */
+SPECTATOR_EXTERN void spectator_dist_summary_record(spectator_dist_summary_t *d, double amount);
+/* Gauges: the last value set is reported each interval until the TTL runs out
+ * without a new set; NaN stops reporting. Infinite values are ignored. */
+SPECTATOR_EXTERN void spectator_gauge_set(spectator_gauge_t *g, double value);
+/* Max gauges: the largest value set during the interval. NaN/inf ignored. */
+SPECTATOR_EXTERN void spectator_max_gauge_set(spectator_max_gauge_t *g, double value);
+/* Monotonic counters: set the current value of an external monotonic count;
+ * the increase between snapshots is reported. NaN/inf ignored. */
+SPECTATOR_EXTERN void spectator_monotonic_counter_set(spectator_monotonic_counter_t *m,
+                                                      double value);
+SPECTATOR_EXTERN void spectator_percentile_timer_record(spectator_percentile_timer_t *t,
+                                                        double seconds);
+SPECTATOR_EXTERN void spectator_percentile_timer_record_ns(spectator_percentile_timer_t *t,
+                                                           int64_t nanos);
+SPECTATOR_EXTERN void spectator_percentile_dist_summary_record(
+    spectator_percentile_dist_summary_t *d, double amount);
+
+/* Getters: the values accumulated in the current interval (since the last
+ * snapshot or publish), except gauges which return their last value. NULL or
+ * no-op meters give 0 (NaN for gauges). */
+SPECTATOR_EXTERN double spectator_counter_count(const spectator_counter_t *c);
+SPECTATOR_EXTERN uint64_t spectator_timer_count(const spectator_timer_t *t);
+SPECTATOR_EXTERN double spectator_timer_total_seconds(const spectator_timer_t *t);
+SPECTATOR_EXTERN uint64_t spectator_dist_summary_count(const spectator_dist_summary_t *d);
+SPECTATOR_EXTERN double spectator_dist_summary_total(const spectator_dist_summary_t *d);
+SPECTATOR_EXTERN double spectator_gauge_get(const spectator_gauge_t *g);
+SPECTATOR_EXTERN double spectator_max_gauge_get(const spectator_max_gauge_t *g); /* NaN if unset */
+SPECTATOR_EXTERN double spectator_monotonic_counter_get(const spectator_monotonic_counter_t *m);
+SPECTATOR_EXTERN uint64_t spectator_percentile_timer_count(const spectator_percentile_timer_t *t);
+SPECTATOR_EXTERN double spectator_percentile_timer_total_seconds(
+    const spectator_percentile_timer_t *t);
+/* Estimate of the pct-th percentile (0..100) in seconds (timers) or base units
+ * (summaries) from the current interval's buckets; 0 when nothing recorded. */
+SPECTATOR_EXTERN double spectator_percentile_timer_percentile(const spectator_percentile_timer_t *t,
+                                                              double pct);
+SPECTATOR_EXTERN uint64_t spectator_percentile_dist_summary_count(
+    const spectator_percentile_dist_summary_t *d);
+SPECTATOR_EXTERN double spectator_percentile_dist_summary_total(
+    const spectator_percentile_dist_summary_t *d);
+SPECTATOR_EXTERN double spectator_percentile_dist_summary_percentile(
+    const spectator_percentile_dist_summary_t *d, double pct);
+
+/* Percentile buckets (Spectator's PercentileBuckets): 276 buckets. */
+#define SPECTATOR_PERCENTILE_BUCKETS 276
+/* Index of the bucket that holds v (0 for v <= 0). */
+SPECTATOR_EXTERN size_t spectator_percentile_buckets_index_of(int64_t v);
+/* Upper bound of bucket i; INT64_MAX when i is out of range. */
+SPECTATOR_EXTERN int64_t spectator_percentile_buckets_get(size_t i);
+
+/* ------------------------------------------------------------------------ */
+/* Stopwatch                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* A stopwatch is a value (no allocation): the start time on CLOCK_MONOTONIC.
+ * Starting and recording read the clock, so keep them off paths where one
+ * clock read matters. */
+typedef struct spectator_stopwatch {
+  int64_t start_ns;
+} spectator_stopwatch_t;
+
+SPECTATOR_EXTERN spectator_stopwatch_t spectator_stopwatch_start(void);
+/* Nanoseconds since start. */
+SPECTATOR_EXTERN int64_t spectator_stopwatch_elapsed_ns(spectator_stopwatch_t sw);
+/* Record the elapsed time on t (NULL t: no-op). Returns the elapsed ns. */
+SPECTATOR_EXTERN int64_t spectator_stopwatch_record(spectator_stopwatch_t sw, spectator_timer_t *t);
+SPECTATOR_EXTERN int64_t spectator_stopwatch_record_percentile(spectator_stopwatch_t sw,
+                                                               spectator_percentile_timer_t *t);
+
+/* ------------------------------------------------------------------------ */
+/* Snapshots                                                                 */
+/* ------------------------------------------------------------------------ */
+
+#define SPECTATOR_OP_ADD 0
+#define SPECTATOR_OP_MAX 10
+
+/* One measurement as a publish sends it (before common tags and character
+ * sanitization are applied): the id carries the `statistic` tag. */
+typedef struct spectator_measurement {
+  const spectator_id_t *id; /* owned by the snapshot */
+  int op;                   /* SPECTATOR_OP_ADD or SPECTATOR_OP_MAX */
+  double value;             /* always finite */
+} spectator_measurement_t;
+
+typedef struct spectator_measurements spectator_measurements_t;
+
+/* Take a snapshot of every meter, exactly as a publish does: each meter reports
+ * its interval values and resets them. A registry that is publishing will not
+ * send what this snapshot took. Returns NULL when reg is NULL or memory runs
+ * out before anything was reset; when memory runs out while the snapshot is
+ * built, the measurements that did not fit are lost and an error is logged on
+ * spectator.Registry. Caller frees the result. */
+SPECTATOR_EXTERN spectator_measurements_t *spectator_registry_snapshot(spectator_registry_t *reg);
+SPECTATOR_EXTERN size_t spectator_measurements_count(const spectator_measurements_t *ms);
+/* The i-th measurement (sorted by name, then tags); NULL when out of range. */
+SPECTATOR_EXTERN const spectator_measurement_t *spectator_measurements_get(
+    const spectator_measurements_t *ms, size_t i);
+/* Find the measurement with this name and exactly these tags (including
+ * statistic, in any order). Returns it, or NULL. */
+SPECTATOR_EXTERN const spectator_measurement_t *spectator_measurements_find(
+    const spectator_measurements_t *ms, const char *name, const char *const *tags);
+/* NULL is a no-op. */
+SPECTATOR_EXTERN void spectator_measurements_free(spectator_measurements_t *ms);
+
+/* ------------------------------------------------------------------------ */
+/* Global publisher                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Start the global registry's publisher; idempotent; 0 on success, else a
+ * negative SPECTATOR_E* code (for example SPECTATOR_ENOURI without
+ * SPECTATOR_URI). */
+SPECTATOR_EXTERN int spectator_start(void);
+/* Stop it and publish what is pending (final flush); idempotent. */
+SPECTATOR_EXTERN void spectator_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPECTATOR_H */
