@@ -22,8 +22,9 @@
  * - the datapoints over all batches are exactly the expected ones: the common
  *   tags, the id's tags, statistic, percentile and name, later keys winning,
  *   sanitized (spectator__sanitize, itself checked for its contract), with
- *   records that sanitize alike merged (adds summed in order, maxes kept) and
- *   compared bit for bit; a merged value that is not finite is never sent;
+ *   the records of one batch of batch_size records that sanitize alike merged
+ *   (adds summed in order, maxes kept) and compared bit for bit; each batch of
+ *   records is one body; a merged value that is not finite is never sent;
  * - the same records encoded with gzip give batches that inflate back to
  *   exactly the JSON batches.
  */
@@ -159,6 +160,7 @@ typedef struct {
   int op;
   double value;
   bool seen;
+  size_t group; /* the batch of records it comes from */
 } expect_t;
 
 static int decode_int(const cJSON *j, double max) {
@@ -269,10 +271,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Expected datapoints, merged. */
   expect_t *exp = calloc(rs.len + 1, sizeof(*exp));
   FUZZ_CHECK(exp);
-  size_t nexp = 0;
+  size_t nexp = 0, nrecords = 0;
   spectator__records_t copy; /* encoded a second time, with gzip */
   spectator__records_init(&copy);
   SPECTATOR__RECORDS_FOREACH(&rs, rec) {
+    size_t group = nrecords++ / batch_size;
     spectator__records_add(&copy, rec->id, rec->stat, rec->pct, rec->op, rec->value);
     FUZZ_CHECK(isfinite(rec->value)); /* records_add drops the rest */
     kv_t m = {.n = 0};
@@ -289,9 +292,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       free(m.v[j]);
     }
     size_t e = 0;
-    while (e < nexp && !(exp[e].op == rec->op && strcmp(exp[e].key, key) == 0)) e++;
+    while (e < nexp &&
+           !(exp[e].group == group && exp[e].op == rec->op && strcmp(exp[e].key, key) == 0))
+      e++;
     if (e == nexp) {
-      exp[nexp++] = (expect_t){key, rec->op, rec->value, false};
+      exp[nexp++] = (expect_t){key, rec->op, rec->value, false, group};
     } else {
       free(key);
       if (rec->op == SPECTATOR_OP_MAX)
@@ -302,6 +307,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   size_t nfinite = 0;
   for (size_t e = 0; e < nexp; e++) nfinite += isfinite(exp[e].value) ? 1 : 0;
+  /* The groups that send something, in order: one body each. */
+  size_t ngroups = (nrecords + batch_size - 1) / batch_size, nbodies = 0;
+  size_t *body_group = calloc(ngroups + 1, sizeof(*body_group));
+  FUZZ_CHECK(body_group);
+  for (size_t g = 0; g < ngroups; g++) {
+    bool sends = false;
+    for (size_t e = 0; e < nexp && !sends; e++) sends = exp[e].group == g && isfinite(exp[e].value);
+    if (sends) body_group[nbodies++] = g;
+  }
 
   spectator__payload_t pl;
   FUZZ_CHECK(
@@ -311,6 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(spectator__encode(&copy, ncommon ? common : NULL, batch_size, 1, &gz) == 0);
   FUZZ_CHECK(gz.len == pl.len && gz.measurements == pl.measurements &&
              gz.raw_bytes == pl.raw_bytes && gz.dropped == pl.dropped);
+  FUZZ_CHECK(pl.len == nbodies);
   size_t total = 0;
   for (size_t bi = 0; bi < pl.len; bi++) {
     const spectator__batch_t *batch = &pl.batches[bi];
@@ -359,7 +374,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       it = it->next->next;
       char *key = kv_key(k, v, (size_t)t);
       size_t e = 0;
-      while (e < nexp && !(exp[e].op == op && strcmp(exp[e].key, key) == 0)) e++;
+      while (e < nexp &&
+             !(exp[e].group == body_group[bi] && exp[e].op == op && strcmp(exp[e].key, key) == 0))
+        e++;
       if (e == nexp) fprintf(stderr, "unexpected datapoint %s op %d\n", key, op);
       FUZZ_CHECK(e < nexp && !exp[e].seen);
       exp[e].seen = true;
@@ -379,6 +396,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   spectator__payload_free(&pl);
   spectator__payload_free(&gz);
+  free(body_group);
   for (size_t e = 0; e < nexp; e++) free(exp[e].key);
   free(exp);
   spectator__records_free(&rs);

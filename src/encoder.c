@@ -43,6 +43,7 @@
  * publisher's start has loaded it already; direct callers (tests, benchmarks,
  * fuzzing) get SPECTATOR_ENOLIB when it cannot be loaded.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,7 @@
 #include "encoder.h"
 #include "hash.h"
 #include "id.h"
+#include "log.h"
 #include "numfmt.h"
 #include "pairs.h"
 #include "percentile_buckets.h"
@@ -385,8 +387,27 @@ static bool write_table(spectator__sink_t *k, const scratch_t *s) {
 
 /* `,T,k1,v1,...,kT,vT,op,value`: the full tag set in local (= sorted string)
  * order of the keys. */
+/* At debug: one line per datapoint as it is sent, common tags and
+ * sanitizing applied (kv: n sorted pairs of local string indexes). */
+static void log_row(const scratch_t *s, const uint32_t *kv, uint32_t n, const row_t *row) {
+  char line[1024];
+  size_t o = 0;
+  for (uint32_t i = 0; i < n && o < sizeof(line) - 1; i++) {
+    const used_t *k = &s->used[kv[2 * i]], *v = &s->used[kv[2 * i + 1]];
+    int w = snprintf(line + o, sizeof(line) - o, "%s%.*s=%.*s", i ? "," : "", (int)k->len, k->s,
+                     (int)v->len, v->s);
+    if (w < 0) break;
+    o += (size_t)w < sizeof(line) - o ? (size_t)w : sizeof(line) - o - 1;
+  }
+  line[o] = '\0';
+  char num[SPECTATOR__MAX_NUMBER_LEN + 1];
+  num[spectator__put_number(num, row->value)] = '\0';
+  spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY, "sending {%s} op %d value %s",
+                 line, row->op, num);
+}
+
 static bool write_row(spectator__sink_t *k, const encoder_t *e, const scratch_t *s,
-                      const row_t *row) {
+                      const row_t *row, bool debug) {
   const pairs_t *common = &e->common;
   uint32_t kv[2 * MAX_PAIRS];
   uint32_t n = 0;
@@ -402,6 +423,7 @@ static bool write_row(spectator__sink_t *k, const encoder_t *e, const scratch_t 
     n++;
   }
   sort_pairs(kv, n);
+  if (debug) log_row(s, kv, n, row);
   if (!spectator__sink_reserve(k, ROW_BOUND)) return false;
   char *p = k->p;
   *p++ = ',';
@@ -428,7 +450,8 @@ static bool write_batch(const encoder_t *e, scratch_t *s, size_t from, size_t to
   spectator__sink_t k;
   if (!spectator__sink_open(&k, zs, window, batch_size(e, s, from, to))) return false;
   bool ok = write_table(&k, s);
-  for (size_t r = from; ok && r < to; r++) ok = write_row(&k, e, s, row_at(e, r));
+  bool debug = spectator__log_enabled(SPECTATOR_LOG_DEBUG);
+  for (size_t r = from; ok && r < to; r++) ok = write_row(&k, e, s, row_at(e, r), debug);
   if (ok && (ok = spectator__sink_reserve(&k, 1))) *k.p++ = ']';
   if (!spectator__sink_close(&k, ok, &out->data, &out->len, &out->raw_len)) return false;
   out->count = to - from;
@@ -492,86 +515,147 @@ static void compact_rows(encoder_t *e, size_t *dropped) {
   }
 }
 
-/* Cut the rows into batches; what each batch was written from is freed once
- * it is written, so the payload grows while the rows shrink. */
-static int write_batches(encoder_t *e, size_t batch_size, int gzip_level,
-                         spectator__payload_t *out) {
-  size_t nbatches = (e->nrows + batch_size - 1) / batch_size;
-  size_t nstr = e->in.n ? e->in.n : 1;
-  scratch_t s = {0};
-  z_stream zs, *zsp = NULL;
-  char *window = NULL;
-  int rc = SPECTATOR_ENOMEM;
-  out->batches = calloc(nbatches ? nbatches : 1, sizeof(*out->batches));
-  s.stamp = calloc(nstr, sizeof(*s.stamp));
-  s.local = malloc(nstr * sizeof(*s.local));
-  s.used = malloc(nstr * sizeof(*s.used));
-  s.digits = malloc(nstr * sizeof(*s.digits));
-  if (!out->batches || !s.stamp || !s.local || !s.used || !s.digits) goto done;
-  if (gzip_level != SPECTATOR__ENCODE_RAW && nbatches) {
-    if (spectator__deflate_init(&zs, gzip_level) != Z_OK) goto done;
-    zsp = &zs;
-    if (!(window = malloc(SPECTATOR__SINK_WINDOW))) goto done;
+/* An encoder for one publish: what outlives a batch. */
+struct spectator__encoder {
+  encoder_t e; /* the batch being built; reset for each */
+  const char *const *common_tags;
+  z_stream zs, *zsp; /* zsp NULL: raw JSON */
+  char *window;
+  scratch_t s;
+  size_t scratch_strings; /* strings the scratch arrays hold room for */
+  uint32_t batch;         /* batches written: the stamp of the current one */
+};
+
+/* Forget the last batch's rows and strings; keep the scratch buffer. */
+static void reset_batch(encoder_t *e) {
+  for (size_t c = 0; e->chunks && c < e->nchunks; c++) free(e->chunks[c]);
+  free(e->chunks);
+  free(e->slots);
+  spectator__arena_free(&e->strings);
+  spectator__arena_free(&e->pairs);
+  spectator__strtab_free(&e->in);
+  char *scratch = e->scratch;
+  size_t scratch_cap = e->scratch_cap;
+  memset(e, 0, sizeof(*e));
+  e->scratch = scratch;
+  e->scratch_cap = scratch_cap;
+  memset(e->stat_idx, 0xff, sizeof(e->stat_idx));
+  memset(e->pct_idx, 0xff, sizeof(e->pct_idx));
+}
+
+/* A new batch: the common tags and the keys every datapoint has, sanitized
+ * and interned first. */
+static void start_batch(spectator__encoder_t *enc) {
+  encoder_t *e = &enc->e;
+  reset_batch(e);
+  const char *const *common = enc->common_tags;
+  for (size_t i = 0; common && common[i] && common[i + 1]; i += 2)
+    pairs_set(&e->common, intern_sanitized(e, common[i]), intern_sanitized(e, common[i + 1]));
+  e->k_name = intern(e, "name", 4);
+  e->k_stat = intern(e, "statistic", 9);
+  e->k_pct = intern(e, "percentile", 10);
+}
+
+/* Room in the scratch arrays for every string of the batch. */
+static bool scratch_reserve(spectator__encoder_t *enc, size_t nstr) {
+  if (nstr <= enc->scratch_strings) return true;
+  size_t cap = nstr < 1024 ? 1024 : nstr;
+  scratch_t *s = &enc->s;
+  free(s->stamp);
+  free(s->local);
+  free(s->used);
+  free(s->digits);
+  s->stamp = calloc(cap, sizeof(*s->stamp));
+  s->local = malloc(cap * sizeof(*s->local));
+  s->used = malloc(cap * sizeof(*s->used));
+  s->digits = malloc(cap * sizeof(*s->digits));
+  enc->scratch_strings = s->stamp && s->local && s->used && s->digits ? cap : 0;
+  enc->batch = 0; /* fresh stamps */
+  return enc->scratch_strings != 0;
+}
+
+int spectator__encoder_new(const char *const *common_tags, int gzip_level,
+                           spectator__encoder_t **out) {
+  *out = NULL;
+  if (gzip_level != SPECTATOR__ENCODE_RAW && spectator__dep_load(SPECTATOR__DEP_ZLIB) != 0)
+    return SPECTATOR_ENOLIB;
+  spectator__encoder_t *enc = calloc(1, sizeof(*enc));
+  if (!enc) return SPECTATOR_ENOMEM;
+  enc->common_tags = common_tags;
+  reset_batch(&enc->e);
+  if (gzip_level != SPECTATOR__ENCODE_RAW) {
+    enc->window = malloc(SPECTATOR__SINK_WINDOW);
+    if (!enc->window || spectator__deflate_init(&enc->zs, gzip_level) != Z_OK) {
+      free(enc->window);
+      free(enc);
+      return SPECTATOR_ENOMEM;
+    }
+    enc->zsp = &enc->zs;
   }
-  for (size_t b = 0; b < nbatches; b++) {
-    size_t from = b * batch_size, to = from + batch_size < e->nrows ? from + batch_size : e->nrows;
-    spectator__batch_t *batch = &out->batches[out->len];
-    if (!write_batch(e, &s, from, to, (uint32_t)(b + 1), zsp, window, batch)) goto done;
-    out->measurements += batch->count;
-    out->raw_bytes += batch->raw_len;
-    out->len++;
-    spectator__arena_release_before(&e->pairs, to < e->nrows ? row_at(e, to)->pairs : NULL);
-    for (size_t c = from / ROW_CHUNK; c < to / ROW_CHUNK || (to == e->nrows && c * ROW_CHUNK < to);
-         c++) {
-      free(e->chunks[c]);
-      e->chunks[c] = NULL;
+  *out = enc;
+  return 0;
+}
+
+void spectator__encoder_free(spectator__encoder_t *enc) {
+  if (!enc) return;
+  reset_batch(&enc->e);
+  free(enc->e.scratch);
+  if (enc->zsp) ZLIB_FN(deflateEnd)(enc->zsp);
+  free(enc->window);
+  free(enc->s.stamp);
+  free(enc->s.local);
+  free(enc->s.used);
+  free(enc->s.digits);
+  free(enc);
+}
+
+int spectator__encoder_batch(spectator__encoder_t *enc, spectator__records_t *rs,
+                             spectator__batch_t *out, size_t *dropped) {
+  memset(out, 0, sizeof(*out));
+  encoder_t *e = &enc->e;
+  start_batch(enc);
+  int rc = SPECTATOR_ENOMEM;
+  if (build_rows(e, rs, dropped)) {
+    compact_rows(e, dropped);
+    if (e->nrows == 0) {
+      rc = 0;
+    } else if (scratch_reserve(enc, e->in.n)) {
+      if (++enc->batch == 0) { /* stamps wrapped: start them over */
+        memset(enc->s.stamp, 0, enc->scratch_strings * sizeof(*enc->s.stamp));
+        enc->batch = 1;
+      }
+      if (write_batch(e, &enc->s, 0, e->nrows, enc->batch, enc->zsp, enc->window, out)) rc = 0;
     }
   }
-  rc = 0;
-done:
-  if (zsp) ZLIB_FN(deflateEnd)(zsp);
-  free(window);
-  free(s.stamp);
-  free(s.local);
-  free(s.used);
-  free(s.digits);
+  spectator__records_free(rs);
+  reset_batch(e); /* nothing of the batch outlives it but its body */
   return rc;
 }
 
 int spectator__encode(spectator__records_t *rs, const char *const *common_tags, size_t batch_size,
                       int gzip_level, spectator__payload_t *out) {
   memset(out, 0, sizeof(*out));
-  if (gzip_level != SPECTATOR__ENCODE_RAW && spectator__dep_load(SPECTATOR__DEP_ZLIB) != 0) {
-    spectator__records_free(rs);
-    return SPECTATOR_ENOLIB;
-  }
   if (batch_size == 0) batch_size = 1;
-  encoder_t e;
-  memset(&e, 0, sizeof(e));
-  memset(e.stat_idx, 0xff, sizeof(e.stat_idx));
-  memset(e.pct_idx, 0xff, sizeof(e.pct_idx));
-
-  /* Common tags, sanitized and interned once. */
-  for (size_t i = 0; common_tags && common_tags[i] && common_tags[i + 1]; i += 2)
-    pairs_set(&e.common, intern_sanitized(&e, common_tags[i]),
-              intern_sanitized(&e, common_tags[i + 1]));
-  e.k_name = intern(&e, "name", 4);
-  e.k_stat = intern(&e, "statistic", 9);
-  e.k_pct = intern(&e, "percentile", 10);
-
-  int rc = SPECTATOR_ENOMEM;
-  if (build_rows(&e, rs, &out->dropped)) {
-    compact_rows(&e, &out->dropped);
-    rc = write_batches(&e, batch_size, gzip_level, out);
+  spectator__encoder_t *enc;
+  int rc = spectator__encoder_new(common_tags, gzip_level, &enc);
+  size_t nbatches = (rs->len + batch_size - 1) / batch_size;
+  if (rc == 0 && !(out->batches = calloc(nbatches ? nbatches : 1, sizeof(*out->batches))))
+    rc = SPECTATOR_ENOMEM;
+  while (rc == 0 && rs->len) {
+    spectator__records_t rest;
+    spectator__records_init(&rest);
+    spectator__records_split(rs, batch_size, &rest);
+    spectator__batch_t *b = &out->batches[out->len];
+    rc = spectator__encoder_batch(enc, rs, b, &out->dropped);
+    *rs = rest;
+    if (rc == 0 && b->count) {
+      out->measurements += b->count;
+      out->raw_bytes += b->raw_len;
+      out->len++;
+    }
   }
   if (rc != 0) spectator__payload_free(out);
   spectator__records_free(rs);
-  for (size_t c = 0; e.chunks && c < e.nchunks; c++) free(e.chunks[c]);
-  free(e.chunks);
-  free(e.slots);
-  free(e.scratch);
-  spectator__arena_free(&e.strings);
-  spectator__arena_free(&e.pairs);
-  spectator__strtab_free(&e.in);
+  spectator__encoder_free(enc);
   return rc;
 }

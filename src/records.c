@@ -9,6 +9,7 @@
  * the records directly.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "id.h"
 #include "log.h"
@@ -47,6 +48,46 @@ void spectator__records_pop_chunk(spectator__records_t *rs) {
 void spectator__records_free(spectator__records_t *rs) {
   while (rs->head) spectator__records_pop_chunk(rs);
   spectator__records_init(rs);
+}
+
+void spectator__records_split(spectator__records_t *rs, size_t n, spectator__records_t *rest) {
+  if (rs->len <= n) return;
+  size_t seen = 0;
+  spectator__record_chunk_t *c = rs->head;
+  while (seen + c->len <= n) { /* n < rs->len: some chunk holds the boundary */
+    seen += c->len;
+    c = c->next;
+  }
+  size_t keep = n - seen; /* records of c that stay */
+  spectator__record_chunk_t *tail_of_c = NULL;
+  if (keep > 0) {
+    tail_of_c = malloc(sizeof(*tail_of_c));
+    if (!tail_of_c) return;
+    tail_of_c->len = c->len - keep;
+    memcpy(tail_of_c->items, c->items + keep, tail_of_c->len * sizeof(c->items[0]));
+    tail_of_c->next = c->next;
+    c->len = keep;
+    c->next = NULL;
+  }
+  /* rs ends at c (or just before it, when all of c moves). */
+  spectator__record_chunk_t *first_moved = tail_of_c ? tail_of_c : c;
+  spectator__record_chunk_t *last_kept = NULL;
+  if (!tail_of_c) {
+    for (spectator__record_chunk_t *k = rs->head; k != c; k = k->next) last_kept = k;
+  } else {
+    last_kept = c;
+  }
+  rest->head = first_moved;
+  rest->tail = tail_of_c && rs->tail == c ? tail_of_c : rs->tail;
+  rest->len = rs->len - n;
+  rest->lost = 0;
+  if (last_kept) {
+    last_kept->next = NULL;
+    rs->tail = last_kept;
+  } else {
+    rs->head = rs->tail = NULL;
+  }
+  rs->len = n;
 }
 
 void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,

@@ -65,6 +65,10 @@ void spectator__records_init(spectator__records_t *rs);
 void spectator__records_free(spectator__records_t *rs);
 /* Free the first chunk (a reader is done with it); rs->len drops by its count. */
 void spectator__records_pop_chunk(spectator__records_t *rs);
+/* Move the records after the first n of rs, in order, to rest (empty). When
+ * memory runs out for the one chunk that is split, nothing moves (rs keeps
+ * more than n records). */
+void spectator__records_split(spectator__records_t *rs, size_t n, spectator__records_t *rest);
 /* Append a record (id borrowed, see above). rs NULL: the record is dropped
  * (a meter reset without reporting). Non-finite values are dropped (logged
  * at debug). On allocation failure the record is counted in rs->lost. pct as

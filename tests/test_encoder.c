@@ -383,7 +383,7 @@ static void encoder_consumes_the_records_it_reads(void **state) {
   assert_int_equal(rs.len, 3000);
   assert_non_null(rs.head->next->next); /* three chunks of at most 1024 */
   spectator__payload_t pl;
-  assert_int_equal(spectator__encode(&rs, NULL, 100, SPECTATOR__ENCODE_RAW, &pl), 0);
+  assert_int_equal(spectator__encode(&rs, NULL, 10000, SPECTATOR__ENCODE_RAW, &pl), 0);
   assert_int_equal(rs.len, 0);
   assert_null(rs.head);
   assert_null(rs.tail);
@@ -393,6 +393,23 @@ static void encoder_consumes_the_records_it_reads(void **state) {
   const char *want = "[4,\"c\",\"count\",\"name\",\"statistic\",2,2,0,3,1,0,3000]";
   assert_int_equal(pl.batches[0].len, strlen(want));
   assert_memory_equal(pl.batches[0].data, want, strlen(want));
+  spectator__payload_free(&pl);
+
+  /* In batches of 1024 records (cut inside a chunk of records), each batch
+   * is one body whose datapoints merge within it: 1024 + 1024 + 952. */
+  for (int i = 0; i < 3000; i++) add(&rs, "c", NULL, "count", NULL, SPECTATOR_OP_ADD, 1);
+  assert_int_equal(spectator__encode(&rs, NULL, 1024, SPECTATOR__ENCODE_RAW, &pl), 0);
+  assert_int_equal(rs.len, 0);
+  assert_int_equal(pl.len, 3);
+  assert_int_equal(pl.measurements, 3);
+  const char *const wants[] = {
+      "[4,\"c\",\"count\",\"name\",\"statistic\",2,2,0,3,1,0,1024]",
+      "[4,\"c\",\"count\",\"name\",\"statistic\",2,2,0,3,1,0,1024]",
+      "[4,\"c\",\"count\",\"name\",\"statistic\",2,2,0,3,1,0,952]"};
+  for (size_t b = 0; b < 3; b++) {
+    assert_int_equal(pl.batches[b].len, strlen(wants[b]));
+    assert_memory_equal(pl.batches[b].data, wants[b], strlen(wants[b]));
+  }
   spectator__payload_free(&pl);
 }
 
