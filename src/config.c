@@ -128,23 +128,6 @@ static void bad_env(const char *name, const char *value, const char *expected) {
                  SPECTATOR__LOG_STR(value), expected);
 }
 
-/* A URI fit for a log line: credentials (user:password@ before the host)
- * become "***@". Writes into buf (at most size - 1 bytes) and returns it. */
-static const char *redacted_uri(const char *uri, char *buf, size_t size) {
-  const char *sep = strstr(uri, "://");
-  const char *auth = sep ? sep + 3 : uri;
-  size_t auth_len = strcspn(auth, "/?#");
-  const char *at = NULL;
-  for (size_t i = 0; i < auth_len; i++)
-    if (auth[i] == '@') at = auth + i; /* the last '@' of the authority ends the userinfo */
-  if (!at) {
-    snprintf(buf, size, "%s", uri);
-  } else {
-    snprintf(buf, size, "%.*s***%s", (int)(auth - uri), uri, at);
-  }
-  return buf;
-}
-
 bool spectator__parse_flag(const char *name, const char *value) {
   static const char *const yes[] = {"1", "true", "yes", "on"};
   static const char *const no[] = {"0", "false", "no", "off"};
@@ -159,6 +142,30 @@ bool spectator__parse_flag(const char *name, const char *value) {
   return false;
 }
 
+/* Seconds from the environment variable `name`, when set, within [min, max];
+ * anything else is logged and *out keeps its default. */
+static void env_seconds(const char *name, double min, double max, const char *expected,
+                        double *out) {
+  const char *v = getenv(name);
+  double d;
+  if (!v) return;
+  if (parse_double(v, &d) && d >= min && d <= max)
+    *out = d;
+  else
+    bad_env(name, v, expected);
+}
+
+/* A whole number > 0 from the environment variable `name`, as env_seconds. */
+static void env_count(const char *name, size_t *out) {
+  const char *v = getenv(name);
+  size_t n;
+  if (!v) return;
+  if (parse_size(v, &n) && n > 0)
+    *out = n;
+  else
+    bad_env(name, v, "a whole number > 0");
+}
+
 static void config_apply_env(spectator_config_t *cfg) {
   const char *v;
   if ((v = getenv("SPECTATOR_URI")) && *v) {
@@ -166,38 +173,18 @@ static void config_apply_env(spectator_config_t *cfg) {
       cfg->uri = v;
     else {
       /* Never log credentials: "scheme://user:password@host" shows "***@host". */
-      char safe[SPECTATOR__LOG_MAX_STR + 1];
-      bad_env("SPECTATOR_URI", redacted_uri(v, safe, sizeof(safe)), "an http:// or https:// URI");
+      char safe[SPECTATOR__URI_LOG_MAX];
+      bad_env("SPECTATOR_URI", spectator__redact_uri(v, safe, sizeof(safe)),
+              "an http:// or https:// URI");
     }
   }
-  if ((v = getenv("SPECTATOR_FREQUENCY"))) {
-    double d;
-    if (parse_double(v, &d) && d > 0 && d <= 86400)
-      cfg->frequency_s = d;
-    else
-      bad_env("SPECTATOR_FREQUENCY", v, "seconds, a number > 0");
-  }
-  if ((v = getenv("SPECTATOR_BATCH_SIZE"))) {
-    size_t n;
-    if (parse_size(v, &n) && n > 0)
-      cfg->batch_size = n;
-    else
-      bad_env("SPECTATOR_BATCH_SIZE", v, "a whole number > 0");
-  }
-  if ((v = getenv("SPECTATOR_TIMEOUT"))) {
-    double d;
-    if (parse_double(v, &d) && d > 0 && d <= 3600)
-      cfg->timeout_s = cfg->connect_timeout_s = d;
-    else
-      bad_env("SPECTATOR_TIMEOUT", v, "seconds, a number > 0");
-  }
-  if ((v = getenv("SPECTATOR_MAX_METERS"))) {
-    size_t n;
-    if (parse_size(v, &n) && n > 0)
-      cfg->max_meters = n;
-    else
-      bad_env("SPECTATOR_MAX_METERS", v, "a whole number > 0");
-  }
+  env_seconds("SPECTATOR_FREQUENCY", SPECTATOR__MIN_FREQUENCY_S, 86400,
+              "seconds, from 0.01 to 86400", &cfg->frequency_s);
+  env_count("SPECTATOR_BATCH_SIZE", &cfg->batch_size);
+  env_seconds("SPECTATOR_TIMEOUT", SPECTATOR__MIN_TIMEOUT_S, 3600, "seconds, from 0.001 to 3600",
+              &cfg->timeout_s);
+  cfg->connect_timeout_s = cfg->timeout_s;
+  env_count("SPECTATOR_MAX_METERS", &cfg->max_meters);
   if ((v = getenv("SPECTATOR_DISABLE_AUTO_START")))
     cfg->auto_start = !spectator__parse_flag("SPECTATOR_DISABLE_AUTO_START", v);
 }
@@ -213,6 +200,24 @@ void spectator_config_from_env_size(spectator_config_t *cfg, size_t size) {
 /* The 0.1.0 entry point (the header maps the name to the sized one). */
 void(spectator_config_from_env)(spectator_config_t *cfg) {
   spectator_config_from_env_size(cfg, SPECTATOR__CONFIG_SIZE_0_1);
+}
+
+/* A setting below its floor is refused and its default kept: an interval of
+ * nanoseconds would make the publisher spin and send nothing. */
+static void floor_seconds(const char *name, double min, double dflt, double *v) {
+  if (*v >= min) return;
+  spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                 "%s=%g is below its floor of %g s: using the default %g s", name, *v, min, dflt);
+  *v = dflt;
+}
+
+void spectator__config_apply_floors(spectator_config_t *cfg) {
+  spectator_config_t d;
+  config_defaults(&d);
+  floor_seconds("frequency_s", SPECTATOR__MIN_FREQUENCY_S, d.frequency_s, &cfg->frequency_s);
+  floor_seconds("timeout_s", SPECTATOR__MIN_TIMEOUT_S, d.timeout_s, &cfg->timeout_s);
+  floor_seconds("connect_timeout_s", SPECTATOR__MIN_TIMEOUT_S, d.connect_timeout_s,
+                &cfg->connect_timeout_s);
 }
 
 int spectator__config_validate(const spectator_config_t *cfg) {

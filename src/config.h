@@ -16,6 +16,12 @@ bool spectator__parse_flag(const char *name, const char *value);
  * variables (first non-empty, trimmed). Returns a NULL-terminated alternating
  * array allocated as one block (free() it), or NULL when memory runs out. */
 char **spectator__env_common_tags(void);
+/* The least publish interval and request timeout accepted, in seconds. */
+#define SPECTATOR__MIN_FREQUENCY_S 0.01
+#define SPECTATOR__MIN_TIMEOUT_S 0.001
+/* Settings that are valid but absurd (positive, below the floors above) are
+ * logged on spectator.init and replaced by their defaults. */
+void spectator__config_apply_floors(spectator_config_t *cfg);
 /* Validate a config; logs on spectator.init; 0 or SPECTATOR_EINVAL. */
 int spectator__config_validate(const spectator_config_t *cfg);
 /* Bytes of spectator_config_t in release 0.1.0 (up to clock_ctx), which its

@@ -215,12 +215,14 @@ int spectator__http_post(spectator__http_t *h, const char *body, size_t len, lon
    h->connect_timeout_ms < timeout_ms ? h->connect_timeout_ms : timeout_ms);
   CURLcode rc = CURL_FN(easy_perform)(c);
   res->curl_code = (int)rc;
+  res->reason = "";
   res->body = h->body;
   res->body_len = h->body_len;
   res->body_truncated = h->truncated;
   if (rc != CURLE_OK) {
     res->error = error_name(rc);
     res->permanent = error_permanent(rc);
+    res->reason = h->errbuf[0] ? h->errbuf : CURL_FN(easy_strerror)(rc);
     spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_HTTP, "POST failed: %s (%s)",
                    CURL_FN(easy_strerror)(rc), h->errbuf);
     return SPECTATOR_EHTTP;
@@ -268,4 +270,20 @@ void spectator__aggregator_response_free(spectator__aggregator_response_t *r) {
   for (size_t i = 0; i < r->nmessages; i++) free(r->messages[i]);
   free(r->messages);
   memset(r, 0, sizeof(*r));
+}
+
+void spectator__http_account(const spectator__http_response_t *res, int rc, size_t n,
+                             spectator__outcome_t *out) {
+  memset(out, 0, sizeof(*out));
+  if (!res || rc != 0 || res->status >= 500 || res->status <= 0) {
+    out->http_error = n;
+  } else if (res->status == 200) {
+    out->sent = n;
+  } else if (!res->body_truncated &&
+             spectator__parse_aggregator_response(res->body, res->body_len, &out->answer) == 0) {
+    out->validation = out->answer.error_count < n ? out->answer.error_count : n;
+    out->sent = n - out->validation;
+  } else {
+    out->other = n;
+  }
 }

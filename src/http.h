@@ -11,13 +11,14 @@
 typedef struct spectator__http spectator__http_t;
 
 typedef struct {
-  long status;       /* HTTP status, 0 when there was no response */
-  int curl_code;     /* CURLcode; 0 = OK */
-  const char *error; /* short error name for metrics ("timeout", "connection"...), or NULL */
-  bool permanent;    /* the failure cannot go away by retrying the same request: a
-                        certificate the configured trust rejects, a bad CA file, a URL
-                        libcurl refuses */
-  char *body;        /* NUL-terminated response body (owned by the handle) */
+  long status;        /* HTTP status, 0 when there was no response */
+  int curl_code;      /* CURLcode; 0 = OK */
+  const char *error;  /* short error name for metrics ("timeout", "connection"...), or NULL */
+  const char *reason; /* with error: libcurl's text for it (owned by the handle), else "" */
+  bool permanent;     /* the failure cannot go away by retrying the same request: a
+                         certificate the configured trust rejects, a bad CA file, a URL
+                         libcurl refuses */
+  char *body;         /* NUL-terminated response body (owned by the handle) */
   size_t body_len;
   bool body_truncated;
 } spectator__http_response_t;
@@ -54,5 +55,22 @@ typedef struct {
 int spectator__parse_aggregator_response(const char *body, size_t len,
                                          spectator__aggregator_response_t *out);
 void spectator__aggregator_response_free(spectator__aggregator_response_t *r);
+
+/* How the n measurements of one request ended, as Spectator's ValidationHelper
+ * counts them: 200: all sent. Any other status below 500 whose body is a
+ * validation response: errorCount (at most n) dropped for validation, the
+ * rest sent. Below 500 and the body is not one (HTML from a proxy, empty,
+ * cut at SPECTATOR__HTTP_MAX_BODY): all dropped as other. 500 and above, and
+ * no response at all (rc != 0: a refused connection, a timeout, TLS): all
+ * dropped as http-error. The four counts add up to n. */
+typedef struct {
+  size_t sent, validation, other, http_error;
+  spectator__aggregator_response_t answer; /* the parsed body, when there was one */
+} spectator__outcome_t;
+/* res and rc as spectator__http_post left them (res NULL: nothing was
+ * attempted, counted as http-error). Free out->answer with
+ * spectator__aggregator_response_free. Pure: safe on any input. */
+void spectator__http_account(const spectator__http_response_t *res, int rc, size_t n,
+                             spectator__outcome_t *out);
 
 #endif

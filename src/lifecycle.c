@@ -20,6 +20,7 @@ spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg_
   if (spectator__config_load(&cfg_copy, cfg_caller, size) != 0) return NULL;
   const spectator_config_t *cfg = &cfg_copy;
   if (spectator__config_validate(cfg) != 0) return NULL;
+  spectator__config_apply_floors(&cfg_copy);
   spectator_registry_t *reg = spectator__registry_create(cfg);
   if (!reg) return NULL;
   if (spectator__publisher_init(reg) != 0) {

@@ -119,6 +119,49 @@ void spectator__log(spectator_log_level_t level, const char *logger, const char 
   }
 }
 
+/* Append n bytes of s to buf (size), keeping it NUL-terminated. */
+static void put(char *buf, size_t size, size_t *o, const char *s, size_t n) {
+  size_t room = size - 1 - *o;
+  if (n > room) n = room;
+  memcpy(buf + *o, s, n);
+  *o += n;
+  buf[*o] = '\0';
+}
+
+const char *spectator__redact_uri(const char *uri, char *buf, size_t size) {
+  size_t o = 0;
+  buf[0] = '\0';
+  if (!uri) {
+    put(buf, size, &o, "(none)", 6);
+    return buf;
+  }
+  const char *sep = strstr(uri, "://");
+  const char *auth = sep ? sep + 3 : uri;
+  size_t head = strcspn(auth, "?#"); /* authority and path */
+  const char *at = NULL;
+  for (size_t i = 0; i < head; i++)
+    if (auth[i] == '@') at = auth + i;
+  put(buf, size, &o, uri, (size_t)(auth - uri));
+  if (at) put(buf, size, &o, "***", 3);
+  const char *rest = at ? at : auth;
+  put(buf, size, &o, rest, (size_t)(auth + head - rest));
+  const char *p = auth + head;
+  if (*p == '?') {
+    put(buf, size, &o, "?", 1);
+    p++;
+    while (*p && *p != '#') {
+      size_t len = strcspn(p, "&#");
+      const char *eq = memchr(p, '=', len);
+      if (eq) put(buf, size, &o, p, (size_t)(eq - p) + 1);
+      put(buf, size, &o, "***", 3);
+      p += len;
+      if (*p == '&') put(buf, size, &o, "&", 1), p++;
+    }
+  }
+  if (*p == '#') put(buf, size, &o, "#***", 4);
+  return buf;
+}
+
 uint64_t spectator__ratelimit(spectator__ratelimit_t *rl) {
   uint64_t n = atomic_fetch_add_explicit(&rl->count, 1, memory_order_relaxed) + 1;
   return (n & (n - 1)) == 0 ? n : 0;

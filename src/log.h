@@ -21,6 +21,14 @@ bool spectator__log_enabled(spectator_log_level_t level);
 #define SPECTATOR__LOG_STR(s) (int)((s) ? spectator__strnlen_log(s) : 6), ((s) ? (s) : "(null)")
 int spectator__strnlen_log(const char *s);
 
+/* A URI fit for a log line: the credentials (everything between "://" and
+ * the last '@' before any '?' or '#', so a password holding '/' too), every
+ * query parameter's value and the fragment become "***". Writes at most
+ * size - 1 bytes and a NUL into buf (size > 0) and returns buf; NULL gives
+ * "(none)". */
+#define SPECTATOR__URI_LOG_MAX 256
+const char *spectator__redact_uri(const char *uri, char *buf, size_t size);
+
 /* A rate limiter for one kind of log line: lets the 1st, 2nd, 4th, 8th...
  * occurrence through. Returns the occurrence number when the line should be
  * logged, 0 otherwise. No clock, so it is deterministic in tests. Zeroed

@@ -39,6 +39,8 @@
 #include "publisher.h"
 
 #define MAX_ATTEMPTS 3
+/* A request is only made with at least this much time left. */
+#define MIN_REQUEST_NS (1000 * 1000LL)
 #define BACKOFF_BASE_NS (50 * 1000 * 1000LL)
 #define FINAL_FLUSH_MIN_NS (500 * 1000 * 1000LL)
 #define MAX_LOGGED_MESSAGES 16
@@ -55,6 +57,11 @@ struct spectator__publisher {
   int64_t stop_deadline_ns;
   pthread_t thread;
   spectator__http_t *http; /* owned by the thread while it runs */
+  /* Failed requests in a row, and their log limit (1st, 2nd, 4th... logged):
+   * the publishing thread's; a success starts both over, so every outage is
+   * reported from its first failure. */
+  uint64_t failures_in_a_row;
+  spectator__ratelimit_t rl_fail;
 };
 
 int spectator__publisher_init(spectator_registry_t *reg) {
@@ -86,7 +93,7 @@ static bool wait_until(struct spectator__publisher *p, int64_t until_ns) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Self-metrics and response handling                                        */
+/* Self-metrics                                                              */
 /* ------------------------------------------------------------------------ */
 
 static void count_measurements(spectator_registry_t *reg, const char *error, size_t n) {
@@ -118,17 +125,32 @@ static void time_request(spectator_registry_t *reg, const spectator__http_respon
   spectator_timer_record_ns(t, elapsed_ns);
 }
 
-typedef struct {
-  char *msgs[MAX_LOGGED_MESSAGES];
-  size_t n;
-  size_t suppressed;
-} msglog_t;
+/* The number of meters, reported with everything else. */
+static void report_size(spectator_registry_t *reg) {
+  spectator_gauge_t *g =
+      spectator__registry_lookup(reg, SPECTATOR__GAUGE, "spectator.registrySize", NULL, NULL, NULL);
+  spectator_gauge_set(g, (double)spectator_registry_size(reg));
+}
 
-static void msglog_add(msglog_t *ml, const char *m) {
-  for (size_t i = 0; i < ml->n; i++)
-    if (strcmp(ml->msgs[i], m) == 0) return;
-  if (ml->n == MAX_LOGGED_MESSAGES) {
-    ml->suppressed++;
+/* ------------------------------------------------------------------------ */
+/* A cycle's log                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* What one publish cycle did, for its log lines. Validation messages are
+ * logged once per cycle however many batches repeat them. */
+typedef struct {
+  char uri[SPECTATOR__URI_LOG_MAX];
+  size_t sent, validation, other, http_error, requests;
+  char *msgs[MAX_LOGGED_MESSAGES];
+  size_t nmsgs;
+  size_t suppressed;
+} cycle_t;
+
+static void cycle_message(cycle_t *cy, const char *m) {
+  for (size_t i = 0; i < cy->nmsgs; i++)
+    if (strcmp(cy->msgs[i], m) == 0) return;
+  if (cy->nmsgs == MAX_LOGGED_MESSAGES) {
+    cy->suppressed++;
     return;
   }
   size_t len = strnlen(m, 512);
@@ -136,141 +158,223 @@ static void msglog_add(msglog_t *ml, const char *m) {
   if (!copy) return;
   memcpy(copy, m, len);
   copy[len] = '\0';
-  ml->msgs[ml->n++] = copy;
+  cy->msgs[cy->nmsgs++] = copy;
 }
 
-static void msglog_flush(msglog_t *ml) {
-  for (size_t i = 0; i < ml->n; i++) {
-    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_HTTP, "aggregator rejected data: %s",
-                   ml->msgs[i]);
-    free(ml->msgs[i]);
-  }
-  if (ml->suppressed)
+static void log_cycle(const cycle_t *cy, int64_t elapsed_ns) {
+  size_t dropped = cy->validation + cy->other + cy->http_error;
+  for (size_t i = 0; i < cy->nmsgs; i++)
     spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_HTTP,
-                   "%zu more distinct validation messages this cycle not shown", ml->suppressed);
-  ml->n = ml->suppressed = 0;
+                   "the aggregator at %s rejected a measurement: %s", cy->uri, cy->msgs[i]);
+  if (cy->suppressed)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_HTTP,
+                   "%zu more distinct validation messages this cycle not shown", cy->suppressed);
+  if (cy->validation)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_HTTP,
+                   "%zu measurements dropped by the aggregator's validation at %s", cy->validation,
+                   cy->uri);
+  spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_HTTP,
+                 "published to %s: %zu sent, %zu dropped (validation %zu, other %zu, "
+                 "http-error %zu) in %zu requests, %.1f ms",
+                 cy->uri, cy->sent, dropped, cy->validation, cy->other, cy->http_error,
+                 cy->requests, (double)elapsed_ns / 1e6);
 }
 
-static void account(spectator_registry_t *reg, const spectator__http_response_t *res, size_t n,
-                    msglog_t *ml) {
-  if (res->error) {
-    count_measurements(reg, "other", n);
-    return;
-  }
-  long st = res->status;
-  if (st == 200) {
-    count_measurements(reg, NULL, n);
-    return;
-  }
-  if (st == 202 || st == 400) {
-    spectator__aggregator_response_t ar;
-    if (spectator__parse_aggregator_response(res->body, res->body_len, &ar) == 0) {
-      size_t errors = st == 400 ? n : (ar.error_count > n ? n : ar.error_count);
-      for (size_t i = 0; i < ar.nmessages; i++) msglog_add(ml, ar.messages[i]);
-      spectator__aggregator_response_free(&ar);
-      count_measurements(reg, NULL, n - errors);
-      count_measurements(reg, "validation", errors);
-      return;
-    }
-    if (st == 202) { /* accepted, but we cannot tell how much: count as sent */
-      count_measurements(reg, NULL, n);
-      return;
-    }
-  }
-  count_measurements(reg, "http-error", n);
+static void cycle_free(cycle_t *cy) {
+  for (size_t i = 0; i < cy->nmsgs; i++) free(cy->msgs[i]);
+  cy->nmsgs = 0;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                   */
+/* ------------------------------------------------------------------------ */
 
 static bool retryable(const spectator__http_response_t *res, int rc) {
   if (rc != 0) return !res->permanent; /* connection failures, timeouts; not TLS rejections */
   return res->status == 429 || (res->status >= 500 && res->status <= 599);
 }
 
-/* POST one compressed batch with retries, bounded by deadline_ns. */
-static void send_batch(spectator_registry_t *reg, struct spectator__publisher *p, const char *gz,
-                       size_t gz_len, size_t n, int64_t deadline_ns, msglog_t *ml) {
+/* Log a request whose measurements were all dropped (other or http-error). */
+static void log_failure(struct spectator__publisher *p, const cycle_t *cy,
+                        const spectator__http_response_t *res, int rc, int attempts,
+                        const spectator__outcome_t *out) {
+  uint64_t streak = ++p->failures_in_a_row;
+  if (!spectator__ratelimit(&p->rl_fail)) return;
+  size_t n = out->other + out->http_error;
+  const char *why = out->other ? "other" : "http-error";
+  if (rc != 0)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_HTTP,
+                   "could not publish %zu measurements to %s: %s (%s) after %d attempt%s; "
+                   "dropped as %s (failure %llu in a row)",
+                   n, cy->uri, res->error ? res->error : "timeout",
+                   res->reason && res->reason[0] ? res->reason : "no time left for a request",
+                   attempts, attempts == 1 ? "" : "s", why, (unsigned long long)streak);
+  else
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_HTTP,
+                   "could not publish %zu measurements to %s: HTTP %ld%s after %d attempt%s; "
+                   "dropped as %s (failure %llu in a row)",
+                   n, cy->uri, res->status, out->other ? ", not a validation response" : "",
+                   attempts, attempts == 1 ? "" : "s", why, (unsigned long long)streak);
+}
+
+/* POST one compressed batch of n measurements with retries, bounded by
+ * deadline_ns, and count how it ended. */
+static void send_batch(spectator_registry_t *reg, struct spectator__publisher *p,
+                       const spectator__batch_t *b, int64_t deadline_ns, cycle_t *cy) {
   const int64_t timeout_ns = (int64_t)(reg->cfg.timeout_s * 1e9);
   spectator__http_response_t res;
   memset(&res, 0, sizeof(res));
   res.error = "timeout";
+  res.reason = "";
+  int rc = SPECTATOR_EHTTP, attempts = 0;
   for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     int64_t now = spectator__monotonic_ns();
     if (atomic_load(&p->stop) && p->stop_deadline_ns && p->stop_deadline_ns < deadline_ns)
       deadline_ns = p->stop_deadline_ns;
     int64_t budget = deadline_ns - now;
     if (budget > timeout_ns) budget = timeout_ns;
-    if (budget < 1000000) break; /* less than 1 ms left: give up */
-    int rc = spectator__http_post(p->http, gz, gz_len, (long)(budget / 1000000), &res);
+    if (budget < MIN_REQUEST_NS) break;
+    attempts = attempt;
+    cy->requests++;
+    rc = spectator__http_post(p->http, b->data, b->len, (long)(budget / 1000000), &res);
     time_request(reg, &res, spectator__monotonic_ns() - now);
     if (!retryable(&res, rc) || attempt == MAX_ATTEMPTS) break;
     static spectator__ratelimit_t rl_retry;
     SPECTATOR__LOG_LIMITED(&rl_retry, SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_HTTP,
-                           "publish attempt %d of %d failed (%s %ld); retrying", attempt,
-                           MAX_ATTEMPTS, res.error ? res.error : "status", res.status);
+                           "publish attempt %d of %d to %s failed (%s %ld); retrying", attempt,
+                           MAX_ATTEMPTS, cy->uri, res.error ? res.error : "HTTP", res.status);
     int64_t backoff = BACKOFF_BASE_NS << (attempt - 1);
     if (spectator__monotonic_ns() + backoff >= deadline_ns) break;
     pthread_mutex_lock(&p->mu);
     wait_until(p, spectator__monotonic_ns() + backoff); /* a stop ends the backoff early */
     pthread_mutex_unlock(&p->mu);
   }
-  if (res.error || res.status != 200) {
-    static spectator__ratelimit_t rl_fail;
-    if (res.error || retryable(&res, 0) || (res.status != 202 && res.status != 400))
-      SPECTATOR__LOG_LIMITED(&rl_fail, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_HTTP,
-                             "could not publish %zu measurements: %s %ld", n,
-                             res.error ? res.error : "HTTP status", res.status);
-  }
-  account(reg, &res, n, ml);
-}
-
-/* One publish: snapshot, encode and compress, send. */
-static void publish(spectator_registry_t *reg, struct spectator__publisher *p,
-                    int64_t deadline_ns) {
-  spectator__records_t rs;
-  spectator__records_init(&rs);
-  spectator__registry_collect(reg, &rs);
-  if (spectator__log_enabled(SPECTATOR_LOG_DEBUG)) {
-    SPECTATOR__RECORDS_FOREACH(&rs, r) {
-      char id[256], pct[6];
-      spectator_id_format(r->id, id, sizeof(id));
-      bool has_pct = spectator__record_pct_tag(r, pct);
-      spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY,
-                     "measurement %s statistic=%s%s%s op=%d value=%.17g", id,
-                     spectator__stat_names[r->stat] ? spectator__stat_names[r->stat] : "-",
-                     has_pct ? " percentile=" : "", pct, r->op, r->value);
+  spectator__outcome_t out;
+  spectator__http_account(attempts ? &res : NULL, rc, b->count, &out);
+  for (size_t i = 0; i < out.answer.nmessages; i++) cycle_message(cy, out.answer.messages[i]);
+  spectator__aggregator_response_free(&out.answer);
+  count_measurements(reg, NULL, out.sent);
+  count_measurements(reg, "validation", out.validation);
+  count_measurements(reg, "other", out.other);
+  count_measurements(reg, "http-error", out.http_error);
+  cy->sent += out.sent;
+  cy->validation += out.validation;
+  cy->other += out.other;
+  cy->http_error += out.http_error;
+  if (out.other || out.http_error) {
+    log_failure(p, cy, &res, rc, attempts, &out);
+  } else {
+    uint64_t streak = p->failures_in_a_row;
+    if (streak) {
+      p->failures_in_a_row = 0;
+      atomic_store(&p->rl_fail.count, 0);
+      spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_HTTP,
+                     "publishing to %s works again after %llu failed requests", cy->uri,
+                     (unsigned long long)streak);
     }
   }
-  /* What could be collected is sent; records lost to a failed allocation are
-   * counted as dropped. The encoder frees the records as it reads them. */
-  if (rs.lost) {
+}
+
+/* ------------------------------------------------------------------------ */
+/* A publish cycle                                                           */
+/* ------------------------------------------------------------------------ */
+
+int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t deadline_ns,
+                              spectator__body_fn send, void *ctx, spectator__stream_t *st) {
+  memset(st, 0, sizeof(*st));
+  const size_t batch = reg->cfg.batch_size;
+  spectator__encoder_t *enc;
+  int rc = spectator__encoder_new(reg->cfg.common_tags, gzip_level, &enc);
+  spectator__records_t rs, rest;
+  spectator__records_init(&rs);
+  spectator__cursor_t cursor = {0};
+  bool done = false, late = false;
+  while (!done || rs.len) {
+    /* The next batch of records: measured from the meters (the snapshot lock
+     * is only held while measuring), or left over from the last batch. */
+    if (!done && rs.len < batch) done = spectator__registry_collect_some(reg, &cursor, &rs, batch);
+    st->lost += rs.lost;
+    rs.lost = 0;
+    if (!late &&
+        (rc != 0 || (deadline_ns && spectator__monotonic_ns() + MIN_REQUEST_NS > deadline_ns)))
+      late = true;
+    if (late) { /* what cannot be sent any more is measured, counted and dropped */
+      st->late += rs.len;
+      spectator__records_free(&rs);
+      continue;
+    }
+    spectator__records_init(&rest);
+    spectator__records_split(&rs, batch, &rest);
+    spectator__batch_t body;
+    size_t n = rs.len;
+    if (spectator__encoder_batch(enc, &rs, &body, &st->unencodable) != 0) {
+      st->failed += n;
+    } else if (body.count) {
+      st->measurements += body.count;
+      st->batches++;
+      st->bytes += body.len;
+      bool go_on = send(ctx, &body);
+      free(body.data);
+      if (!go_on) { /* the meters not measured yet are left for the next cycle */
+        st->late += rest.len;
+        spectator__records_free(&rest);
+        break;
+      }
+    }
+    rs = rest;
+  }
+  spectator__encoder_free(enc);
+  return rc;
+}
+
+typedef struct {
+  spectator_registry_t *reg;
+  struct spectator__publisher *p;
+  int64_t deadline_ns;
+  cycle_t *cy;
+  bool final; /* the final flush: nothing comes after it */
+} sender_t;
+
+/* Send a body; a stop ends the cycle after it, and the final flush sends what
+ * was not measured yet. */
+static bool send_body(void *ctx, const spectator__batch_t *body) {
+  sender_t *s = ctx;
+  send_batch(s->reg, s->p, body, s->deadline_ns, s->cy);
+  return !atomic_load(&s->p->stop) || s->final;
+}
+
+/* One publish: the registry is measured, encoded and sent batch by batch, so
+ * memory is bounded by the batch size, not by the registry. */
+static void publish(spectator_registry_t *reg, struct spectator__publisher *p, int64_t deadline_ns,
+                    bool final) {
+  int64_t start = spectator__monotonic_ns();
+  cycle_t cy;
+  memset(&cy, 0, sizeof(cy));
+  spectator__redact_uri(reg->cfg.uri, cy.uri, sizeof(cy.uri));
+  report_size(reg);
+  sender_t s = {reg, p, deadline_ns, &cy, final};
+  spectator__stream_t st;
+  int rc = spectator__publish_stream(reg, GZIP_LEVEL, deadline_ns, send_body, &s, &st);
+  /* Measurements that never reached a request. */
+  count_measurements(reg, "validation", st.unencodable);
+  count_measurements(reg, "other", st.lost + st.failed + st.late);
+  if (st.unencodable)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "%zu measurements dropped: more tags than a datapoint can carry",
+                   st.unencodable);
+  if (st.lost || st.failed)
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
-                   "out of memory during a snapshot: %zu measurements dropped", rs.lost);
-    count_measurements(reg, "other", rs.lost);
-  }
-  size_t collected = rs.len;
-  spectator__payload_t pl;
-  int rc = spectator__encode(&rs, reg->cfg.common_tags, reg->cfg.batch_size, GZIP_LEVEL, &pl);
-  if (rc != 0) {
-    /* A missing zlib cannot get here (the start that made this thread loaded
-     * it), but it would be reported as what it is, not as a lack of memory. */
-    if (rc == SPECTATOR_ENOLIB)
-      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
-                     "zlib is not loaded, cannot compress %zu measurements: dropped", collected);
-    else
-      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
-                     "out of memory encoding %zu measurements: dropped", collected);
-    count_measurements(reg, "other", collected);
-    return;
-  }
-  count_measurements(reg, "validation", pl.dropped);
-  msglog_t ml = {{0}, 0, 0};
-  for (size_t b = 0; b < pl.len; b++) {
-    spectator__batch_t *batch = &pl.batches[b];
-    send_batch(reg, p, batch->data, batch->len, batch->count, deadline_ns, &ml);
-    free(batch->data); /* sent: not needed while the next batches go */
-    batch->data = NULL;
-  }
-  msglog_flush(&ml);
-  spectator__payload_free(&pl);
+                   "out of memory during a publish: %zu measurements dropped", st.lost + st.failed);
+  if (st.late && rc != 0)
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
+                   "%zu measurements dropped: cannot encode (%s)", st.late, spectator_strerror(rc));
+  else if (st.late)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "%zu measurements dropped: the registry produced more than could be sent to "
+                   "%s in time",
+                   st.late, cy.uri);
+  log_cycle(&cy, spectator__monotonic_ns() - start);
+  cycle_free(&cy);
 }
 
 static void *run(void *arg) {
@@ -282,7 +386,7 @@ static void *run(void *arg) {
   pthread_mutex_lock(&p->mu);
   while (!wait_until(p, next)) {
     pthread_mutex_unlock(&p->mu);
-    publish(reg, p, next + period);
+    publish(reg, p, next + period, false);
     int64_t now = spectator__monotonic_ns();
     next += period;
     if (next <= now) {
@@ -302,7 +406,7 @@ static void *run(void *arg) {
     int64_t t = (int64_t)(reg->cfg.timeout_s * 1e9);
     deadline = now + (t < FINAL_FLUSH_MIN_NS ? t : FINAL_FLUSH_MIN_NS);
   }
-  publish(reg, p, deadline);
+  publish(reg, p, deadline, true);
   return NULL;
 }
 
@@ -351,13 +455,15 @@ int spectator__publisher_start(spectator_registry_t *reg) {
       p->stop_deadline_ns = 0;
       rc = spawn(reg);
     }
+    char uri[SPECTATOR__URI_LOG_MAX];
+    spectator__redact_uri(reg->cfg.uri, uri, sizeof(uri));
     if (rc == 0)
       spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_INIT,
-                     "publishing every %g s, at most %zu measurements per request",
+                     "publishing to %s every %g s, at most %zu measurements per request", uri,
                      reg->cfg.frequency_s, reg->cfg.batch_size);
     else
-      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT, "could not start publishing: %s",
-                     spectator_strerror(rc));
+      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT,
+                     "could not start publishing to %s: %s", uri, spectator_strerror(rc));
   }
   pthread_mutex_unlock(&p->mu);
   return rc;
@@ -384,6 +490,9 @@ void spectator__publisher_stop(spectator_registry_t *reg) {
   pthread_mutex_unlock(&p->mu);
 
   pthread_join(t, NULL);
+  char uri[SPECTATOR__URI_LOG_MAX];
+  spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_INIT, "stopped publishing to %s",
+                 spectator__redact_uri(reg->cfg.uri, uri, sizeof(uri)));
 
   pthread_mutex_lock(&p->mu);
   p->state = PUB_IDLE;

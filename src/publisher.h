@@ -5,6 +5,7 @@
 #ifndef SPECTATOR_PUBLISHER_H
 #define SPECTATOR_PUBLISHER_H
 
+#include "encoder.h"
 #include "registry.h"
 
 /* Give a new registry its (idle) publisher: 0 or SPECTATOR_ENOMEM. */
@@ -15,6 +16,31 @@ int spectator__publisher_start(spectator_registry_t *reg);
 void spectator__publisher_stop(spectator_registry_t *reg);
 /* Free a stopped registry's publisher. */
 void spectator__publisher_free(spectator_registry_t *reg);
+
+/* What one publish cycle did with the registry's measurements. */
+typedef struct {
+  size_t measurements; /* datapoints in bodies handed to send */
+  size_t batches;      /* bodies */
+  size_t bytes;        /* their bytes */
+  size_t unencodable;  /* records with more tags than a datapoint carries */
+  size_t lost;         /* records lost to a failed allocation while measuring */
+  size_t failed;       /* records lost to a failed allocation while encoding */
+  size_t late;         /* records measured too late to be sent, or left when send said stop */
+} spectator__stream_t;
+
+/* Takes a body (borrowed for the call); false ends the cycle at once, leaving
+ * the meters not measured yet for the next one. */
+typedef bool (*spectator__body_fn)(void *ctx, const spectator__batch_t *body);
+
+/* A publish cycle without its network part: the registry is measured batch by
+ * batch (cfg.batch_size records, the snapshot lock held only while
+ * measuring), each batch encoded at gzip_level and handed to send. After
+ * deadline_ns (CLOCK_MONOTONIC; 0: none) the rest is measured and dropped
+ * (counted in st->late). Returns 0, or the encoder's error (everything was
+ * then measured and dropped). The publisher's thread runs it with a send that
+ * POSTs; benchmarks run it with one that does not. */
+int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t deadline_ns,
+                              spectator__body_fn send, void *ctx, spectator__stream_t *st);
 
 /* Fork hooks (fork.c calls them in order, between the registries' prefork and
  * postfork hooks, which hold the list of live registries): each publisher's

@@ -348,17 +348,30 @@ void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t ty
 /* Snapshot                                                                  */
 /* ------------------------------------------------------------------------ */
 
-void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t *rs) {
+bool spectator__registry_collect_some(spectator_registry_t *reg, spectator__cursor_t *cur,
+                                      spectator__records_t *rs, size_t want) {
   pthread_mutex_lock(&reg->snap_lock);
-  /* Meters that found the stripe pool empty get their stripes now. */
-  spectator__stripes_refill(&reg->stripes, false);
+  if (!cur->started) {
+    cur->started = true;
+    cur->next = 0;
+    cur->end = atomic_load_explicit(&reg->count, memory_order_acquire);
+    /* Meters that found the stripe pool empty get their stripes now. */
+    spectator__stripes_refill(&reg->stripes, false);
+  }
   spectator__snap_ctx_t ctx = {rs, spectator__registry_now_ns(reg)};
-  size_t n = atomic_load_explicit(&reg->count, memory_order_acquire);
-  for (size_t i = 0; i < n; i++) {
+  size_t i = cur->next;
+  for (; i < cur->end && rs->len < want; i++) {
     spectator__meter_t *m = meter_at(reg, i);
     if (types[m->type]->measure(m, &ctx)) m->last_active_ns = ctx.now_ns;
   }
   pthread_mutex_unlock(&reg->snap_lock);
+  cur->next = i;
+  return i >= cur->end;
+}
+
+void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t *rs) {
+  spectator__cursor_t cur = {0};
+  spectator__registry_collect_some(reg, &cur, rs, SIZE_MAX);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -76,8 +76,21 @@ void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t ty
                                  const char *name, const spectator_id_t *id,
                                  const char *const *tags, const spectator__meter_params_t *p);
 
-/* Snapshot into records (caller owns rs); holds snap_lock for the duration. */
+/* Snapshot every meter into records (caller owns rs); holds snap_lock for
+ * the duration. */
 void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t *rs);
+/* Where a snapshot taken in parts stands. Zeroed memory is the start. */
+typedef struct {
+  size_t next, end; /* the next meter; the meters that existed at the start */
+  bool started;
+} spectator__cursor_t;
+/* Snapshot part of the registry: the meters that existed when the first part
+ * was taken, from the cursor on, until rs holds at least `want` records.
+ * Meters created in the meantime wait for the next snapshot. snap_lock is
+ * held only during the call, so a publish can send between parts. Returns
+ * true when no meter is left. */
+bool spectator__registry_collect_some(spectator_registry_t *reg, spectator__cursor_t *cur,
+                                      spectator__records_t *rs, size_t want);
 
 /* The live registries, for exit and the fork hooks: add, remove, and walk the
  * list with its lock held. */

@@ -11,19 +11,19 @@
 
 static agg_t *agg;
 
-static int agg_fixture_setup(void **state) {
+static inline int agg_fixture_setup(void **state) {
   (void)state;
   agg = agg_start(0);
   return agg ? 0 : -1;
 }
 
-static int agg_fixture_teardown(void **state) {
+static inline int agg_fixture_teardown(void **state) {
   (void)state;
   agg_stop(agg);
   return 0;
 }
 
-static int reset(void **state) {
+static inline int reset(void **state) {
   (void)state;
   agg_reset(agg);
   return 0;
@@ -31,7 +31,7 @@ static int reset(void **state) {
 
 /* A registry publishing to uri every freq seconds; no environment tags, no
  * flush at exit (tests stop their registries themselves). */
-static spectator_registry_t *new_reg(const char *uri, double freq, double timeout) {
+static inline spectator_registry_t *new_reg(const char *uri, double freq, double timeout) {
   spectator_config_t cfg;
   spectator_config_init(&cfg);
   cfg.uri = uri;
@@ -45,7 +45,7 @@ static spectator_registry_t *new_reg(const char *uri, double freq, double timeou
 }
 
 /* The aggregated value of a series (statistic included in tags), NaN if absent. */
-static double agg_value(const char *name, const char *const *tags) {
+static inline double agg_value(const char *name, const char *const *tags) {
   double v = NAN;
   return agg_get(agg, name, tags, &v) == 0 ? v : NAN;
 }

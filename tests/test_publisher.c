@@ -119,8 +119,10 @@ static void twenty_five_thousand_meters_are_sent_in_three_requests(void **state)
   agg_stats(agg, &st);
   assert_int_equal(st.requests, 3);
   assert_int_equal(st.ok_200, 3);
-  assert_int_equal(st.measurements_accepted, 25000);
-  assert_int_equal(agg_series_count(agg), 25000);
+  /* and the registry's size, reported with everything else */
+  assert_int_equal(st.measurements_accepted, 25001);
+  assert_int_equal(agg_series_count(agg), 25001);
+  assert_true(agg_value("spectator.registrySize", SPECTATOR_TAGS("statistic", "gauge")) == 25001);
   assert_true(agg_value("many.00000", SPECTATOR_TAGS("statistic", "count")) == 1);
   assert_true(agg_value("many.24999", SPECTATOR_TAGS("statistic", "count")) == 25000);
   spectator_registry_free(r);
@@ -140,7 +142,8 @@ static void retries_recover_from_two_503s(void **state) {
   spectator_measurements_t *ms = spectator_registry_snapshot(r);
   assert_true(snap_value(ms, "http.req.complete", HTTP_TAGS("5xx", "503")) == 2);
   assert_true(snap_value(ms, "http.req.complete", HTTP_TAGS("2xx", "200")) == 1);
-  assert_true(snap_value(ms, "spectator.measurements", SPECTATOR_TAGS("id", "sent", "statistic", "count")) == 1);
+  /* the counter and spectator.registrySize */
+  assert_true(snap_value(ms, "spectator.measurements", SPECTATOR_TAGS("id", "sent", "statistic", "count")) == 2);
   spectator_measurements_free(ms);
   spectator_registry_free(r);
 }
@@ -157,7 +160,7 @@ static void three_failures_drop_the_batch_as_http_error(void **state) {
   assert_int_equal(st.requests, 3);
   spectator_measurements_t *ms = spectator_registry_snapshot(r);
   assert_true(snap_value(ms, "spectator.measurements",
-                         SPECTATOR_TAGS("id", "dropped", "error", "http-error", "statistic", "count")) == 1);
+                         SPECTATOR_TAGS("id", "dropped", "error", "http-error", "statistic", "count")) == 2);
   spectator_measurements_free(ms);
   spectator_registry_free(r);
 }
@@ -189,7 +192,8 @@ static void partial_failures_are_counted_as_dropped_validation(void **state) {
   assert_int_equal(st.partial_202, 1);
   assert_true(agg_value("good.one", SPECTATOR_TAGS("statistic", "count")) == 1);
   spectator_measurements_t *ms = spectator_registry_snapshot(r);
-  assert_true(snap_value(ms, "spectator.measurements", SPECTATOR_TAGS("id", "sent", "statistic", "count")) == 1);
+  /* good.one and spectator.registrySize */
+  assert_true(snap_value(ms, "spectator.measurements", SPECTATOR_TAGS("id", "sent", "statistic", "count")) == 2);
   assert_true(snap_value(ms, "spectator.measurements",
                          SPECTATOR_TAGS("id", "dropped", "error", "validation", "statistic", "count")) == 1);
   spectator_measurements_free(ms);
@@ -207,8 +211,9 @@ static void a_slow_aggregator_times_out_within_the_bound(void **state) {
   assert_true(took < 0.3 + 1.0);
   spectator_measurements_t *ms = spectator_registry_snapshot(r);
   assert_true(snap_value(ms, "http.req.complete", HTTP_TAGS("timeout", "timeout")) >= 1);
+  /* a timeout is an http-error: the counter and spectator.registrySize */
   assert_true(snap_value(ms, "spectator.measurements",
-                         SPECTATOR_TAGS("id", "dropped", "error", "other", "statistic", "count")) == 1);
+                         SPECTATOR_TAGS("id", "dropped", "error", "http-error", "statistic", "count")) == 2);
   spectator_measurements_free(ms);
   spectator_registry_free(r);
 }
@@ -227,8 +232,9 @@ static void a_dead_endpoint_is_counted_and_stop_is_bounded(void **state) {
   assert_true(spectator_stopwatch_elapsed_ns(sw) / 1e9 < 0.5 + 1.0);
   spectator_measurements_t *ms = spectator_registry_snapshot(r);
   assert_true(snap_value(ms, "http.req.complete", HTTP_TAGS("connection_refused", "connection_refused")) == 3);
+  /* a refused connection is an http-error */
   assert_true(snap_value(ms, "spectator.measurements",
-                         SPECTATOR_TAGS("id", "dropped", "error", "other", "statistic", "count")) == 1);
+                         SPECTATOR_TAGS("id", "dropped", "error", "http-error", "statistic", "count")) == 2);
   spectator_measurements_free(ms);
   spectator_registry_free(r);
 }
@@ -242,7 +248,7 @@ static void sanitized_ids_merge_into_one_series(void **state) {
   assert_true(agg_value("a_b", SPECTATOR_TAGS("k~", "x_y", "statistic", "count")) == 3);
   agg_stats_t st;
   agg_stats(agg, &st);
-  assert_int_equal(st.measurements_received, 1);
+  assert_int_equal(st.measurements_received, 2); /* and spectator.registrySize */
   spectator_registry_free(r);
 }
 
@@ -265,7 +271,10 @@ static void common_tags_from_the_environment_are_on_every_record(void **state) {
   spectator_registry_stop(r);
   assert_true(agg_value("tagged", SPECTATOR_TAGS("nf.app", "www", "nf.region", "us-east-1", "team",
                                                  "metrics", "env", "prod", "statistic", "count")) == 1);
-  assert_int_equal(agg_series_count(agg), 1);
+  assert_true(agg_value("spectator.registrySize",
+                        SPECTATOR_TAGS("nf.app", "www", "nf.region", "us-east-1", "team", "metrics",
+                                       "env", "prod", "statistic", "gauge")) == 2);
+  assert_int_equal(agg_series_count(agg), 2);
   spectator_registry_free(r);
 }
 
