@@ -223,7 +223,7 @@ stage_valgrind() {
 # libFuzzer harnesses (fuzz/), built by clang with ASan + UBSan. New corpus entries go to a
 # temporary directory, never into the repository; a crash leaves its input in
 # $FUZZ_DIR/artifacts (reproduce with: $FUZZ_DIR/fuzz/<harness> <file>).
-FUZZ_HARNESSES="fuzz_id fuzz_encoder fuzz_response fuzz_config"
+FUZZ_HARNESSES="fuzz_id fuzz_encoder fuzz_response fuzz_accounting fuzz_config"
 
 stage_fuzz() {
   command -v clang >/dev/null || die "clang is not installed (scripts/deps.sh --test installs it)"
