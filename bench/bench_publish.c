@@ -326,7 +326,8 @@ static void phases(workload_t *w, result_t *res, int r) {
   int64_t t0 = bench_now_ns();
   spectator__records_t rs, work;
   spectator__records_init(&rs);
-  spectator__registry_collect(w->reg, &rs);
+  spectator__cursor_t cur = {0};
+  spectator__registry_collect(w->reg, &cur, &rs, SIZE_MAX);
   res->collect[r] = ms_since(t0);
   res->measurements = rs.len;
   res->records_bytes = 0;
@@ -400,6 +401,7 @@ static void phases(workload_t *w, result_t *res, int r) {
   res->same_values = same;
   spectator__payload_free(&pl);
   spectator__records_free(&rs);
+  spectator__registry_collect_end(w->reg, &cur);
 }
 
 static void run(workload_t *w, result_t *res, int rounds) {

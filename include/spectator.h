@@ -219,11 +219,14 @@ typedef struct spectator_config {
                                      These win over the environment's common tags */
   int env_common_tags;            /* nonzero (default): also add SPECTATOR_COMMON_TAGS
                                      and the Netflix variables (nf.app, nf.region...) */
-  size_t max_meters;              /* cap on distinct meters; default 100000; values
-                                     above 2^24 ("no cap") mean 2^24 */
-  double meter_ttl_s;             /* meters idle this long are not reported; a gauge
-                                     reports its last value this long after its last
-                                     set unless it has its own TTL; default 900 */
+  size_t max_meters;              /* cap on meters alive (pinned and transient);
+                                     default 100000; values above 2^24 ("no cap")
+                                     mean 2^24 */
+  double meter_ttl_s;             /* meters idle this long are not reported, and
+                                     transient ones (used only by spectator_record)
+                                     are removed; a gauge reports its last value
+                                     this long after its last set unless it has its
+                                     own TTL; default 900 */
   int auto_start;                 /* nonzero: start publishing when created (explicit
                                      registries) or on first use (global); default 1 */
   int flush_at_exit;              /* nonzero: a started registry is stopped and
@@ -301,6 +304,16 @@ SPECTATOR_EXTERN size_t spectator_registry_size(spectator_registry_t *reg);
 /* ------------------------------------------------------------------------ */
 /* Meters                                                                    */
 /* ------------------------------------------------------------------------ */
+
+/* Meters come in two kinds. A lookup (spectator_counter() and the rest) hands
+ * out a pointer and pins its meter: it is never freed before its registry,
+ * so keep the pointer (an idle pinned meter reports nothing, and reports
+ * again when recorded on). A meter used only through the one-shot calls
+ * (spectator_record) is transient: once it has been idle for meter_ttl_s it
+ * is removed and its memory reclaimed; the next call creates it anew. A
+ * lookup that finds a transient meter pins it. Rule of thumb: keep a pointer
+ * for the ids you know at compile time; use the one-shot call for ids built
+ * from data (per customer, per endpoint, per peer). */
 
 typedef struct spectator_counter spectator_counter_t;
 typedef struct spectator_timer spectator_timer_t;
@@ -386,6 +399,34 @@ SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_registry_percentile_tim
     spectator_registry_t *reg, const spectator_id_t *id, double min_seconds, double max_seconds);
 SPECTATOR_EXTERN spectator_percentile_dist_summary_t *spectator_registry_percentile_dist_summary_id(
     spectator_registry_t *reg, const spectator_id_t *id, double min, double max);
+
+/* The meter types, for the one-shot calls below. */
+typedef enum {
+  SPECTATOR_METER_COUNTER = 0,
+  SPECTATOR_METER_TIMER,
+  SPECTATOR_METER_DIST_SUMMARY,
+  SPECTATOR_METER_GAUGE,
+  SPECTATOR_METER_MAX_GAUGE,
+  SPECTATOR_METER_MONOTONIC_COUNTER,
+  SPECTATOR_METER_PERCENTILE_TIMER,
+  SPECTATOR_METER_PERCENTILE_DIST_SUMMARY
+} spectator_meter_type_t;
+
+/* Look up (creating when needed) and record value in one call, without
+ * handing out a pointer: counter add, timer seconds, summary amount, gauge
+ * set, max gauge set, monotonic counter set, percentile timer seconds (range
+ * 10 ms to 60 s), percentile summary amount (range 0 to 2^63). A meter made by
+ * these calls is transient (see above). The value follows the recording
+ * function's rules (an amount <= 0 on a counter is ignored...). Thread-safe;
+ * a call on an existing meter takes no lock and allocates nothing. Bad input
+ * (NULL registry, name or tags as for lookups, a type not in the enum) or a
+ * type conflict: nothing is recorded and a rate-limited log line says why.
+ * spectator_record uses the global registry. */
+SPECTATOR_EXTERN void spectator_record(spectator_meter_type_t type, const char *name,
+                                       const char *const *tags, double value);
+SPECTATOR_EXTERN void spectator_registry_record(spectator_registry_t *reg,
+                                                spectator_meter_type_t type, const char *name,
+                                                const char *const *tags, double value);
 
 /* Recording. NULL meters are a no-op. Lock-free, allocation-free, no clock, no
  * system call, no logging. */

@@ -140,4 +140,9 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   return true;
 }
 
-SPECTATOR__METER_TYPE(counter, "counter", .init = init, .measure = measure);
+/* A one-shot call (spectator_record). */
+static void record(spectator__meter_t *m, double value) {
+  spectator_counter_add((spectator_counter_t *)m, value);
+}
+
+SPECTATOR__METER_TYPE(counter, "counter", .init = init, .measure = measure, .record = record);

@@ -29,4 +29,9 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   return spectator__summary_state_measure(&((spectator_dist_summary_t *)m)->st, m->id, ctx);
 }
 
-SPECTATOR__METER_TYPE(dist_summary, "distribution summary", .measure = measure);
+/* A one-shot call (spectator_record). */
+static void record(spectator__meter_t *m, double value) {
+  spectator_dist_summary_record((spectator_dist_summary_t *)m, value);
+}
+
+SPECTATOR__METER_TYPE(dist_summary, "distribution summary", .measure = measure, .record = record);

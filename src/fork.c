@@ -8,14 +8,15 @@
  * _postfork_child; this file only calls them in a fixed order:
  *
  * - prepare takes every library lock: the registries' (the list of live
- *   registries, then each registry's insert and snapshot locks), the
+ *   registries, then each registry's snapshot and insert locks), the
  *   publishers' state locks, then the log handler lock. None of these is ever
  *   held across network I/O or a user callback, so prepare waits at most for
  *   a lookup miss or a snapshot to finish, never for the network. Recording
  *   takes no lock at all and is never blocked.
  * - the parent releases them in reverse order.
  * - the child re-initializes them (their owners and waiters were threads that
- *   do not exist here), the registries drop the interval state the parent had
+ *   do not exist here), the lookups other threads were in are forgotten
+ *   (smr.h), the registries drop the interval state the parent had
  *   pending (the parent reports it), and the publishers, last, when everything
  *   a publishing thread touches is consistent again, abandon the parent's
  *   connections and restart publishing where the parent was publishing. Meter
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "publisher.h"
 #include "registry.h"
+#include "smr.h"
 
 static void prepare(void) {
   spectator__registries_prefork();
@@ -42,6 +44,7 @@ static void parent(void) {
 
 static void child(void) {
   spectator__log_postfork_child();
+  spectator__smr_postfork_child();
   spectator__registries_postfork_child();
   spectator__publishers_postfork_child();
 }

@@ -60,5 +60,10 @@ static void postfork_child(spectator__meter_t *m) {
   atomic_store(&g->updated, 0);
 }
 
+/* A one-shot call (spectator_record). */
+static void record(spectator__meter_t *m, double value) {
+  spectator_gauge_set((spectator_gauge_t *)m, value);
+}
+
 SPECTATOR__METER_TYPE(gauge, "gauge", .init = init, .measure = measure,
-                      .postfork_child = postfork_child);
+                      .postfork_child = postfork_child, .record = record);

@@ -1,8 +1,9 @@
 /*
  * The public lookups of every meter type, on an explicit registry
  * (spectator_registry_counter, ..._id) and on the global one
- * (spectator_counter), generated from the list of types in meter.h. The
- * gauge's TTL variants are the only hand-written ones.
+ * (spectator_counter), generated from the list of types in meter.h, and the
+ * one-shot calls (spectator_record). The gauge's TTL variants are the only
+ * hand-written lookups.
  */
 #include "registry.h"
 
@@ -53,4 +54,27 @@ spectator_gauge_t *spectator_registry_gauge_with_ttl_id(spectator_registry_t *re
                                                         const spectator_id_t *id, double ttl_s) {
   spectator__meter_params_t p = {ttl_s, 0, 0};
   return spectator__registry_lookup(reg, SPECTATOR__GAUGE, NULL, id, NULL, &p);
+}
+
+/* The public meter types are the internal ones, in the same order. */
+#define CHECK_TYPE(NAME, stem, shape)                                                     \
+  _Static_assert((int)SPECTATOR_METER_##NAME == (int)SPECTATOR__##NAME, "same order");
+SPECTATOR__METER_TYPE_MAP(CHECK_TYPE)
+
+void spectator_registry_record(spectator_registry_t *reg, spectator_meter_type_t type,
+                               const char *name, const char *const *tags, double value) {
+  if (SPECTATOR__UNLIKELY((unsigned)type >= SPECTATOR__METER_TYPES)) {
+    static spectator__ratelimit_t rl_type;
+    SPECTATOR__LOG_LIMITED(&rl_type, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                           "spectator_record with meter type %d, which is not one; '%.*s' not "
+                           "recorded",
+                           (int)type, SPECTATOR__LOG_STR(name));
+    return;
+  }
+  spectator__registry_record(reg, (spectator__type_t)type, name, tags, value);
+}
+
+void spectator_record(spectator_meter_type_t type, const char *name, const char *const *tags,
+                      double value) {
+  spectator_registry_record(spectator_global_registry(), type, name, tags, value);
 }

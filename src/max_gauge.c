@@ -50,4 +50,9 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   return true;
 }
 
-SPECTATOR__METER_TYPE(max_gauge, "max gauge", .measure = measure);
+/* A one-shot call (spectator_record). */
+static void record(spectator__meter_t *m, double value) {
+  spectator_max_gauge_set((spectator_max_gauge_t *)m, value);
+}
+
+SPECTATOR__METER_TYPE(max_gauge, "max gauge", .measure = measure, .record = record);

@@ -43,14 +43,22 @@ typedef enum {
       SPECTATOR__METER_TYPES
 } spectator__type_t;
 
-/* The first member of every meter. Fields after `conflict_logged` belong to
- * the snapshot (only touched with the registry's snapshot lock held). A no-op
+/* What a meter's life is (registry.c): a lookup handed out a pointer to it
+ * (pinned: it lives as long as the registry), or only one-shot calls used it
+ * (transient: it expires when idle), or it expired (dead: no lookup finds
+ * it, and it is freed after a grace period). */
+enum { SPECTATOR__TRANSIENT = 0, SPECTATOR__PINNED = 1, SPECTATOR__DEAD = 2 };
+
+/* The first member of every meter. Fields after `own_alloc` belong to the
+ * snapshot (only touched with the registry's snapshot lock held). A no-op
  * meter has a NULL id. */
 typedef struct spectator__meter {
   spectator_id_t *id;
   uint8_t type;          /* spectator__type_t */
   uint8_t has_statistic; /* the id carries its own statistic tag */
   _Atomic uint8_t conflict_logged;
+  _Atomic uint8_t state; /* SPECTATOR__TRANSIENT, _PINNED or _DEAD */
+  uint8_t own_alloc;     /* allocated on its own (transient), not in a slab */
   int64_t last_active_ns; /* last snapshot that saw activity */
 } spectator__meter_t;
 
@@ -97,6 +105,12 @@ typedef struct spectator__meter_type {
    * reported once, by the parent. Must not allocate or block. NULL: measure
    * into nothing. */
   void (*postfork_child)(spectator__meter_t *m);
+  /* Record one value, as a one-shot call does (spectator_record): a counter
+   * adds it, a timer takes seconds, a gauge sets it... */
+  void (*record)(spectator__meter_t *m, double value);
+  /* The parameters a one-shot call creates the meter with (percentile
+   * ranges); NULL: none. */
+  const spectator__meter_params_t *defaults;
 } spectator__meter_type_t;
 
 /* Define a type's descriptor and its no-op meter in the type's file, e.g.

@@ -60,5 +60,10 @@ static void postfork_child(spectator__meter_t *m) {
   mc->prev = NAN;
 }
 
+/* A one-shot call (spectator_record). */
+static void record(spectator__meter_t *m, double value) {
+  spectator_monotonic_counter_set((spectator_monotonic_counter_t *)m, value);
+}
+
 SPECTATOR__METER_TYPE(monotonic_counter, "monotonic counter", .init = init, .measure = measure,
-                      .postfork_child = postfork_child);
+                      .postfork_child = postfork_child, .record = record);

@@ -65,5 +65,13 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   return spectator__pct_counts_measure(&d->buckets, m->id, true, ctx) || active;
 }
 
+/* A one-shot call (spectator_record). */
+static void record(spectator__meter_t *m, double value) {
+  spectator_percentile_dist_summary_record((spectator_percentile_dist_summary_t *)m, value);
+}
+
+/* The default range: every amount an int64 holds. */
+static const spectator__meter_params_t defaults = {0, 0, SPECTATOR__TWO_POW_63};
+
 SPECTATOR__METER_TYPE(percentile_dist_summary, "percentile distribution summary", .init = init,
-                      .measure = measure);
+                      .measure = measure, .record = record, .defaults = &defaults);

@@ -68,4 +68,13 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   return spectator__pct_counts_measure(&t->buckets, m->id, false, ctx) || active;
 }
 
-SPECTATOR__METER_TYPE(percentile_timer, "percentile timer", .init = init, .measure = measure);
+/* A one-shot call (spectator_record). */
+static void record(spectator__meter_t *m, double value) {
+  spectator_percentile_timer_record((spectator_percentile_timer_t *)m, value);
+}
+
+/* The default range: 10 ms to 60 s. */
+static const spectator__meter_params_t defaults = {0, 0.01, 60};
+
+SPECTATOR__METER_TYPE(percentile_timer, "percentile timer", .init = init, .measure = measure,
+                      .record = record, .defaults = &defaults);

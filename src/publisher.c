@@ -292,7 +292,7 @@ int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t
   while (!done || rs.len) {
     /* The next batch of records: measured from the meters (the snapshot lock
      * is only held while measuring), or left over from the last batch. */
-    if (!done && rs.len < batch) done = spectator__registry_collect_some(reg, &cursor, &rs, batch);
+    if (!done && rs.len < batch) done = spectator__registry_collect(reg, &cursor, &rs, batch);
     st->lost += rs.lost;
     rs.lost = 0;
     if (!late &&
@@ -323,6 +323,8 @@ int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t
     }
     rs = rest;
   }
+  /* Every record of the cycle was encoded or dropped: their ids are free to go. */
+  spectator__registry_collect_end(reg, &cursor);
   spectator__encoder_free(enc);
   return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * Registries: where ids become meters.
+ * Registries: where ids become meters, and where meters end.
  *
  * DESIGN
  * Looking a meter up must be cheap and scale across threads, and recording on
@@ -11,34 +11,46 @@
  *   load the table pointer and the slots with acquire loads and compare the
  *   canonical (name, tags) view built on their stack, so a hit takes no lock
  *   and allocates nothing. Writers (a lookup that misses) take `lock`, probe
- *   again, and publish a new meter with a release store. Growing the table
- *   publishes a new one; retired tables stay allocated until the registry is
- *   freed, so a reader holding an old one never touches freed memory (it may
- *   miss a new meter, and then takes the slow path).
+ *   again, and publish a new meter with a release store.
  *
- * - Meters are never freed or moved while the registry lives: the pointer a
- *   lookup returns stays valid, which is what lets the hot path be a plain
- *   atomic instruction on it. They are carved from blocks (slabs) freed with
- *   the registry, each meter on cache lines of its own (no false sharing
- *   between two meters, no per-meter allocator header). They are also kept in
- *   an append-only array of fixed-size chunks whose count is published with a
- *   release store, so a snapshot walks them without the insert lock.
+ * - Meters are pinned or transient (meter.h). A lookup that hands out a
+ *   pointer pins its meter: it is never moved or freed while the registry
+ *   lives, which is what lets the hot path be a plain atomic instruction on
+ *   it. Pinned meters are carved from blocks (slabs) freed with the registry,
+ *   each on cache lines of its own. A meter that only one-shot calls use
+ *   (spectator_record) is transient: allocated on its own, and once it has
+ *   been idle for meter_ttl_s a snapshot expires it: it is marked dead, its
+ *   slot becomes a tombstone (probes go on past it; inserts reuse it; an index
+ *   with too many is rebuilt) and it stops counting against the cap.
+ *
+ * - An expired meter may still be read by a lookup that found it before it
+ *   expired, and even recorded into by a one-shot call, so it is freed only
+ *   after a grace period (smr.h: every lookup in progress has ended) and
+ *   after a complete snapshot has measured it since (what such a call
+ *   recorded is reported), and only when no snapshot's records still borrow
+ *   its id. Replaced indexes are freed after a grace period too. Memory
+ *   therefore follows the meters in use, however many ids come and go.
+ *
+ * - Meters are also kept in an array of fixed-size chunks of positions, which
+ *   a snapshot walks up to the positions used so far. The position of a freed
+ *   meter is reused.
  *
  * - What a meter is, the registry only knows through its type's descriptor
  *   (meter.h): the size to carve, how to initialize it, how to measure it at
- *   a snapshot and how to reset it in a forked child.
+ *   a snapshot, how to record one value and how to reset it in a forked child.
  *
  * - A snapshot (publisher or spectator_registry_snapshot) holds `snap_lock`
  *   while it swaps each meter's interval state for zero; that lock also owns
  *   the few per-meter fields only snapshots touch (gauge timestamps, monotonic
  *   counter bases). Neither lock is ever held across network I/O or a call into
- *   application code; lock order is lock -> snap_lock never nested, and the
- *   fork hooks take the list lock, then each registry's lock and snap_lock.
+ *   application code but the configured clock; lock order is snap_lock ->
+ *   lock, and the fork hooks take the list lock, then each registry's
+ *   snap_lock and lock.
  *
  * Bad input and type conflicts give a shared static no-op meter of the
  * requested type: recording on it is harmless and it is never reported. The
- * number of meters is capped (cfg.max_meters); past the cap lookups of new ids
- * give no-op meters and a rate-limited warning.
+ * number of live meters is capped (cfg.max_meters); past the cap lookups of
+ * new ids give no-op meters and a rate-limited warning.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +59,7 @@
 #include "config.h"
 #include "id.h"
 #include "registry.h"
+#include "smr.h"
 
 /* The descriptor of each type, generated from the one list in meter.h. */
 static const spectator__meter_type_t *const types[SPECTATOR__METER_TYPES] = {
@@ -143,10 +156,15 @@ spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg) 
   reg->cfg.common_tags = merge_common_tags(cfg, &ok);
   if ((cfg->uri && !reg->cfg.uri) || (cfg->ca_info && !reg->cfg.ca_info)) ok = false;
   /* The chunk directory is sized from the cap up front (snapshots read it
-   * without the insert lock), so a cap beyond any real use is clamped. */
+   * without the insert lock), so a cap beyond any real use is clamped.
+   * Expired meters keep their positions until they are freed: twice the cap,
+   * within what a slot can index. */
   if (reg->cfg.max_meters > SPECTATOR__MAX_METERS_LIMIT)
     reg->cfg.max_meters = SPECTATOR__MAX_METERS_LIMIT; /* "no cap", e.g. SIZE_MAX */
-  reg->nchunks = reg->cfg.max_meters / SPECTATOR__CHUNK + 1;
+  reg->max_positions = 2 * reg->cfg.max_meters;
+  if (reg->max_positions > SPECTATOR__SLOT_INDEX_MASK - 1)
+    reg->max_positions = SPECTATOR__SLOT_INDEX_MASK - 1;
+  reg->nchunks = reg->max_positions / SPECTATOR__CHUNK + 1;
   reg->chunks = calloc(reg->nchunks, sizeof(*reg->chunks));
   spectator__table_t *t = table_new(64);
   if (!ok || !reg->chunks || !t) {
@@ -158,6 +176,7 @@ spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg) 
   }
   atomic_init(&reg->table, t);
   atomic_init(&reg->count, 0);
+  atomic_init(&reg->end, 0);
   pthread_mutex_init(&reg->lock, NULL);
   pthread_mutex_init(&reg->snap_lock, NULL);
   return reg;
@@ -166,13 +185,23 @@ nomem:
   return NULL;
 }
 
+/* The meter at a position, NULL when there is none (any more). */
 static inline spectator__meter_t *meter_at(const spectator_registry_t *reg, size_t i) {
-  return reg->chunks[i / SPECTATOR__CHUNK][i % SPECTATOR__CHUNK];
+  return atomic_load_explicit(&reg->chunks[i / SPECTATOR__CHUNK][i % SPECTATOR__CHUNK],
+                              memory_order_acquire);
+}
+
+static void free_meter(spectator__meter_t *m) {
+  spectator_id_free(m->id);
+  if (m->own_alloc) free(m);
 }
 
 void spectator__registry_destroy(spectator_registry_t *reg) {
-  size_t n = atomic_load(&reg->count);
-  for (size_t i = 0; i < n; i++) spectator_id_free(meter_at(reg, i)->id);
+  size_t end = atomic_load(&reg->end);
+  for (size_t i = 0; i < end; i++) {
+    spectator__meter_t *m = meter_at(reg, i);
+    if (m) free_meter(m); /* expired ones too: they keep their position until freed */
+  }
   while (reg->slab) {
     spectator__slab_t *next = reg->slab->next;
     free(reg->slab);
@@ -181,12 +210,14 @@ void spectator__registry_destroy(spectator_registry_t *reg) {
   for (size_t c = 0; c < reg->nchunks; c++) free(reg->chunks[c]);
   free(reg->chunks);
   spectator__stripes_free(&reg->stripes);
-  spectator__table_t *t = atomic_load(&reg->table);
-  while (t) {
-    spectator__table_t *prev = t->prev;
-    free(t);
-    t = prev;
+  free(atomic_load(&reg->table));
+  while (reg->retired) {
+    spectator__retired_t *next = reg->retired->next;
+    free(reg->retired->table);
+    free(reg->retired);
+    reg->retired = next;
   }
+  free(reg->free_pos);
   pthread_mutex_destroy(&reg->lock);
   pthread_mutex_destroy(&reg->snap_lock);
   free_config_copies(&reg->cfg);
@@ -202,35 +233,97 @@ int64_t spectator__registry_now_ns(const spectator_registry_t *reg) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Lookup                                                                    */
+/* The index                                                                 */
 /* ------------------------------------------------------------------------ */
 
 static inline uint32_t slot_tag(uint64_t hash) {
   return (uint32_t)(hash >> 57) << SPECTATOR__SLOT_INDEX_BITS;
 }
 
-static spectator__meter_t *probe(spectator_registry_t *reg, spectator__table_t *t,
-                                 const spectator__canon_t *c) {
+/* The live meter for c, or NULL. Lock-free (inside an SMR section), or with
+ * reg->lock held. A dead meter is never returned. */
+static inline spectator__meter_t *probe(spectator_registry_t *reg, spectator__table_t *t,
+                                        const spectator__canon_t *c) {
   uint32_t tag = slot_tag(c->hash);
   for (size_t i = c->hash & t->mask;; i = (i + 1) & t->mask) {
     uint32_t v = atomic_load_explicit(&t->slots[i], memory_order_acquire);
     if (!v) return NULL;
-    if ((v & ~SPECTATOR__SLOT_INDEX_MASK) != tag) continue;
+    if (v == SPECTATOR__SLOT_TOMBSTONE || (v & ~SPECTATOR__SLOT_INDEX_MASK) != tag) continue;
     spectator__meter_t *m = meter_at(reg, (v & SPECTATOR__SLOT_INDEX_MASK) - 1);
-    if (spectator__canon_equals_id(c, m->id)) return m;
+    if (m && spectator__canon_equals_id(c, m->id))
+      return atomic_load_explicit(&m->state, memory_order_acquire) == SPECTATOR__DEAD ? NULL : m;
   }
 }
 
-/* Index meter number idx (its position in the chunk array). */
-static void table_put(spectator__table_t *t, const spectator__meter_t *m, size_t idx) {
+/* Index the meter at position pos in t (reg->lock held), in the first empty
+ * or tombstone slot of its chain. Returns whether an empty slot was used. */
+static bool table_put(spectator__table_t *t, const spectator__meter_t *m, size_t pos) {
   size_t i = m->id->hash & t->mask;
-  while (atomic_load_explicit(&t->slots[i], memory_order_relaxed)) i = (i + 1) & t->mask;
-  atomic_store_explicit(&t->slots[i], slot_tag(m->id->hash) | (uint32_t)(idx + 1),
+  uint32_t v;
+  while ((v = atomic_load_explicit(&t->slots[i], memory_order_relaxed)) &&
+         v != SPECTATOR__SLOT_TOMBSTONE)
+    i = (i + 1) & t->mask;
+  atomic_store_explicit(&t->slots[i], slot_tag(m->id->hash) | (uint32_t)(pos + 1),
                         memory_order_release);
+  return v == 0;
 }
 
-/* Zeroed, cache-line-aligned memory for a meter (reg->lock held). Blocks grow
- * from 4 KiB to 64 KiB, so a small registry stays small. */
+/* Make the meter at position pos unreachable from t (reg->lock held). */
+static void table_remove(spectator__table_t *t, const spectator__meter_t *m, size_t pos) {
+  uint32_t want = slot_tag(m->id->hash) | (uint32_t)(pos + 1);
+  for (size_t i = m->id->hash & t->mask;; i = (i + 1) & t->mask) {
+    uint32_t v = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+    if (!v) return;
+    if (v == want) {
+      atomic_store_explicit(&t->slots[i], SPECTATOR__SLOT_TOMBSTONE, memory_order_release);
+      return;
+    }
+  }
+}
+
+static void retire(spectator_registry_t *reg, spectator__retired_t *r, uint64_t epoch) {
+  r->epoch = epoch;
+  r->grace_pass = 0;
+  r->next = reg->retired;
+  reg->retired = r;
+}
+
+/* Room for one more meter in the index (reg->lock held): a new index, twice
+ * the live meters (at least 64, load factor under 1/2, no tombstones), when
+ * this one is half used. The old one is retired: lookups in progress may be
+ * reading it. Returns the index to insert into, NULL when memory runs out. */
+static spectator__table_t *table_reserve(spectator_registry_t *reg) {
+  spectator__table_t *t = atomic_load_explicit(&reg->table, memory_order_relaxed);
+  if (2 * (reg->table_used + 1) <= t->mask + 1) return t;
+  size_t live = atomic_load_explicit(&reg->count, memory_order_relaxed) + 1, cap = 64;
+  while (cap < 4 * live) cap *= 2;
+  spectator__retired_t *r = calloc(1, sizeof(*r));
+  spectator__table_t *fresh = r ? table_new(cap) : NULL;
+  if (!fresh) {
+    free(r);
+    return NULL;
+  }
+  size_t used = 0, end = atomic_load_explicit(&reg->end, memory_order_relaxed);
+  for (size_t i = 0; i < end; i++) {
+    spectator__meter_t *m = meter_at(reg, i);
+    if (m && atomic_load_explicit(&m->state, memory_order_relaxed) != SPECTATOR__DEAD) {
+      table_put(fresh, m, i);
+      used++;
+    }
+  }
+  atomic_store_explicit(&reg->table, fresh, memory_order_release);
+  reg->table_used = used;
+  r->table = t;
+  retire(reg, r, spectator__smr_retire_epoch());
+  return fresh;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creation                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Zeroed, cache-line-aligned memory for a pinned meter (reg->lock held).
+ * Blocks grow from 4 KiB to 64 KiB, so a small registry stays small. */
 static void *slab_alloc(spectator_registry_t *reg, size_t size) {
   size = (size + SPECTATOR__CACHELINE - 1) & ~(size_t)(SPECTATOR__CACHELINE - 1);
   spectator__slab_t *s = reg->slab;
@@ -253,6 +346,28 @@ static void *slab_alloc(spectator_registry_t *reg, size_t size) {
   return m;
 }
 
+/* Zeroed memory of its own for a transient meter. */
+static void *own_alloc(size_t size) {
+  size = (size + SPECTATOR__CACHELINE - 1) & ~(size_t)(SPECTATOR__CACHELINE - 1);
+  void *mem = NULL;
+  if (posix_memalign(&mem, SPECTATOR__CACHELINE, size) != 0) return NULL;
+  memset(mem, 0, size);
+  return mem;
+}
+
+/* A free position (reg->lock held): a freed meter's, or the next new one;
+ * SIZE_MAX when there is none. */
+static size_t take_position(spectator_registry_t *reg) {
+  if (reg->nfree) return reg->free_pos[--reg->nfree];
+  size_t end = atomic_load_explicit(&reg->end, memory_order_relaxed);
+  if (end >= reg->max_positions) return SIZE_MAX;
+  size_t chunk = end / SPECTATOR__CHUNK;
+  if (!reg->chunks[chunk] &&
+      !(reg->chunks[chunk] = calloc(SPECTATOR__CHUNK, sizeof(*reg->chunks[chunk]))))
+    return SIZE_MAX;
+  return end;
+}
+
 static void *conflict(spectator__meter_t *m, spectator__type_t type) {
   const char *want = types[type]->name;
   if (!atomic_exchange(&m->conflict_logged, 1))
@@ -262,42 +377,36 @@ static void *conflict(spectator__meter_t *m, spectator__type_t type) {
   return types[type]->noop;
 }
 
-/* Called with reg->lock held: create, index and publish a new meter. */
+/* Called with reg->lock held: create, index and publish a new meter, pinned
+ * or transient. */
 static spectator__meter_t *create_locked(spectator_registry_t *reg, const spectator__canon_t *c,
-                                         spectator__type_t type,
-                                         const spectator__meter_params_t *p) {
+                                         spectator__type_t type, const spectator__meter_params_t *p,
+                                         uint8_t state) {
   const spectator__meter_type_t *mt = types[type];
   size_t n = atomic_load_explicit(&reg->count, memory_order_relaxed);
-  if (n >= reg->cfg.max_meters) {
+  size_t pos = n < reg->cfg.max_meters ? take_position(reg) : SIZE_MAX;
+  if (pos == SIZE_MAX) {
     SPECTATOR__LOG_LIMITED(&reg->rl_full, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                            "registry is full (%zu meters, the max_meters cap): '%.*s' gets a "
                            "no-op %s",
                            n, SPECTATOR__LOG_STR(c->name), mt->name);
     return NULL;
   }
-  spectator__table_t *t = atomic_load_explicit(&reg->table, memory_order_relaxed);
-  if (2 * (n + 1) > t->mask + 1) { /* keep the load factor under 1/2 */
-    spectator__table_t *bigger = table_new(2 * (t->mask + 1));
-    if (!bigger) return NULL;
-    for (size_t i = 0; i < n; i++) table_put(bigger, meter_at(reg, i), i);
-    bigger->prev = t;
-    atomic_store_explicit(&reg->table, bigger, memory_order_release);
-    t = bigger;
-  }
-  size_t chunk = n / SPECTATOR__CHUNK;
-  if (!reg->chunks[chunk]) {
-    reg->chunks[chunk] = calloc(SPECTATOR__CHUNK, sizeof(spectator__meter_t *));
-    if (!reg->chunks[chunk]) return NULL;
-  }
-  spectator_id_t *id = spectator__id_from_canon(c);
-  spectator__meter_t *m = id ? slab_alloc(reg, mt->size) : NULL;
+  spectator__table_t *t = table_reserve(reg);
+  spectator_id_t *id = t ? spectator__id_from_canon(c) : NULL;
+  bool own = state == SPECTATOR__TRANSIENT;
+  spectator__meter_t *m = !id ? NULL : own ? own_alloc(mt->size) : slab_alloc(reg, mt->size);
   if (!m) {
     spectator_id_free(id);
+    if (pos == atomic_load_explicit(&reg->end, memory_order_relaxed)) return NULL;
+    reg->free_pos[reg->nfree++] = pos; /* it came from there: there is room */
     return NULL;
   }
   m->id = id;
   m->type = (uint8_t)type;
   m->has_statistic = spectator_id_tag(id, "statistic") != NULL;
+  m->own_alloc = own;
+  atomic_init(&m->state, state);
   m->last_active_ns = spectator__registry_now_ns(reg);
   if (mt->init) {
     static const spectator__meter_params_t none = {0, 0, 0};
@@ -305,10 +414,58 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
                                   m->last_active_ns};
     mt->init(m, p ? p : &none, &env);
   }
-  reg->chunks[chunk][n % SPECTATOR__CHUNK] = m;
-  table_put(t, m, n);
+  atomic_store_explicit(&reg->chunks[pos / SPECTATOR__CHUNK][pos % SPECTATOR__CHUNK], m,
+                        memory_order_release);
+  if (pos == atomic_load_explicit(&reg->end, memory_order_relaxed))
+    atomic_store_explicit(&reg->end, pos + 1, memory_order_release);
+  if (table_put(t, m, pos)) reg->table_used++;
   atomic_store_explicit(&reg->count, n + 1, memory_order_release);
   return m;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lookup and one-shot recording                                             */
+/* ------------------------------------------------------------------------ */
+
+/* The meter for c of this type, created when there is none (state: what a
+ * new one is), inside an SMR section. A transient meter a lookup finds is
+ * pinned when want is SPECTATOR__PINNED. NULL: none could be had (logged). */
+static inline spectator__meter_t *find_or_create(spectator_registry_t *reg,
+                                                 const spectator__canon_t *c,
+                                                 spectator__type_t type,
+                                                 const spectator__meter_params_t *p, uint8_t want) {
+  spectator__meter_t *m = probe(reg, atomic_load_explicit(&reg->table, memory_order_acquire), c);
+  if (m && want == SPECTATOR__PINNED &&
+      atomic_load_explicit(&m->state, memory_order_relaxed) != SPECTATOR__PINNED) {
+    uint8_t st = SPECTATOR__TRANSIENT;
+    /* A transient meter becomes pinned, unless it just expired. */
+    if (!atomic_compare_exchange_strong(&m->state, &st, SPECTATOR__PINNED) && st == SPECTATOR__DEAD)
+      m = NULL;
+  }
+  if (!m) {
+    pthread_mutex_lock(&reg->lock);
+    m = probe(reg, atomic_load_explicit(&reg->table, memory_order_relaxed), c);
+    if (m && want == SPECTATOR__PINNED) atomic_store(&m->state, SPECTATOR__PINNED);
+    if (!m) m = create_locked(reg, c, type, p, want);
+    pthread_mutex_unlock(&reg->lock);
+  }
+  return m;
+}
+
+/* Canonicalize a lookup's id; false (logged) for bad input. */
+static bool canon(spectator__canon_t *c, const spectator__meter_type_t *mt, const char *name,
+                  const spectator_id_t *id, const char *const *tags) {
+  int rc =
+      id ? spectator__canon_init(c, NULL, id, NULL) : spectator__canon_init(c, name, NULL, tags);
+  if (SPECTATOR__LIKELY(rc == 0)) return true;
+  spectator__canon_log_error(c, mt->name, name);
+  return false;
+}
+
+static void log_null_registry(const spectator__meter_type_t *mt) {
+  static spectator__ratelimit_t rl_noreg;
+  SPECTATOR__LOG_LIMITED(&rl_noreg, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                         "%s lookup on a NULL registry; using a no-op", mt->name);
 }
 
 void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t type,
@@ -316,62 +473,188 @@ void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t ty
                                  const char *const *tags, const spectator__meter_params_t *p) {
   const spectator__meter_type_t *mt = types[type];
   if (SPECTATOR__UNLIKELY(!reg)) {
-    static spectator__ratelimit_t rl_noreg;
-    SPECTATOR__LOG_LIMITED(&rl_noreg, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
-                           "%s lookup on a NULL registry; using a no-op", mt->name);
+    log_null_registry(mt);
     return mt->noop;
   }
   spectator__canon_t c;
-  int rc;
-  if (id)
-    rc = spectator__canon_init(&c, NULL, id, NULL);
-  else
-    rc = spectator__canon_init(&c, name, NULL, tags);
-  if (SPECTATOR__UNLIKELY(rc != 0)) {
-    spectator__canon_log_error(&c, mt->name, name);
-    return mt->noop;
-  }
-  spectator__meter_t *m = probe(reg, atomic_load_explicit(&reg->table, memory_order_acquire), &c);
-  if (!m) {
-    pthread_mutex_lock(&reg->lock);
-    m = probe(reg, atomic_load_explicit(&reg->table, memory_order_relaxed), &c);
-    if (!m) m = create_locked(reg, &c, type, p);
-    pthread_mutex_unlock(&reg->lock);
-  }
+  if (!canon(&c, mt, name, id, tags)) return mt->noop;
+  spectator__smr_slot_t *smr = spectator__smr_enter();
+  spectator__meter_t *m = smr ? find_or_create(reg, &c, type, p, SPECTATOR__PINNED) : NULL;
+  spectator__smr_leave(smr);
   spectator__canon_free(&c);
   if (!m) return mt->noop;
   if (SPECTATOR__UNLIKELY(m->type != type)) return conflict(m, type);
   return m;
 }
 
+void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type, const char *name,
+                                const char *const *tags, double value) {
+  const spectator__meter_type_t *mt = types[type];
+  if (SPECTATOR__UNLIKELY(!reg)) {
+    log_null_registry(mt);
+    return;
+  }
+  spectator__canon_t c;
+  if (!canon(&c, mt, name, NULL, tags)) return;
+  spectator__smr_slot_t *smr = spectator__smr_enter();
+  spectator__meter_t *m =
+      smr ? find_or_create(reg, &c, type, mt->defaults, SPECTATOR__TRANSIENT) : NULL;
+  /* Recorded inside the section: an expiring meter is not freed under it. */
+  if (m && SPECTATOR__LIKELY(m->type == type))
+    mt->record(m, value);
+  else if (m)
+    conflict(m, type);
+  spectator__smr_leave(smr);
+  spectator__canon_free(&c);
+}
+
 /* ------------------------------------------------------------------------ */
-/* Snapshot                                                                  */
+/* Snapshot and expiry                                                       */
 /* ------------------------------------------------------------------------ */
 
-bool spectator__registry_collect_some(spectator_registry_t *reg, spectator__cursor_t *cur,
-                                      spectator__records_t *rs, size_t want) {
+/* At the start of a snapshot with no other in progress (both locks held):
+ * expired meters whose grace period is over get this snapshot as the one
+ * that measures them a last time; replaced indexes whose grace period is
+ * over are freed. */
+static void begin_pass(spectator_registry_t *reg, uint64_t seq) {
+  uint64_t oldest = spectator__smr_oldest();
+  for (spectator__retired_t **rp = &reg->retired; *rp;) {
+    spectator__retired_t *r = *rp;
+    if (r->epoch >= oldest) {
+      rp = &r->next;
+    } else if (r->table) {
+      *rp = r->next;
+      free(r->table);
+      free(r);
+    } else {
+      if (!r->grace_pass) r->grace_pass = seq;
+      rp = &r->next;
+    }
+  }
+}
+
+/* At the end of a complete snapshot that no other overlaps (both locks
+ * held): the expired meters it measured after their grace period are freed
+ * and their positions reused. */
+static void end_pass(spectator_registry_t *reg, uint64_t seq) {
+  for (spectator__retired_t **rp = &reg->retired; *rp;) {
+    spectator__retired_t *r = *rp;
+    if (!r->meter || !r->grace_pass || r->grace_pass > seq) {
+      rp = &r->next;
+      continue;
+    }
+    *rp = r->next;
+    atomic_store_explicit(&reg->chunks[r->pos / SPECTATOR__CHUNK][r->pos % SPECTATOR__CHUNK], NULL,
+                          memory_order_release);
+    reg->free_pos[reg->nfree++] = r->pos;
+    free_meter(r->meter);
+    free(r);
+  }
+}
+
+/* Expire the idle transient meters found by a part of a snapshot (snap_lock
+ * held): each is marked dead unless a lookup pinned it meanwhile, removed
+ * from the index and from the count, and retired. */
+static void expire(spectator_registry_t *reg, spectator__retired_t *found) {
+  if (!found) return;
+  pthread_mutex_lock(&reg->lock);
+  /* Room to give every position back when they are freed. */
+  size_t need = reg->nfree, dying = 0;
+  for (spectator__retired_t *r = found; r; r = r->next) dying++;
+  for (spectator__retired_t *r = reg->retired; r; r = r->next) need += r->meter != NULL;
+  if (need + dying > reg->free_cap) {
+    size_t cap = reg->free_cap ? 2 * reg->free_cap : 256;
+    while (cap < need + dying) cap *= 2;
+    size_t *fp = realloc(reg->free_pos, cap * sizeof(*fp));
+    if (!fp) { /* keep them alive for now: the next snapshot tries again */
+      pthread_mutex_unlock(&reg->lock);
+      while (found) {
+        spectator__retired_t *next = found->next;
+        free(found);
+        found = next;
+      }
+      return;
+    }
+    reg->free_pos = fp;
+    reg->free_cap = cap;
+  }
+  spectator__table_t *t = atomic_load_explicit(&reg->table, memory_order_relaxed);
+  spectator__retired_t *dead = NULL;
+  while (found) {
+    spectator__retired_t *r = found;
+    found = r->next;
+    uint8_t st = SPECTATOR__TRANSIENT;
+    if (!atomic_compare_exchange_strong(&r->meter->state, &st, SPECTATOR__DEAD)) {
+      free(r); /* pinned meanwhile */
+      continue;
+    }
+    table_remove(t, r->meter, r->pos); /* the slot stays used, as a tombstone */
+    atomic_fetch_sub_explicit(&reg->count, 1, memory_order_relaxed);
+    r->next = dead;
+    dead = r;
+  }
+  uint64_t epoch = spectator__smr_retire_epoch();
+  while (dead) {
+    spectator__retired_t *next = dead->next;
+    retire(reg, dead, epoch);
+    dead = next;
+  }
+  pthread_mutex_unlock(&reg->lock);
+}
+
+bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t *cur,
+                                 spectator__records_t *rs, size_t want) {
   pthread_mutex_lock(&reg->snap_lock);
   if (!cur->started) {
     cur->started = true;
     cur->next = 0;
-    cur->end = atomic_load_explicit(&reg->count, memory_order_acquire);
+    cur->end = atomic_load_explicit(&reg->end, memory_order_acquire);
+    cur->seq = ++reg->pass_seq;
+    if (reg->passes++ == 0) {
+      pthread_mutex_lock(&reg->lock);
+      begin_pass(reg, cur->seq);
+      pthread_mutex_unlock(&reg->lock);
+    }
     /* Meters that found the stripe pool empty get their stripes now. */
     spectator__stripes_refill(&reg->stripes, false);
   }
   spectator__snap_ctx_t ctx = {rs, spectator__registry_now_ns(reg)};
+  const int64_t ttl_ns = (int64_t)(reg->cfg.meter_ttl_s * 1e9);
+  spectator__retired_t *idle = NULL;
   size_t i = cur->next;
   for (; i < cur->end && rs->len < want; i++) {
     spectator__meter_t *m = meter_at(reg, i);
-    if (types[m->type]->measure(m, &ctx)) m->last_active_ns = ctx.now_ns;
+    if (!m) continue;
+    if (types[m->type]->measure(m, &ctx)) {
+      m->last_active_ns = ctx.now_ns;
+    } else if (atomic_load_explicit(&m->state, memory_order_relaxed) == SPECTATOR__TRANSIENT &&
+               ctx.now_ns > m->last_active_ns &&
+               (uint64_t)ctx.now_ns - (uint64_t)m->last_active_ns > (uint64_t)ttl_ns) {
+      spectator__retired_t *r = calloc(1, sizeof(*r)); /* no memory: expires later */
+      if (r) {
+        r->meter = m;
+        r->pos = i;
+        r->next = idle;
+        idle = r;
+      }
+    }
   }
+  expire(reg, idle);
   pthread_mutex_unlock(&reg->snap_lock);
   cur->next = i;
   return i >= cur->end;
 }
 
-void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t *rs) {
-  spectator__cursor_t cur = {0};
-  spectator__registry_collect_some(reg, &cur, rs, SIZE_MAX);
+void spectator__registry_collect_end(spectator_registry_t *reg, spectator__cursor_t *cur) {
+  if (!cur->started) return;
+  pthread_mutex_lock(&reg->snap_lock);
+  if (--reg->passes == 0 && cur->next >= cur->end) {
+    pthread_mutex_lock(&reg->lock);
+    end_pass(reg, cur->seq);
+    pthread_mutex_unlock(&reg->lock);
+  }
+  pthread_mutex_unlock(&reg->snap_lock);
+  cur->started = false;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -381,29 +664,32 @@ void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t
 void spectator__registries_prefork(void) {
   pthread_mutex_lock(&all_lock);
   for (spectator_registry_t *r = all_head; r; r = r->next_all) {
-    pthread_mutex_lock(&r->lock);
     pthread_mutex_lock(&r->snap_lock);
+    pthread_mutex_lock(&r->lock);
   }
 }
 
 void spectator__registries_postfork_parent(void) {
   for (spectator_registry_t *r = all_head; r; r = r->next_all) {
-    pthread_mutex_unlock(&r->snap_lock);
     pthread_mutex_unlock(&r->lock);
+    pthread_mutex_unlock(&r->snap_lock);
   }
   pthread_mutex_unlock(&all_lock);
 }
 
 /* The parent reports what it had pending; the child drops it, so that nothing
- * is reported twice. Meters stay where they are: pointers stay valid. */
+ * is reported twice. Meters stay where they are: pointers stay valid. The
+ * parent's snapshots in progress do not exist here. */
 void spectator__registries_postfork_child(void) {
   for (spectator_registry_t *r = all_head; r; r = r->next_all) {
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->snap_lock, NULL);
+    r->passes = 0;
     spectator__snap_ctx_t drop = {NULL, 0};
-    size_t n = atomic_load_explicit(&r->count, memory_order_relaxed);
-    for (size_t i = 0; i < n; i++) {
+    size_t end = atomic_load_explicit(&r->end, memory_order_relaxed);
+    for (size_t i = 0; i < end; i++) {
       spectator__meter_t *m = meter_at(r, i);
+      if (!m) continue;
       const spectator__meter_type_t *mt = types[m->type];
       if (mt->postfork_child)
         mt->postfork_child(m);

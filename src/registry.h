@@ -10,29 +10,48 @@
 #include "log.h"
 #include "meter.h"
 #include "records.h"
+#include "smr.h"
 #include "stripes.h"
 
-/* The lookup index. A slot is 0 (empty) or holds the meter's position in the
- * chunk array plus one (bits 0-24) and 7 bits of its id's hash (bits 25-31),
- * so a probe skips most other meters without touching them; 4 bytes a slot. */
+/* The lookup index. A slot is 0 (empty), SPECTATOR__SLOT_TOMBSTONE (a meter
+ * that expired was there: probes go on past it), or holds the meter's
+ * position in the chunk array plus one (bits 0-24) and 7 bits of its id's
+ * hash (bits 25-31), so a probe skips most other meters without touching
+ * them; 4 bytes a slot. */
 typedef struct spectator__table {
-  size_t mask;                   /* capacity - 1 (power of two) */
-  struct spectator__table *prev; /* retired tables, freed with the registry */
+  size_t mask; /* capacity - 1 (power of two) */
   _Atomic uint32_t slots[];
 } spectator__table_t;
 #define SPECTATOR__SLOT_INDEX_BITS 25
 #define SPECTATOR__SLOT_INDEX_MASK ((UINT32_C(1) << SPECTATOR__SLOT_INDEX_BITS) - 1)
+#define SPECTATOR__SLOT_TOMBSTONE SPECTATOR__SLOT_INDEX_MASK
 
-/* Meters are carved from blocks that live as long as the registry: no
- * per-meter allocator header, and every meter starts on its own cache line. */
+/* Pinned meters are carved from blocks that live as long as the registry: no
+ * per-meter allocator header, and every meter starts on its own cache line.
+ * Transient meters are allocated one by one, so that they can be freed. */
 typedef struct spectator__slab {
   struct spectator__slab *next;
   size_t used, cap; /* bytes of data */
   _Alignas(SPECTATOR__CACHELINE) unsigned char data[];
 } spectator__slab_t;
 
+/* Something removed from the index that a lookup may still be reading: a
+ * transient meter that expired, or an index that was replaced. Freed after
+ * a grace period (smr.h); an expired meter only once a complete snapshot has
+ * also measured it after that (a one-shot call that found it before it
+ * expired may have recorded into it). */
+typedef struct spectator__retired {
+  struct spectator__retired *next;
+  uint64_t epoch;            /* retire epoch */
+  spectator__meter_t *meter; /* NULL: table */
+  spectator__table_t *table;
+  size_t pos;          /* the meter's position */
+  uint64_t grace_pass; /* the first snapshot that began after the grace period; 0: none yet */
+} spectator__retired_t;
+
 #define SPECTATOR__CHUNK 1024
-/* Largest cap on meters: 16 M meters, a 128 KiB chunk directory. */
+/* Largest cap on meters: 16 M meters, a 256 KiB chunk directory (positions
+ * are twice the cap: expired meters keep theirs until they are freed). */
 #define SPECTATOR__MAX_METERS_LIMIT ((size_t)1 << 24)
 
 struct spectator__publisher; /* publisher.c */
@@ -42,13 +61,21 @@ struct spectator_registry {
    * common tags merged from the environment and the config). */
   spectator_config_t cfg;
 
-  pthread_mutex_t lock;      /* inserts: table, chunks, count */
-  pthread_mutex_t snap_lock; /* one snapshot at a time; snapshot-owned meter fields */
+  pthread_mutex_t lock;      /* the index, positions and meter memory; under snap_lock when both */
+  pthread_mutex_t snap_lock; /* one snapshot at a time; snapshot-owned meter fields; expiry */
   _Atomic(spectator__table_t *) table;
-  spectator__meter_t ***chunks; /* directory of SPECTATOR__CHUNK-sized arrays */
+  size_t table_used;                   /* slots not empty: live meters and tombstones (lock) */
+  _Atomic(spectator__meter_t *) **chunks; /* directory of SPECTATOR__CHUNK-sized arrays */
   size_t nchunks;
-  spectator__slab_t *slab; /* where new meters go; older blocks follow `next` */
-  _Atomic size_t count;
+  size_t max_positions;
+  _Atomic size_t end;   /* positions used so far: a snapshot looks at [0, end) */
+  _Atomic size_t count; /* live meters (expired ones are not): what the cap counts */
+  size_t *free_pos;     /* positions of freed meters, for reuse (lock) */
+  size_t nfree, free_cap;
+  spectator__slab_t *slab; /* where new pinned meters go; older blocks follow `next` */
+  spectator__retired_t *retired; /* waiting to be freed (snap_lock and lock) */
+  uint64_t pass_seq;             /* snapshots begun (snap_lock) */
+  unsigned passes;               /* snapshots whose records are still in use (snap_lock) */
 
   spectator__ratelimit_t rl_full;
   spectator__stripe_src_t stripes; /* for contended counters and timers */
@@ -70,27 +97,36 @@ int64_t spectator__registry_now_ns(const spectator_registry_t *reg);
 
 /* Find or create the meter of this type for (name, tags) or id (borrowed);
  * never NULL: bad input, a type conflict or a full registry give the type's
- * no-op meter and a rate-limited log line. A hit takes no lock and
- * allocates nothing. p NULL: no parameters. */
+ * no-op meter and a rate-limited log line. The meter is pinned: it lives as
+ * long as the registry. A hit takes no lock and allocates nothing. p NULL: no
+ * parameters. */
 void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t type,
                                  const char *name, const spectator_id_t *id,
                                  const char *const *tags, const spectator__meter_params_t *p);
+/* Record value on the meter of this type for (name, tags), created as a
+ * transient meter when there is none (freed after meter_ttl_s idle), without
+ * handing out a pointer. Bad input and type conflicts: nothing recorded and a
+ * rate-limited log line. A hit takes no lock and allocates nothing. */
+void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type,
+                                const char *name, const char *const *tags, double value);
 
-/* Snapshot every meter into records (caller owns rs); holds snap_lock for
- * the duration. */
-void spectator__registry_collect(spectator_registry_t *reg, spectator__records_t *rs);
-/* Where a snapshot taken in parts stands. Zeroed memory is the start. */
+/* Where a snapshot stands. Zeroed memory is the start of one. */
 typedef struct {
-  size_t next, end; /* the next meter; the meters that existed at the start */
+  size_t next, end; /* the next position; the positions used when it began */
   bool started;
+  uint64_t seq; /* its number among the registry's snapshots */
 } spectator__cursor_t;
-/* Snapshot part of the registry: the meters that existed when the first part
- * was taken, from the cursor on, until rs holds at least `want` records.
- * Meters created in the meantime wait for the next snapshot. snap_lock is
- * held only during the call, so a publish can send between parts. Returns
- * true when no meter is left. */
-bool spectator__registry_collect_some(spectator_registry_t *reg, spectator__cursor_t *cur,
-                                      spectator__records_t *rs, size_t want);
+/* Snapshot the registry, or part of it: the meters that existed when the
+ * first part was taken, from the cursor on, until rs holds at least `want`
+ * records (SIZE_MAX: all at once). Meters created in the meantime wait for the
+ * next snapshot. snap_lock is held only during the call, so a publish can send
+ * between parts. Idle transient meters expire here. Returns true when no
+ * meter is left. Every snapshot begun must be ended with
+ * spectator__registry_collect_end once its records are no longer read: until
+ * then the meters they borrow ids from are not freed. */
+bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t *cur,
+                                 spectator__records_t *rs, size_t want);
+void spectator__registry_collect_end(spectator_registry_t *reg, spectator__cursor_t *cur);
 
 /* The live registries, for exit and the fork hooks: add, remove, and walk the
  * list with its lock held. */
@@ -101,7 +137,7 @@ void spectator__registries_unlock(void);
 spectator_registry_t *spectator__registries_head(void);
 
 /* Fork hooks (fork.c calls them in order). prefork takes the list lock, then
- * each registry's insert and snapshot locks, and keeps them until
+ * each registry's snapshot and insert locks, and keeps them until
  * postfork_parent or postfork_child; between the two, other modules' hooks
  * walk the list without locking it. postfork_child re-initializes the locks
  * and resets every meter's interval state (meter descriptors). */

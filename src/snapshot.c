@@ -51,7 +51,8 @@ spectator_measurements_t *spectator_registry_snapshot(spectator_registry_t *reg)
   if (!ms) return NULL;
   spectator__records_t rs;
   spectator__records_init(&rs);
-  spectator__registry_collect(reg, &rs);
+  spectator__cursor_t cur = {0};
+  spectator__registry_collect(reg, &cur, &rs, SIZE_MAX);
   if (rs.lost)
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
                    "out of memory during a snapshot: %zu measurements were lost", rs.lost);
@@ -66,6 +67,8 @@ spectator_measurements_t *spectator_registry_snapshot(spectator_registry_t *reg)
     ms->items[ms->len++] = (spectator_measurement_t){id, r->op, r->value};
   }
   spectator__records_free(&rs);
+  /* The measurements hold ids of their own: the records' are not needed. */
+  spectator__registry_collect_end(reg, &cur);
   if (ms->len > 1) qsort(ms->items, ms->len, sizeof(*ms->items), measurement_cmp);
   return ms;
 }

@@ -42,4 +42,9 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   return spectator__timer_state_measure(&((spectator_timer_t *)m)->st, m->id, ctx);
 }
 
-SPECTATOR__METER_TYPE(timer, "timer", .init = init, .measure = measure);
+/* A one-shot call (spectator_record). */
+static void record(spectator__meter_t *m, double value) {
+  spectator_timer_record((spectator_timer_t *)m, value);
+}
+
+SPECTATOR__METER_TYPE(timer, "timer", .init = init, .measure = measure, .record = record);

@@ -358,7 +358,8 @@ static void ten_thousand_common_tags_are_dropped_whole_not_truncated(void **stat
   spectator_counter_add(spectator_registry_counter(r, "d", NULL), 1);
   spectator__records_t rs;
   spectator__records_init(&rs);
-  spectator__registry_collect(r, &rs);
+  spectator__cursor_t cur = {0};
+  spectator__registry_collect(r, &cur, &rs, SIZE_MAX);
   assert_int_equal(rs.len, 2);
   spectator__payload_t pl;
   assert_int_equal(spectator__encode(&rs, r->cfg.common_tags, 100, 1, &pl), 0);
@@ -366,6 +367,7 @@ static void ten_thousand_common_tags_are_dropped_whole_not_truncated(void **stat
   assert_int_equal(pl.measurements, 0);
   spectator__payload_free(&pl);
   spectator__records_free(&rs);
+  spectator__registry_collect_end(r, &cur);
   spectator_registry_free(r);
   free(tags);
   free(text);
