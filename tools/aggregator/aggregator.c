@@ -496,6 +496,7 @@ struct agg {
   struct MHD_Daemon *daemon;
   int port;
   char url[64];
+  char *tls_key, *tls_cert; /* PEM copies for an https server, freed at stop */
   struct timespec start;
 
   pthread_mutex_t mu;
@@ -509,7 +510,8 @@ struct agg {
   FILE *verbose;
   double step_s;
   size_t max_body, max_messages;
-  unsigned long iv_no; /* interval of the counters below */
+  int close_connections; /* answer updates with "Connection: close" */
+  unsigned long iv_no;   /* interval of the counters below */
   size_t iv_requests, iv_received, iv_accepted, iv_dropped;
   char last_ct[256], last_ce[128], last_ua[512];
   const agg_file_t *files; /* served on GET; NULL: none */
@@ -1227,9 +1229,11 @@ static enum MHD_Result handle_update(agg_t *agg, struct MHD_Connection *c, req_t
   size_t json_len = 0;
   int gzip_error = 0, invalid_json = 0, strict_json = 0, too_large = r->too_large;
   size_t max_body, max_messages;
+  int close_connection;
   pthread_mutex_lock(&agg->mu);
   max_body = agg->max_body;
   max_messages = agg->max_messages;
+  close_connection = agg->close_connections;
   pthread_mutex_unlock(&agg->mu);
 
   if (too_large) {
@@ -1361,8 +1365,14 @@ static enum MHD_Result handle_update(agg_t *agg, struct MHD_Connection *c, req_t
       MHD_destroy_response(resp);
     }
   } else {
-    ret = reply(c, (unsigned)(status ? status : 500), body ? body : "", body_len,
-                body_len ? "application/json" : NULL);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        body_len, (void *)(uintptr_t)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+    if (resp) {
+      if (body_len) MHD_add_response_header(resp, "Content-Type", "application/json");
+      if (close_connection) MHD_add_response_header(resp, "Connection", "close");
+      ret = MHD_queue_response(c, (unsigned)(status ? status : 500), resp);
+      MHD_destroy_response(resp);
+    }
   }
   free(json);
   outcome_free(&o);
@@ -1625,7 +1635,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* Public API                                                                */
 /* ------------------------------------------------------------------------ */
 
-agg_t *agg_start(int port) {
+static char *dup_pem(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+static void agg_free(agg_t *agg) {
+  pthread_cond_destroy(&agg->cond);
+  pthread_mutex_destroy(&agg->mu);
+  free(agg->tls_key);
+  free(agg->tls_cert);
+  free(agg);
+}
+
+/* Both agg_start and agg_start_tls: key and cert are NULL for plain http. */
+static agg_t *start_server(int port, const char *key_pem, const char *cert_pem) {
   if (port < 0 || port > 65535) return NULL;
   agg_t *agg = calloc(1, sizeof *agg);
   if (!agg) return NULL;
@@ -1643,29 +1669,52 @@ agg_t *agg_start(int port) {
   agg->step_s = 5.0;
   agg->max_body = AGG_DEFAULT_MAX_BODY_SIZE;
   agg->iv_no = 1;
+  int tls = key_pem && cert_pem;
+  if (tls) {
+    agg->tls_key = dup_pem(key_pem);
+    agg->tls_cert = dup_pem(cert_pem);
+    if (!agg->tls_key || !agg->tls_cert || MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      agg_free(agg);
+      return NULL;
+    }
+  }
 
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  agg->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL,
-      (uint16_t)port, NULL, NULL, on_request, agg, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, agg, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned int)30, MHD_OPTION_END);
+  unsigned int flags =
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+  if (tls)
+    agg->daemon = MHD_start_daemon(
+        flags | MHD_USE_TLS, (uint16_t)port, NULL, NULL, on_request, agg, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, agg,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_HTTPS_MEM_KEY, agg->tls_key,
+        MHD_OPTION_HTTPS_MEM_CERT, agg->tls_cert, MHD_OPTION_END);
+  else
+    agg->daemon =
+        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, agg, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, agg,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
   const union MHD_DaemonInfo *info =
       agg->daemon ? MHD_get_daemon_info(agg->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
   if (!info || !info->port) {
     if (agg->daemon) MHD_stop_daemon(agg->daemon);
-    pthread_cond_destroy(&agg->cond);
-    pthread_mutex_destroy(&agg->mu);
-    free(agg);
+    agg_free(agg);
     return NULL;
   }
   agg->port = info->port;
-  snprintf(agg->url, sizeof agg->url, "http://127.0.0.1:%d%s", agg->port, UPDATE_PATH);
+  snprintf(agg->url, sizeof agg->url, "%s://127.0.0.1:%d%s", tls ? "https" : "http", agg->port,
+           UPDATE_PATH);
   return agg;
+}
+
+agg_t *agg_start(int port) { return start_server(port, NULL, NULL); }
+
+agg_t *agg_start_tls(int port, const char *key_pem, const char *cert_pem) {
+  if (!key_pem || !cert_pem) return NULL;
+  return start_server(port, key_pem, cert_pem);
 }
 
 int agg_port(const agg_t *agg) { return agg ? agg->port : 0; }
@@ -1684,9 +1733,7 @@ void agg_stop(agg_t *agg) {
   if (agg->verbose) fflush(agg->verbose);
   series_clear(agg);
   fail_clear_locked(agg);
-  pthread_cond_destroy(&agg->cond);
-  pthread_mutex_destroy(&agg->mu);
-  free(agg);
+  agg_free(agg);
 }
 
 int agg_get(agg_t *agg, const char *name, const char *const *tags, double *out_value) {
@@ -1849,6 +1896,13 @@ void agg_set_max_body_size(agg_t *agg, size_t bytes) {
   if (!agg || bytes == 0) return;
   pthread_mutex_lock(&agg->mu);
   agg->max_body = bytes;
+  pthread_mutex_unlock(&agg->mu);
+}
+
+void agg_set_close_connections(agg_t *agg, int on) {
+  if (!agg) return;
+  pthread_mutex_lock(&agg->mu);
+  agg->close_connections = on != 0;
   pthread_mutex_unlock(&agg->mu);
 }
 

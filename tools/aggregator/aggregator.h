@@ -77,9 +77,16 @@ typedef struct agg agg_t;
 /* Starts a server on 127.0.0.1:port (0 = an ephemeral port). NULL on failure
  * (port in use, out of memory). Free with agg_stop(). */
 agg_t *agg_start(int port);
+/* The same server over https, for TLS tests: libmicrohttpd's TLS (GnuTLS, so
+ * the server never shares TLS library state with a client that uses OpenSSL)
+ * with this PEM private key and certificate (copied). agg_url() is then
+ * "https://127.0.0.1:PORT/api/v4/update". NULL also when libmicrohttpd has no
+ * TLS support or a key or certificate is NULL or unusable. */
+agg_t *agg_start_tls(int port, const char *key_pem, const char *cert_pem);
 /* The port actually bound; 0 for NULL. */
 int agg_port(const agg_t *agg);
-/* "http://127.0.0.1:PORT/api/v4/update", owned by agg, valid until agg_stop. */
+/* "http://127.0.0.1:PORT/api/v4/update" ("https://..." for agg_start_tls),
+ * owned by agg, valid until agg_stop. */
 const char *agg_url(const agg_t *agg);
 /* Wakes delayed requests, stops the server, prints the last interval summary
  * when verbose, frees everything. NULL is a no-op. Returns promptly even
@@ -164,6 +171,10 @@ void agg_set_verbose(agg_t *agg, FILE *out);
 void agg_set_interval_step(agg_t *agg, double seconds);
 /* Limit on request bodies, compressed and decompressed (413 above it). */
 void agg_set_max_body_size(agg_t *agg, size_t bytes);
+/* Nonzero: every answer to /api/v4/update says "Connection: close" and the
+ * server closes the connection after it, as a proxy that closes idle
+ * connections would (default 0: connections are kept alive). */
+void agg_set_close_connections(agg_t *agg, int on);
 /* At most n messages in a 202/400 answer (0 = one per dropped datapoint, the
  * default; the real aggregator samples 5). errorCount is always exact. */
 void agg_set_max_messages(agg_t *agg, size_t n);

@@ -1379,6 +1379,91 @@ static void files_are_served_on_get_with_their_type(void **state) {
   free(u);
 }
 
+/* Two POSTs of one counter on one handle: how many new connections each made. */
+static void post_twice_on_one_handle(const char *url, const char *ca_file, long connects[2]) {
+  CURL *c = curl_easy_init();
+  assert_non_null(c);
+  rec_t rec = REC(0, 1, "name", "keep.alive", "statistic", "count");
+  char *body = payload(&rec, 1);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  if (ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+  resp_t r;
+  memset(&r, 0, sizeof r);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 200);
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects[i]);
+  }
+  resp_free(&r);
+  free(body);
+  curl_easy_cleanup(c);
+}
+
+static void close_connections_makes_every_answer_close_its_connection(void **state) {
+  agg_t *agg = *state;
+  long connects[2];
+  post_twice_on_one_handle(agg_url(agg), NULL, connects);
+  assert_int_equal(connects[0], 1);
+  assert_int_equal(connects[1], 0); /* kept alive and reused */
+  agg_set_close_connections(agg, 1);
+  post_twice_on_one_handle(agg_url(agg), NULL, connects);
+  assert_int_equal(connects[0], 1);
+  assert_int_equal(connects[1], 1); /* closed by the server: a new one */
+  assert_true(value_of(agg, "keep.alive", TAGS("statistic", "count")) == 4);
+}
+
+/* The https mode: a self-signed certificate for 127.0.0.1 made with the
+ * openssl CLI (skipped without it or without libmicrohttpd's TLS support). */
+static void https_mode_serves_the_update_endpoint_with_the_given_certificate(void **state) {
+  (void)state;
+  char dir[] = "/tmp/agg-tls.XXXXXX", cmd[1024], key_path[64], cert_path[64];
+  assert_non_null(mkdtemp(dir));
+  snprintf(key_path, sizeof key_path, "%s/key.pem", dir);
+  snprintf(cert_path, sizeof cert_path, "%s/cert.pem", dir);
+  snprintf(cmd, sizeof cmd,
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+           "-keyout %s -out %s -days 1 -subj '/CN=agg test' -addext subjectAltName=IP:127.0.0.1 "
+           ">/dev/null 2>&1",
+           key_path, cert_path);
+  int made = system(cmd) == 0;
+  FILE *kf = fopen(key_path, "r"), *cf = fopen(cert_path, "r");
+  char key[4096] = "", cert[4096] = "";
+  if (kf) key[fread(key, 1, sizeof key - 1, kf)] = '\0';
+  if (cf) cert[fread(cert, 1, sizeof cert - 1, cf)] = '\0';
+  if (kf) fclose(kf);
+  if (cf) fclose(cf);
+  agg_t *tls = made ? agg_start_tls(0, key, cert) : NULL;
+  if (!tls) {
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    print_message("no openssl CLI or no TLS in libmicrohttpd: skipped\n");
+    skip();
+  }
+  char expected[64];
+  snprintf(expected, sizeof expected, "https://127.0.0.1:%d/api/v4/update", agg_port(tls));
+  assert_string_equal(agg_url(tls), expected);
+  long connects[2];
+  post_twice_on_one_handle(agg_url(tls), cert_path, connects);
+  assert_true(value_of(tls, "keep.alive", TAGS("statistic", "count")) == 2);
+  /* plain http to the https port gets no answer */
+  char plain[64];
+  snprintf(plain, sizeof plain, "http://127.0.0.1:%d/api/v4/update", agg_port(tls));
+  resp_t r = http("POST", plain, "[]", 2, NULL);
+  assert_int_not_equal(r.rc, CURLE_OK);
+  resp_free(&r);
+  assert_null(agg_start_tls(0, NULL, cert));
+  agg_stop(tls);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1435,6 +1520,8 @@ int main(void) {
       T(control_endpoints_report_stats_series_and_inject_failures),
       cmocka_unit_test(null_aggregator_is_harmless),
       T(explicit_port_is_used_and_a_busy_one_fails),
+      T(close_connections_makes_every_answer_close_its_connection),
+      cmocka_unit_test(https_mode_serves_the_update_endpoint_with_the_given_certificate),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
