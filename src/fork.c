@@ -19,8 +19,12 @@
  *   (smr.h), the registries drop the interval state the parent had
  *   pending (the parent reports it), and the publishers, last, when everything
  *   a publishing thread touches is consistent again, abandon the parent's
- *   connections and restart publishing where the parent was publishing. Meter
- *   pointers stay valid: meters are never moved or freed.
+ *   connections and restart publishing where the parent was publishing (or
+ *   inside its stop). Meter pointers stay valid: meters are never moved or
+ *   freed. No child hook calls into libcurl, allocates, or waits: the new
+ *   publishing thread uses libcurl handles made ahead in the parent, since
+ *   libcurl's global lock may be held forever in the child (publisher.c and
+ *   http.c, FORK).
  */
 #include <pthread.h>
 

@@ -23,19 +23,29 @@ typedef struct {
   bool body_truncated;
 } spectator__http_response_t;
 
-/* A handle for this URI; NULL when libcurl, zlib or cJSON cannot be loaded,
- * or libcurl cannot be set up (the cause is logged). The first call loads the
- * three libraries and initializes libcurl, once per process (http.c says
- * which locks its callers hold meanwhile). */
+/* A handle for this URI, ready for transfers and with spares for forked
+ * children; NULL when libcurl, zlib or cJSON cannot be loaded, or libcurl
+ * cannot be set up (the cause is logged). The first call loads the three
+ * libraries and initializes libcurl, once per process (http.c says which
+ * locks its callers hold meanwhile). */
 spectator__http_t *spectator__http_new(const char *uri, const spectator_config_t *cfg);
 void spectator__http_free(spectator__http_t *h);
-/* In a forked child: drop the handle without touching the parent's connection
- * (no TLS close_notify, no write of any kind): the socket is closed in this
- * process only and the handle's memory is abandoned. */
-void spectator__http_abandon(spectator__http_t *h);
+/* In a forked child, from the fork child handler: forget the parent's
+ * transfer handle without touching its connection (no TLS close_notify, no
+ * write of any kind): the sockets it had open are closed in this process only
+ * and its memory is abandoned; a spare kit made in an ancestor takes its
+ * place. Calls nothing in libcurl and allocates nothing. False when no spare
+ * was left: this process cannot publish until spectator__http_prepare. */
+bool spectator__http_fork_child(spectator__http_t *h);
+/* When there is no transfer handle (a forked child that had no spare left),
+ * make it and the spares for this process's children: 0, or SPECTATOR_EHTTP
+ * when libcurl cannot make one. Then it takes libcurl's global lock
+ * (curl_multi_init), so only a start calls it; with a handle it does nothing. */
+int spectator__http_prepare(spectator__http_t *h);
 /* POST a gzip-compressed JSON body; timeout_ms bounds the whole request.
  * Fills res (valid until the next call on h). Returns 0 when a response (any
- * status) arrived, else SPECTATOR_EHTTP (res->error says why). */
+ * status) arrived, else SPECTATOR_EHTTP (res->error says why). Takes no
+ * libcurl global lock (see http.c, FORK). */
 int spectator__http_post(spectator__http_t *h, const char *body, size_t len, long timeout_ms,
                          spectator__http_response_t *res);
 

@@ -25,6 +25,25 @@
  * (at least FINAL_FLUSH_MIN_NS more) and exits; the stopping thread joins it
  * without holding any lock. Only the thread that moved RUNNING -> STOPPING
  * joins; concurrent stops wait for IDLE.
+ *
+ * FORK
+ * In a forked child (the postfork_child hook, which fork.c calls last, once
+ * every lock of the library is consistent again), the parent's thread does
+ * not exist and its connection is not ours: the state is reset, the parent's
+ * transfer handle is forgotten and a spare made in an ancestor takes its
+ * place (spectator__http_fork_child: close() only, no call into libcurl, no
+ * allocation), and when the parent was publishing (RUNNING, or STOPPING: a
+ * child forked before the parent's stop returned counts as forked from a
+ * publishing parent) a new thread is started at once. It has to start here:
+ * a child that only records through meter pointers from before the fork
+ * calls nothing else in the library. Creating it in the handler is safe with
+ * glibc: before it runs the child handlers, glibc's fork (2.36: posix/fork.c,
+ * sysdeps/nptl/fork.h) resets every lock pthread_create takes, the stack
+ * cache lock and the default attribute lock (fork_system_setup_after_fork),
+ * the malloc arenas (__malloc_fork_unlock_child) and the dynamic loader's
+ * dl_load_lock and dl_load_tls_lock (the new thread's TLS), and reclaim_stacks
+ * returns the parent's other stacks to the cache. The new thread publishes
+ * with the spare, which takes no libcurl global lock (see http.c, FORK).
  */
 #include <math.h>
 #include <signal.h>
@@ -449,8 +468,11 @@ int spectator__publisher_start(spectator_registry_t *reg) {
   while (p->state == PUB_STOPPING) pthread_cond_wait(&p->cv, &p->mu);
   int rc = 0;
   if (p->state == PUB_IDLE) {
-    if (!p->http) p->http = spectator__http_new(reg->cfg.uri, &reg->cfg);
-    if (!p->http) {
+    if (!p->http)
+      p->http = spectator__http_new(reg->cfg.uri, &reg->cfg);
+    else /* a forked child that had no spare left makes its handles here */
+      rc = spectator__http_prepare(p->http);
+    if (!p->http || rc != 0) {
       rc = SPECTATOR_EHTTP;
     } else {
       atomic_store(&p->stop, false);
@@ -514,25 +536,29 @@ void spectator__publishers_postfork_parent(void) {
     if (r->pub) pthread_mutex_unlock(&r->pub->mu);
 }
 
-/* Reset one publisher in a forked child and restart it if it was running. */
+/* Reset one publisher in a forked child and restart it if the parent was
+ * publishing (see FORK). */
 static void postfork_child(spectator_registry_t *reg) {
   struct spectator__publisher *p = reg->pub;
   if (!p) return;
   pthread_mutex_init(&p->mu, NULL);
   spectator__cond_init_monotonic(&p->cv);
-  /* The parent's thread does not exist here and its connection is not ours. */
-  spectator__http_abandon(p->http);
-  p->http = NULL;
-  bool was_running = p->state == PUB_RUNNING;
+  /* The parent's thread does not exist here and its connection is not ours.
+   * A parent inside its stop (STOPPING) was publishing when it forked. */
+  bool was_publishing = p->state != PUB_IDLE;
+  bool ready = spectator__http_fork_child(p->http);
   p->state = PUB_IDLE;
   atomic_store(&p->stop, false);
   p->stop_deadline_ns = 0;
-  if (was_running) {
-    p->http = spectator__http_new(reg->cfg.uri, &reg->cfg);
-    if (!p->http || spawn(reg) != 0)
-      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT,
-                     "could not restart publishing in a forked child");
-  }
+  if (!was_publishing) return;
+  if (!ready)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT, "%s",
+                   "publishing not resumed in this forked process: the libcurl handles made "
+                   "ahead for forked children ran out (they last two generations); "
+                   "spectator_start() makes new ones");
+  else if (spawn(reg) != 0)
+    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT, "%s",
+                   "could not restart publishing in a forked child");
 }
 
 void spectator__publishers_postfork_child(void) {

@@ -45,7 +45,8 @@ int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t
 /* Fork hooks (fork.c calls them in order, between the registries' prefork and
  * postfork hooks, which hold the list of live registries): each publisher's
  * state lock is held across fork(); in the child the parent's connections are
- * abandoned and publishing restarts where it was running. */
+ * abandoned and publishing restarts where it was running or stopping, with
+ * libcurl handles made ahead (no libcurl call, no allocation in the hook). */
 void spectator__publishers_prefork(void);
 void spectator__publishers_postfork_parent(void);
 void spectator__publishers_postfork_child(void);
