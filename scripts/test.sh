@@ -156,7 +156,7 @@ stage_deps_linked() {
   configure "$DEPS_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_DLOPEN_DEPS=OFF \
     -DSPECTATOR_WERROR=ON -DSPECTATOR_BUILD_TESTS=ON -DSPECTATOR_BUILD_BENCH=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF
   build "$DEPS_DIR"
-  run_ctest "$DEPS_DIR" --tests-regex '^(publisher|security|encoder|lazy_loading|fork|install)$'
+  run_ctest "$DEPS_DIR" --tests-regex '^(publisher|security|encoder|lazy_loading|fork|lifecycle|install)$'
 }
 
 # Sanitizer builds: only the library and its tests (no benchmarks, no examples). The install

@@ -19,5 +19,12 @@ void spectator__cond_init_monotonic(pthread_cond_t *cv);
 /* Wait on cv (mu held) until the CLOCK_MONOTONIC time until_ns or a signal;
  * returns like pthread_cond_timedwait (0, or ETIMEDOUT). */
 int spectator__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ns);
+/* Lock mu, giving up at the CLOCK_MONOTONIC time deadline_ns: 0, or
+ * ETIMEDOUT. A deadline already past only tries the lock. For the exit path,
+ * where a lock may be held by a thread that never returns. */
+int spectator__mutex_lock_until(pthread_mutex_t *mu, int64_t deadline_ns);
+/* Join t, giving up at the CLOCK_MONOTONIC time deadline_ns: 0, or
+ * ETIMEDOUT. */
+int spectator__join_until(pthread_t t, int64_t deadline_ns);
 
 #endif

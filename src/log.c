@@ -5,6 +5,10 @@
  * The handler and its context are read under a small mutex and called after it
  * is released, so a handler never runs with a library lock held. Nothing on the
  * recording path logs.
+ *
+ * The mutex is held for two loads. A thread that exit() interrupted from a
+ * signal handler may hold it forever (and the exit path logs), so a log line
+ * waits for it at most HANDLER_WAIT_NS, then goes to stderr.
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -14,7 +18,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "clock.h"
 #include "log.h"
+
+#define HANDLER_WAIT_NS (100 * 1000 * 1000LL)
 
 static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
 static spectator_log_fn handler;
@@ -106,10 +113,14 @@ void spectator__log(spectator_log_level_t level, const char *logger, const char 
   for (char *p = msg; *p; p++)
     if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 
-  pthread_mutex_lock(&handler_lock);
-  spectator_log_fn fn = handler;
-  void *ctx = handler_ctx;
-  pthread_mutex_unlock(&handler_lock);
+  spectator_log_fn fn = NULL;
+  void *ctx = NULL;
+  if (spectator__mutex_lock_until(&handler_lock, spectator__monotonic_ns() + HANDLER_WAIT_NS) ==
+      0) {
+    fn = handler;
+    ctx = handler_ctx;
+    pthread_mutex_unlock(&handler_lock);
+  }
 
   if (fn) {
     fn(level, logger, msg, ctx);

@@ -26,6 +26,32 @@
  * without holding any lock. Only the thread that moved RUNNING -> STOPPING
  * joins; concurrent stops wait for IDLE.
  *
+ * EXIT
+ * A normal process exit stops every started registry, flushing those with
+ * flush_at_exit, from an exit handler:
+ *
+ * - It is registered once per process, by the first start that initialized
+ *   libcurl, and only after that initialization. libcurl's global init is
+ *   what initializes the TLS library, and OpenSSL then registers its own exit
+ *   handler (OPENSSL_cleanup). Exit handlers run in the reverse order of their
+ *   registration, so ours runs before OpenSSL frees its state and the final
+ *   flush can still open a TLS connection (registered before it, ours ran
+ *   after OPENSSL_cleanup and the flush crashed in RAND_status). A forked
+ *   child inherits the handlers in the same order.
+ * - Every wait in it is bounded, so that exit() returns within the timeout
+ *   plus one second whatever the other threads were doing, also when exit()
+ *   is called from a signal handler that interrupted a library call holding
+ *   a library lock: the list lock and each publisher's mutex are taken with a
+ *   short deadline, all the threads are told to stop at once and then each is
+ *   waited for (the `finished` flag, then a timed join) as long as it can
+ *   need: its timeout (a request in flight), the final flush's least time
+ *   (FINAL_FLUSH_MIN_NS, or the timeout when shorter) and EXIT_SCHED_NS, less
+ *   than one second beyond the timeout. The final flush takes the snapshot
+ *   lock with its own
+ *   deadline. A thread that does not finish in time (it waits for a lock that
+ *   an interrupted thread holds) is abandoned: it starts no further request,
+ *   and what was not sent is logged with a count.
+ *
  * FORK
  * In a forked child (the postfork_child hook, which fork.c calls last, once
  * every lock of the library is consistent again), the parent's thread does
@@ -62,6 +88,12 @@
 #define MIN_REQUEST_NS (1000 * 1000LL)
 #define BACKOFF_BASE_NS (50 * 1000 * 1000LL)
 #define FINAL_FLUSH_MIN_NS (500 * 1000 * 1000LL)
+/* At exit: how long to wait for a lock held only for a few instructions
+ * (longer means an interrupted thread holds it, and it is never released),
+ * and the time a thread gets for encoding and scheduling beyond what its
+ * requests may take. */
+#define EXIT_LOCK_WAIT_NS (100 * 1000 * 1000LL)
+#define EXIT_SCHED_NS (200 * 1000 * 1000LL)
 #define MAX_LOGGED_MESSAGES 16
 /* zlib level: see docs/performance.md for the measurements behind it. */
 #define GZIP_LEVEL 1
@@ -74,6 +106,9 @@ struct spectator__publisher {
   pub_state_t state;
   _Atomic bool stop;
   int64_t stop_deadline_ns;
+  bool flush_on_stop;     /* publish what is pending when stopping */
+  bool finished;          /* the thread is done with its final flush */
+  _Atomic bool abandoned; /* exit stopped waiting for it: no more requests */
   pthread_t thread;
   spectator__http_t *http; /* owned by the thread while it runs */
   /* Failed requests in a row, and their log limit (1st, 2nd, 4th... logged):
@@ -82,6 +117,10 @@ struct spectator__publisher {
   uint64_t failures_in_a_row;
   spectator__ratelimit_t rl_fail;
 };
+
+static int64_t timeout_ns(const spectator_registry_t *reg) {
+  return (int64_t)(reg->cfg.timeout_s * 1e9);
+}
 
 int spectator__publisher_init(spectator_registry_t *reg) {
   struct spectator__publisher *p = calloc(1, sizeof(*p));
@@ -240,18 +279,23 @@ static void log_failure(struct spectator__publisher *p, const cycle_t *cy,
  * deadline_ns, and count how it ended. */
 static void send_batch(spectator_registry_t *reg, struct spectator__publisher *p,
                        const spectator__batch_t *b, int64_t deadline_ns, cycle_t *cy) {
-  const int64_t timeout_ns = (int64_t)(reg->cfg.timeout_s * 1e9);
+  const int64_t timeout = timeout_ns(reg);
   spectator__http_response_t res;
   memset(&res, 0, sizeof(res));
   res.error = "timeout";
   res.reason = "";
   int rc = SPECTATOR_EHTTP, attempts = 0;
   for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    if (atomic_load(&p->abandoned)) {
+      res.error = "abandoned";
+      res.reason = "exit stopped waiting for this thread";
+      break;
+    }
     int64_t now = spectator__monotonic_ns();
     if (atomic_load(&p->stop) && p->stop_deadline_ns && p->stop_deadline_ns < deadline_ns)
       deadline_ns = p->stop_deadline_ns;
     int64_t budget = deadline_ns - now;
-    if (budget > timeout_ns) budget = timeout_ns;
+    if (budget > timeout) budget = timeout;
     if (budget < MIN_REQUEST_NS) break;
     attempts = attempt;
     cy->requests++;
@@ -307,6 +351,7 @@ int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t
   spectator__records_t rs, rest;
   spectator__records_init(&rs);
   spectator__cursor_t cursor = {0};
+  cursor.deadline_ns = deadline_ns;
   bool done = false, late = false;
   while (!done || rs.len) {
     /* The next batch of records: measured from the meters (the snapshot lock
@@ -342,6 +387,8 @@ int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t
     }
     rs = rest;
   }
+  if (cursor.locked_out)
+    st->unmeasured = cursor.started ? cursor.end - cursor.next : spectator_registry_size(reg);
   /* Every record of the cycle was encoded or dropped: their ids are free to go. */
   spectator__registry_collect_end(reg, &cursor);
   spectator__encoder_free(enc);
@@ -386,6 +433,13 @@ static void publish(spectator_registry_t *reg, struct spectator__publisher *p, i
   if (st.lost || st.failed)
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
                    "out of memory during a publish: %zu measurements dropped", st.lost + st.failed);
+  if (st.unmeasured)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "another thread held the snapshot lock past the deadline of %s: the values "
+                   "of %zu meter%s %s",
+                   final ? "the final flush" : "a publish", st.unmeasured,
+                   st.unmeasured == 1 ? "" : "s",
+                   final ? "were not sent" : "wait for the next cycle");
   if (st.late && rc != 0)
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
                    "%zu measurements dropped: cannot encode (%s)", st.late, spectator_strerror(rc));
@@ -419,32 +473,134 @@ static void *run(void *arg) {
     pthread_mutex_lock(&p->mu);
   }
   int64_t deadline = p->stop_deadline_ns;
+  bool flush = p->flush_on_stop;
   pthread_mutex_unlock(&p->mu);
 
   /* Final flush: what was recorded up to the stop. */
   int64_t now = spectator__monotonic_ns();
   if (deadline < now + FINAL_FLUSH_MIN_NS) {
-    int64_t t = (int64_t)(reg->cfg.timeout_s * 1e9);
+    int64_t t = timeout_ns(reg);
     deadline = now + (t < FINAL_FLUSH_MIN_NS ? t : FINAL_FLUSH_MIN_NS);
   }
-  publish(reg, p, deadline, true);
+  if (flush && !atomic_load(&p->abandoned)) publish(reg, p, deadline, true);
+
+  pthread_mutex_lock(&p->mu);
+  p->finished = true;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
-static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
+/* ------------------------------------------------------------------------ */
+/* Exit                                                                      */
+/* ------------------------------------------------------------------------ */
 
-/* Normal process exit: stop and flush every started registry that asked for
- * it. The list is copied under its lock and the stops run without it. */
-static void stop_all_at_exit(void) {
-  spectator_registry_t *regs[64];
-  size_t n = 0;
-  spectator__registries_lock();
-  for (spectator_registry_t *r = spectator__registries_head(); r && n < 64; r = r->next_all)
-    if (r->cfg.flush_at_exit) regs[n++] = r;
-  spectator__registries_unlock();
-  for (size_t i = 0; i < n; i++) spectator__publisher_stop(regs[i]);
+/* One registry being stopped at exit. */
+typedef struct {
+  spectator_registry_t *reg;
+  bool wait; /* its thread was running or stopping */
+  bool join; /* this exit moved it RUNNING -> STOPPING: it joins */
+  pthread_t thread;
+  int64_t deadline_ns; /* when exit stops waiting for it */
+} exit_stop_t;
+
+static void exit_gave_up(exit_stop_t *s, const char *why) {
+  atomic_store(&s->reg->pub->abandoned, true);
+  size_t meters = spectator_registry_size(s->reg);
+  spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                 "exit: %s; what it had not sent by then is lost (at most the values of %zu "
+                 "meter%s)",
+                 why, meters, meters == 1 ? "" : "s");
 }
 
+/* Tell the thread to stop (with a final flush when the registry asked for
+ * one); does not wait for it. */
+static void exit_begin(exit_stop_t *s, int64_t start_ns) {
+  struct spectator__publisher *p = s->reg->pub;
+  /* A request in flight at the stop ends by the timeout; the final flush then
+   * still gets its least time (see run). */
+  int64_t t = timeout_ns(s->reg);
+  s->deadline_ns = start_ns + t + (t < FINAL_FLUSH_MIN_NS ? t : FINAL_FLUSH_MIN_NS) + EXIT_SCHED_NS;
+  if (spectator__mutex_lock_until(&p->mu, start_ns + EXIT_LOCK_WAIT_NS) != 0) {
+    exit_gave_up(s, "a thread that does not return (interrupted by a signal?) holds a "
+                    "publisher's lock");
+    return;
+  }
+  if (p->state == PUB_RUNNING) {
+    p->state = PUB_STOPPING;
+    p->stop_deadline_ns = start_ns + timeout_ns(s->reg);
+    p->flush_on_stop = s->reg->cfg.flush_at_exit != 0;
+    atomic_store(&p->stop, true);
+    pthread_cond_broadcast(&p->cv);
+    /* exit() called on the publishing thread itself (from a log handler):
+     * it cannot wait for itself. */
+    s->wait = s->join = !pthread_equal(p->thread, pthread_self());
+    s->thread = p->thread;
+  } else if (p->state == PUB_STOPPING) {
+    s->wait = true; /* a stop in progress, perhaps in the thread exit() interrupted */
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait for the thread until the deadline. */
+static void exit_finish(exit_stop_t *s) {
+  if (!s->wait) return;
+  struct spectator__publisher *p = s->reg->pub;
+  if (spectator__mutex_lock_until(&p->mu, s->deadline_ns) != 0) {
+    exit_gave_up(s, "a publisher's lock is held by a thread that does not return");
+    return;
+  }
+  while (!p->finished)
+    if (spectator__cond_wait_until(&p->cv, &p->mu, s->deadline_ns) != 0) break;
+  bool finished = p->finished;
+  pthread_mutex_unlock(&p->mu);
+  if (!finished) {
+    exit_gave_up(s, "a publishing thread did not finish in time (it waits for a lock that an "
+                    "interrupted thread holds, or for the network)");
+    return;
+  }
+  if (!s->join) return; /* the stop in progress joins it */
+  if (spectator__join_until(s->thread, s->deadline_ns) != 0) return; /* done, slow to exit */
+  if (spectator__mutex_lock_until(&p->mu, s->deadline_ns) != 0) return;
+  p->state = PUB_IDLE;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Registries stopped at exit: the list is copied to the stack (no allocation
+ * on the exit path, which a signal handler may have entered from malloc). */
+#define EXIT_MAX_REGISTRIES 256
+
+/* Normal process exit: stop every started registry, flushing those that ask
+ * for it, all at once and with bounded waits. The list is copied under its
+ * lock and the stops run without it. */
+static void stop_all_at_exit(void) {
+  int64_t start = spectator__monotonic_ns();
+  exit_stop_t stops[EXIT_MAX_REGISTRIES];
+  size_t n = 0;
+  if (spectator__registries_lock_until(start + EXIT_LOCK_WAIT_NS) != 0) {
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "%s",
+                   "exit: a thread that does not return (interrupted by a signal?) holds the "
+                   "list of registries; nothing was flushed");
+    return;
+  }
+  size_t skipped = 0;
+  for (spectator_registry_t *r = spectator__registries_head(); r; r = r->next_all) {
+    if (n < EXIT_MAX_REGISTRIES)
+      stops[n++] = (exit_stop_t){.reg = r};
+    else
+      skipped++;
+  }
+  spectator__registries_unlock();
+  if (skipped)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "exit: %zu registries beyond the first %d were not stopped or flushed", skipped,
+                   EXIT_MAX_REGISTRIES);
+  for (size_t i = 0; i < n; i++) exit_begin(&stops[i], start);
+  for (size_t i = 0; i < n; i++) exit_finish(&stops[i]);
+}
+
+static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 static void register_atexit(void) { atexit(stop_all_at_exit); }
 
 /* Create the thread with every signal blocked, so signals go to the
@@ -454,6 +610,7 @@ static int spawn(spectator_registry_t *reg) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  p->finished = false;
   int rc = pthread_create(&p->thread, NULL, run, reg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) return SPECTATOR_ETHREAD;
@@ -463,7 +620,11 @@ static int spawn(spectator_registry_t *reg) {
 
 int spectator__publisher_start(spectator_registry_t *reg) {
   struct spectator__publisher *p = reg->pub;
-  pthread_once(&atexit_once, register_atexit);
+  /* The registry-size gauge exists before the first publish (made here,
+   * without the publisher's lock): a publish then finds it without the insert
+   * lock, and sends even when a thread that will never return holds that lock
+   * (exit() from a signal handler that interrupted the creation of a meter). */
+  spectator__registry_lookup(reg, SPECTATOR__GAUGE, "spectator.registrySize", NULL, NULL, NULL);
   pthread_mutex_lock(&p->mu);
   while (p->state == PUB_STOPPING) pthread_cond_wait(&p->cv, &p->mu);
   int rc = 0;
@@ -475,7 +636,11 @@ int spectator__publisher_start(spectator_registry_t *reg) {
     if (!p->http || rc != 0) {
       rc = SPECTATOR_EHTTP;
     } else {
+      /* Only now: libcurl's global init has set up the TLS library, which
+       * registered its own exit handler; ours must come after it (see EXIT). */
+      pthread_once(&atexit_once, register_atexit);
       atomic_store(&p->stop, false);
+      atomic_store(&p->abandoned, false);
       p->stop_deadline_ns = 0;
       rc = spawn(reg);
     }
@@ -507,7 +672,8 @@ void spectator__publisher_stop(spectator_registry_t *reg) {
     return;
   }
   p->state = PUB_STOPPING;
-  p->stop_deadline_ns = spectator__monotonic_ns() + (int64_t)(reg->cfg.timeout_s * 1e9);
+  p->stop_deadline_ns = spectator__monotonic_ns() + timeout_ns(reg);
+  p->flush_on_stop = true;
   atomic_store(&p->stop, true);
   pthread_cond_broadcast(&p->cv);
   pthread_t t = p->thread;
@@ -549,7 +715,10 @@ static void postfork_child(spectator_registry_t *reg) {
   bool ready = spectator__http_fork_child(p->http);
   p->state = PUB_IDLE;
   atomic_store(&p->stop, false);
+  atomic_store(&p->abandoned, false);
   p->stop_deadline_ns = 0;
+  p->flush_on_stop = false;
+  p->finished = false;
   if (!was_publishing) return;
   if (!ready)
     spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT, "%s",

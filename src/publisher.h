@@ -1,6 +1,6 @@
 /*
  * Private: the publisher (publisher.c), one background thread per started
- * registry, and the flush at process exit.
+ * registry, and the flush at process exit (bounded).
  */
 #ifndef SPECTATOR_PUBLISHER_H
 #define SPECTATOR_PUBLISHER_H
@@ -10,7 +10,9 @@
 
 /* Give a new registry its (idle) publisher: 0 or SPECTATOR_ENOMEM. */
 int spectator__publisher_init(spectator_registry_t *reg);
-/* Start publishing (idempotent): 0, SPECTATOR_EHTTP or SPECTATOR_ETHREAD. */
+/* Start publishing (idempotent): 0, SPECTATOR_EHTTP or SPECTATOR_ETHREAD. The
+ * first start that initializes libcurl registers the exit flush (after the TLS
+ * library registered its own cleanup, so that ours runs first). */
 int spectator__publisher_start(spectator_registry_t *reg);
 /* Stop publishing, with a final flush bounded by the timeout (idempotent). */
 void spectator__publisher_stop(spectator_registry_t *reg);
@@ -26,6 +28,8 @@ typedef struct {
   size_t lost;         /* records lost to a failed allocation while measuring */
   size_t failed;       /* records lost to a failed allocation while encoding */
   size_t late;         /* records measured too late to be sent, or left when send said stop */
+  size_t unmeasured;   /* meters not measured: the snapshot lock was not free by the
+                          deadline (they keep their values) */
 } spectator__stream_t;
 
 /* Takes a body (borrowed for the call); false ends the cycle at once, leaving
@@ -36,7 +40,8 @@ typedef bool (*spectator__body_fn)(void *ctx, const spectator__batch_t *body);
  * batch (cfg.batch_size records, the snapshot lock held only while
  * measuring), each batch encoded at gzip_level and handed to send. After
  * deadline_ns (CLOCK_MONOTONIC; 0: none) the rest is measured and dropped
- * (counted in st->late). Returns 0, or the encoder's error (everything was
+ * (counted in st->late); a snapshot lock not free by then ends the cycle
+ * (the meters not measured are counted in st->unmeasured). Returns 0, or the encoder's error (everything was
  * then measured and dropped). The publisher's thread runs it with a send that
  * POSTs; benchmarks run it with one that does not. */
 int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t deadline_ns,

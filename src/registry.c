@@ -76,6 +76,9 @@ static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static spectator_registry_t *all_head;
 
 void spectator__registries_lock(void) { pthread_mutex_lock(&all_lock); }
+int spectator__registries_lock_until(int64_t deadline_ns) {
+  return spectator__mutex_lock_until(&all_lock, deadline_ns);
+}
 void spectator__registries_unlock(void) { pthread_mutex_unlock(&all_lock); }
 spectator_registry_t *spectator__registries_head(void) { return all_head; }
 
@@ -555,9 +558,35 @@ static void end_pass(spectator_registry_t *reg, uint64_t seq) {
 /* Expire the idle transient meters found by a part of a snapshot (snap_lock
  * held): each is marked dead unless a lookup pinned it meanwhile, removed
  * from the index and from the count, and retired. */
-static void expire(spectator_registry_t *reg, spectator__retired_t *found) {
+/* Take a registry lock, giving up at deadline_ns when one is set (0: wait).
+ * A snapshot and a lookup miss hold them for microseconds: past a deadline,
+ * one is held by a thread that will not give it back (one that exit()
+ * interrupted, from a signal handler). */
+static bool lock_by(pthread_mutex_t *mu, int64_t deadline_ns) {
+  if (!deadline_ns) return pthread_mutex_lock(mu) == 0;
+  return spectator__mutex_lock_until(mu, deadline_ns) == 0;
+}
+
+/* The same for the insert lock when a snapshot only wants it to free or
+ * expire meters, which a later snapshot can do: a snapshot with a deadline
+ * gives it up after MAINTENANCE_WAIT_NS, keeping its time for sending. */
+#define MAINTENANCE_WAIT_NS (10 * 1000 * 1000LL)
+static bool lock_for_maintenance(spectator_registry_t *reg, int64_t deadline_ns) {
+  if (!deadline_ns) return lock_by(&reg->lock, 0);
+  int64_t soon = spectator__monotonic_ns() + MAINTENANCE_WAIT_NS;
+  return lock_by(&reg->lock, soon < deadline_ns ? soon : deadline_ns);
+}
+
+static void expire(spectator_registry_t *reg, spectator__retired_t *found, int64_t deadline_ns) {
   if (!found) return;
-  pthread_mutex_lock(&reg->lock);
+  if (!lock_for_maintenance(reg, deadline_ns)) { /* they expire at a later snapshot */
+    while (found) {
+      spectator__retired_t *next = found->next;
+      free(found);
+      found = next;
+    }
+    return;
+  }
   /* Room to give every position back when they are freed. */
   size_t need = reg->nfree, dying = 0;
   for (spectator__retired_t *r = found; r; r = r->next) dying++;
@@ -604,14 +633,18 @@ static void expire(spectator_registry_t *reg, spectator__retired_t *found) {
 
 bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t *cur,
                                  spectator__records_t *rs, size_t want) {
-  pthread_mutex_lock(&reg->snap_lock);
+  if (!lock_by(&reg->snap_lock, cur->deadline_ns)) {
+    cur->locked_out = true;
+    return true;
+  }
   if (!cur->started) {
     cur->started = true;
     cur->next = 0;
     cur->end = atomic_load_explicit(&reg->end, memory_order_acquire);
     cur->seq = ++reg->pass_seq;
-    if (reg->passes++ == 0) {
-      pthread_mutex_lock(&reg->lock);
+    /* Without the insert lock by the deadline, the freeing waits for a later
+     * snapshot (entries marked earlier are still freed at the end). */
+    if (reg->passes++ == 0 && lock_for_maintenance(reg, cur->deadline_ns)) {
       begin_pass(reg, cur->seq);
       pthread_mutex_unlock(&reg->lock);
     }
@@ -639,7 +672,7 @@ bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t 
       }
     }
   }
-  expire(reg, idle);
+  expire(reg, idle, cur->deadline_ns);
   pthread_mutex_unlock(&reg->snap_lock);
   cur->next = i;
   return i >= cur->end;
@@ -647,14 +680,13 @@ bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t 
 
 void spectator__registry_collect_end(spectator_registry_t *reg, spectator__cursor_t *cur) {
   if (!cur->started) return;
-  pthread_mutex_lock(&reg->snap_lock);
-  if (--reg->passes == 0 && cur->next >= cur->end) {
-    pthread_mutex_lock(&reg->lock);
+  cur->started = false;
+  if (!lock_by(&reg->snap_lock, cur->deadline_ns)) return; /* at exit: nothing is freed */
+  if (--reg->passes == 0 && cur->next >= cur->end && lock_for_maintenance(reg, cur->deadline_ns)) {
     end_pass(reg, cur->seq);
     pthread_mutex_unlock(&reg->lock);
   }
   pthread_mutex_unlock(&reg->snap_lock);
-  cur->started = false;
 }
 
 /* ------------------------------------------------------------------------ */

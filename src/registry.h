@@ -64,7 +64,7 @@ struct spectator_registry {
   pthread_mutex_t lock;      /* the index, positions and meter memory; under snap_lock when both */
   pthread_mutex_t snap_lock; /* one snapshot at a time; snapshot-owned meter fields; expiry */
   _Atomic(spectator__table_t *) table;
-  size_t table_used;                   /* slots not empty: live meters and tombstones (lock) */
+  size_t table_used;                      /* slots not empty: live meters and tombstones (lock) */
   _Atomic(spectator__meter_t *) **chunks; /* directory of SPECTATOR__CHUNK-sized arrays */
   size_t nchunks;
   size_t max_positions;
@@ -72,7 +72,7 @@ struct spectator_registry {
   _Atomic size_t count; /* live meters (expired ones are not): what the cap counts */
   size_t *free_pos;     /* positions of freed meters, for reuse (lock) */
   size_t nfree, free_cap;
-  spectator__slab_t *slab; /* where new pinned meters go; older blocks follow `next` */
+  spectator__slab_t *slab;       /* where new pinned meters go; older blocks follow `next` */
   spectator__retired_t *retired; /* waiting to be freed (snap_lock and lock) */
   uint64_t pass_seq;             /* snapshots begun (snap_lock) */
   unsigned passes;               /* snapshots whose records are still in use (snap_lock) */
@@ -107,21 +107,29 @@ void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t ty
  * transient meter when there is none (freed after meter_ttl_s idle), without
  * handing out a pointer. Bad input and type conflicts: nothing recorded and a
  * rate-limited log line. A hit takes no lock and allocates nothing. */
-void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type,
-                                const char *name, const char *const *tags, double value);
+void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type, const char *name,
+                                const char *const *tags, double value);
 
 /* Where a snapshot stands. Zeroed memory is the start of one. */
 typedef struct {
   size_t next, end; /* the next position; the positions used when it began */
   bool started;
   uint64_t seq; /* its number among the registry's snapshots */
+  /* Set by the caller: give up waiting for the registry's locks at this
+   * CLOCK_MONOTONIC time (0: wait as long as it takes). Set by the call when
+   * it could not have snap_lock by then: the snapshot ends there, and the
+   * meters not measured keep their values. */
+  int64_t deadline_ns;
+  bool locked_out;
 } spectator__cursor_t;
 /* Snapshot the registry, or part of it: the meters that existed when the
  * first part was taken, from the cursor on, until rs holds at least `want`
  * records (SIZE_MAX: all at once). Meters created in the meantime wait for the
  * next snapshot. snap_lock is held only during the call, so a publish can send
- * between parts. Idle transient meters expire here. Returns true when no
- * meter is left. Every snapshot begun must be ended with
+ * between parts. Idle transient meters expire here (with a deadline, only
+ * when the insert lock is free by then; else at a later snapshot). Returns
+ * true when no meter is left, or when snap_lock could not be had by the
+ * cursor's deadline. Every snapshot begun must be ended with
  * spectator__registry_collect_end once its records are no longer read: until
  * then the meters they borrow ids from are not freed. */
 bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t *cur,
@@ -133,6 +141,8 @@ void spectator__registry_collect_end(spectator_registry_t *reg, spectator__curso
 void spectator__registries_link(spectator_registry_t *reg);
 void spectator__registries_unlink(spectator_registry_t *reg);
 void spectator__registries_lock(void);
+/* The same, giving up at deadline_ns (CLOCK_MONOTONIC): 0, or ETIMEDOUT. */
+int spectator__registries_lock_until(int64_t deadline_ns);
 void spectator__registries_unlock(void);
 spectator_registry_t *spectator__registries_head(void);
 
