@@ -230,7 +230,9 @@ typedef struct spectator_config {
   int auto_start;                 /* nonzero: start publishing when created (explicit
                                      registries) or on first use (global); default 1 */
   int flush_at_exit;              /* nonzero: a started registry is stopped and
-                                     flushed at normal process exit; default 1 */
+                                     flushed at normal process exit (exit() or a
+                                     return from main, not _exit()), within the
+                                     timeout plus 1 s; default 1 */
   const char *ca_info;            /* PEM CA bundle for https; NULL = system default */
   int tls_verify;                 /* nonzero (default): verify peer and host */
   spectator_clock_fn clock;       /* NULL = CLOCK_MONOTONIC */
@@ -279,7 +281,8 @@ SPECTATOR_EXTERN spectator_registry_t *spectator_registry_new(const spectator_co
 
 /* Stop publishing (with a final flush, bounded by the timeout) and free the
  * registry and all its meters. Meter pointers from it become invalid. NULL is a
- * no-op. Must not be called while other threads still use its meters. */
+ * no-op; so is the global registry, which lives until exit (logged). Must not
+ * be called while other threads still use its meters. */
 SPECTATOR_EXTERN void spectator_registry_free(spectator_registry_t *reg);
 /* The global registry behind spectator_counter() and friends, created on first
  * use from the environment. Never NULL except when memory runs out. */

@@ -41,9 +41,26 @@ spectator_registry_t *(spectator_registry_new)(const spectator_config_t *cfg) {
 
 void spectator_registry_free(spectator_registry_t *reg) {
   if (!reg) return;
+  if (reg->is_global) {
+    /* Pointers to the global registry's meters are valid until the process
+     * exits, in every part of the program: it is never freed. */
+    static spectator__ratelimit_t rl_global;
+    SPECTATOR__LOG_LIMITED(&rl_global, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "%s",
+                           "spectator_registry_free() of the global registry ignored: it lives "
+                           "until the process exits (spectator_stop() stops its publishing)");
+    return;
+  }
   /* Unlink first: from here on neither fork handlers nor exit see it. */
   spectator__registries_unlink(reg);
   spectator_registry_stop(reg);
+  /* What the stop's flush did not send (never started, recorded after a
+   * stop) goes with the registry: said once, as at exit. */
+  size_t unsent = reg->cfg.uri ? spectator__registry_take_unsent(reg) : 0;
+  if (unsent)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "spectator_registry_free(): %zu meter%s recorded values after the last "
+                   "publish that will never be sent",
+                   unsent, unsent == 1 ? "" : "s");
   spectator__publisher_free(reg);
   spectator__registry_destroy(reg);
 }

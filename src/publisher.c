@@ -51,6 +51,11 @@
  *   deadline. A thread that does not finish in time (it waits for a lock that
  *   an interrupted thread holds) is abandoned: it starts no further request,
  *   and what was not sent is logged with a count.
+ * - The library's destructor, which runs after every exit handler (also those
+ *   the program registered before its first use of the library), reports in
+ *   one warning the meters of registries with a URI that recorded values no
+ *   publish will ever send: never started, stopped, or recorded after the
+ *   exit flush.
  *
  * FORK
  * In a forked child (the postfork_child hook, which fork.c calls last, once
@@ -602,6 +607,27 @@ static void stop_all_at_exit(void) {
 
 static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 static void register_atexit(void) { atexit(stop_all_at_exit); }
+
+/* After every exit handler (a destructor runs after them, in the shared and
+ * in the static library alike): what was recorded where no publish will ever
+ * send it, in one line. Bounded: nothing here waits for a lock. */
+__attribute__((destructor)) static void report_unsent_at_exit(void) {
+  size_t meters = 0, regs = 0;
+  if (spectator__registries_lock_until(spectator__monotonic_ns()) != 0) return;
+  for (spectator_registry_t *r = spectator__registries_head(); r; r = r->next_all) {
+    if (!r->cfg.uri) continue; /* collect-only: read through snapshots */
+    size_t unsent = spectator__registry_take_unsent(r);
+    meters += unsent;
+    regs += unsent != 0;
+  }
+  spectator__registries_unlock();
+  if (meters)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "%zu meter%s of %zu registr%s recorded values after the last publish that "
+                   "will never be sent: publishing was never started or was stopped, or they "
+                   "were recorded after the exit flush",
+                   meters, meters == 1 ? "" : "s", regs, regs == 1 ? "y" : "ies");
+}
 
 /* Create the thread with every signal blocked, so signals go to the
  * application's threads and never interrupt ours. Called with mu held. */

@@ -1,6 +1,7 @@
 /*
  * Private: the publisher (publisher.c), one background thread per started
- * registry, and the flush at process exit (bounded).
+ * registry, the flush at process exit (bounded), and the report, at the very
+ * end of the process, of what no publish will send.
  */
 #ifndef SPECTATOR_PUBLISHER_H
 #define SPECTATOR_PUBLISHER_H

@@ -689,6 +689,26 @@ void spectator__registry_collect_end(spectator_registry_t *reg, spectator__curso
   pthread_mutex_unlock(&reg->snap_lock);
 }
 
+/* The publisher's own meters: what it records after its last publish is
+ * about that publish, not data of the application. */
+static bool is_self_metric(const spectator_id_t *id) {
+  return strcmp(id->name, "spectator.measurements") == 0 ||
+         strcmp(id->name, "http.req.complete") == 0 ||
+         strcmp(id->name, "spectator.registrySize") == 0;
+}
+
+size_t spectator__registry_take_unsent(spectator_registry_t *reg) {
+  if (pthread_mutex_trylock(&reg->snap_lock) != 0) return 0;
+  spectator__snap_ctx_t drop = {NULL, 0}; /* measured into nothing */
+  size_t n = atomic_load_explicit(&reg->end, memory_order_acquire), unsent = 0;
+  for (size_t i = 0; i < n; i++) {
+    spectator__meter_t *m = meter_at(reg, i); /* NULL: a freed position */
+    if (m && types[m->type]->measure(m, &drop) && !is_self_metric(m->id)) unsent++;
+  }
+  pthread_mutex_unlock(&reg->snap_lock);
+  return unsent;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Fork hooks                                                                */
 /* ------------------------------------------------------------------------ */

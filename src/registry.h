@@ -135,6 +135,11 @@ typedef struct {
 bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t *cur,
                                  spectator__records_t *rs, size_t want);
 void spectator__registry_collect_end(spectator_registry_t *reg, spectator__cursor_t *cur);
+/* At exit: how many meters, other than the publisher's own, recorded values
+ * since the last snapshot. Resets them (nothing is sent any more), allocates
+ * nothing, reads no clock (the application's may be gone) and takes no lock
+ * that is not free: 0 when a snapshot is in progress. */
+size_t spectator__registry_take_unsent(spectator_registry_t *reg);
 
 /* The live registries, for exit and the fork hooks: add, remove, and walk the
  * list with its lock held. */

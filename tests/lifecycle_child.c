@@ -205,6 +205,45 @@ static int sigterm_in_stop(double timeout) {
   return 25; /* the signal comes before the stop returns */
 }
 
+/* What an exit handler that the program registered before its first use of
+ * the library records: after the library's exit flush. */
+static void record_late(void) { spectator_counter_increment(spectator_counter("lc.late", NULL)); }
+
+static int record_after_the_exit_flush(void) {
+  atexit(record_late);
+  spectator_counter_add(spectator_counter("lc.main", NULL), 2);
+  return 0;
+}
+
+/* Never started (SPECTATOR_DISABLE_AUTO_START is set). */
+static int record_without_a_start(void) {
+  spectator_counter_add(spectator_counter("lc.never", NULL), 1);
+  spectator_counter_add(spectator_counter("lc.never2", NULL), 1);
+  return 0;
+}
+
+static int record_after_stop(void) {
+  spectator_counter_add(spectator_counter("lc.before", NULL), 1);
+  spectator_stop();
+  spectator_counter_add(spectator_counter("lc.after", NULL), 1);
+  return 0;
+}
+
+/* Free the global registry, then keep using the global API. */
+static int free_the_global_registry(void) {
+  spectator_counter_add(spectator_counter("lc.global", NULL), 1);
+  spectator_registry_free(spectator_global_registry());
+  spectator_counter_add(spectator_counter("lc.global", NULL), 2);
+  spectator_measurements_t *ms = spectator_registry_snapshot(spectator_global_registry());
+  const spectator_measurement_t *m =
+      spectator_measurements_find(ms, "lc.global", SPECTATOR_TAGS("statistic", "count"));
+  double v = m ? m->value : -1;
+  spectator_measurements_free(ms);
+  say("value %g", v);
+  spectator_counter_add(spectator_counter("lc.global", NULL), 4); /* the exit flush sends it */
+  return v == 3 ? 0 : 26;
+}
+
 int main(int argc, char **argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: lifecycle_child SCENARIO URI CA\n");
@@ -221,6 +260,10 @@ int main(int argc, char **argv) {
   if (strcmp(s, "sigterm-snapshot") == 0) return sigterm_in_snapshot(timeout);
   if (strcmp(s, "sigterm-lookup") == 0) return sigterm_in_lookup(timeout);
   if (strcmp(s, "sigterm-stop") == 0) return sigterm_in_stop(timeout);
+  if (strcmp(s, "late") == 0) return record_after_the_exit_flush();
+  if (strcmp(s, "never-started") == 0) return record_without_a_start();
+  if (strcmp(s, "after-stop") == 0) return record_after_stop();
+  if (strcmp(s, "free-global") == 0) return free_the_global_registry();
   fprintf(stderr, "unknown scenario %s\n", s);
   return 2;
 }

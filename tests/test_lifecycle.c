@@ -1,7 +1,8 @@
 /*
  * The edges of a process's life, as a user's program lives them: exit over
- * http and https, forked children that exit at once, and exit() from a
- * SIGTERM handler that interrupted the library while it held one of its locks.
+ * http and https, forked children that exit at once, exit() from a SIGTERM
+ * handler that interrupted the library while it held one of its locks, data
+ * recorded where it can never be published, and freeing the global registry.
  *
  * Each scenario runs in a fresh process (tests/lifecycle_child.c, linked to
  * the shared library, and for some scenarios to the static one as well), so
@@ -466,6 +467,90 @@ static void exit_from_a_signal_handler_that_interrupted_a_stop_is_bounded(void *
 }
 
 /* ------------------------------------------------------------------------ */
+/* Data that can never be published                                          */
+/* ------------------------------------------------------------------------ */
+
+#define NEVER_SENT "will never be sent"
+
+static void global_scenario(const char *exe, const char *scenario, const char *const *env,
+                            helper_t *h) {
+  helper_start(h, exe, scenario, http_agg, env);
+  helper_wait(h, 10);
+  if (h->status != 0) helper_dump_log(h);
+  assert_int_equal(h->status, 0);
+}
+
+/* One warning, from the library's destructor, which runs after every exit
+ * handler: in the shared and in the static build. */
+static void data_recorded_after_the_exit_flush_is_reported_once(void **state) {
+  (void)state;
+  const char *exes[] = {LIFECYCLE_CHILD, LIFECYCLE_CHILD_STATIC};
+  char uri[160];
+  snprintf(uri, sizeof(uri), "SPECTATOR_URI=%s", agg_url(http_agg));
+  const char *env[] = {uri, "SPECTATOR_FREQUENCY=60", NULL};
+  for (int i = 0; i < 2; i++) {
+    agg_reset(http_agg);
+    helper_t h;
+    global_scenario(exes[i], "late", env, &h);
+    assert_true(value_at(http_agg, "lc.main", COUNT) == 2);
+    assert_true(isnan(value_at(http_agg, "lc.late", COUNT)));
+    if (helper_log_count(&h, NEVER_SENT) != 1) helper_dump_log(&h);
+    assert_int_equal(helper_log_count(&h, NEVER_SENT), 1);
+    assert_int_equal(helper_log_count(&h, "1 meter"), 1);
+  }
+}
+
+static void data_of_a_registry_never_started_is_reported_once(void **state) {
+  (void)state;
+  char uri[160];
+  snprintf(uri, sizeof(uri), "SPECTATOR_URI=%s", agg_url(http_agg));
+  const char *env[] = {uri, "SPECTATOR_DISABLE_AUTO_START=1", NULL};
+  helper_t h;
+  global_scenario(LIFECYCLE_CHILD, "never-started", env, &h);
+  assert_true(isnan(value_at(http_agg, "lc.never", COUNT)));
+  assert_true(isnan(value_at(http_agg, "lc.never2", COUNT)));
+  if (helper_log_count(&h, NEVER_SENT) != 1) helper_dump_log(&h);
+  assert_int_equal(helper_log_count(&h, NEVER_SENT), 1);
+  assert_int_equal(helper_log_count(&h, "2 meters"), 1);
+}
+
+static void data_recorded_after_stop_is_reported_once(void **state) {
+  (void)state;
+  char uri[160];
+  snprintf(uri, sizeof(uri), "SPECTATOR_URI=%s", agg_url(http_agg));
+  const char *env[] = {uri, "SPECTATOR_FREQUENCY=60", NULL};
+  helper_t h;
+  global_scenario(LIFECYCLE_CHILD, "after-stop", env, &h);
+  assert_true(value_at(http_agg, "lc.before", COUNT) == 1);
+  assert_true(isnan(value_at(http_agg, "lc.after", COUNT)));
+  if (helper_log_count(&h, NEVER_SENT) != 1) helper_dump_log(&h);
+  assert_int_equal(helper_log_count(&h, NEVER_SENT), 1);
+  assert_int_equal(helper_log_count(&h, "1 meter"), 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The global registry                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void freeing_the_global_registry_is_refused(void **state) {
+  (void)state;
+  char uri[160];
+  snprintf(uri, sizeof(uri), "SPECTATOR_URI=%s", agg_url(http_agg));
+  const char *env[] = {uri, "SPECTATOR_FREQUENCY=60", NULL};
+  helper_t h;
+  helper_start(&h, LIFECYCLE_CHILD, "free-global", http_agg, env);
+  char line[128] = "";
+  helper_line(&h, line, sizeof(line), 10);
+  helper_wait(&h, 10);
+  if (h.status != 0) helper_dump_log(&h);
+  assert_int_equal(h.status, 0);
+  assert_string_equal(line, "value 3");
+  /* the snapshot took 3; the exit flush sends the 4 recorded after it */
+  assert_true(value_at(http_agg, "lc.global", COUNT) == 4);
+  assert_int_equal(helper_log_count(&h, "global registry"), 1);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Setup                                                                     */
 /* ------------------------------------------------------------------------ */
 
@@ -540,6 +625,10 @@ int main(void) {
       cmocka_unit_test_setup(exit_from_a_signal_handler_that_interrupted_a_lookup_is_bounded,
                              reset),
       cmocka_unit_test_setup(exit_from_a_signal_handler_that_interrupted_a_stop_is_bounded, reset),
+      cmocka_unit_test_setup(data_recorded_after_the_exit_flush_is_reported_once, reset),
+      cmocka_unit_test_setup(data_of_a_registry_never_started_is_reported_once, reset),
+      cmocka_unit_test_setup(data_recorded_after_stop_is_reported_once, reset),
+      cmocka_unit_test_setup(freeing_the_global_registry_is_refused, reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

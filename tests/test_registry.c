@@ -875,6 +875,32 @@ static void global_registry_is_stable_and_spectator_counter_goes_to_it(void **st
   assert_ptr_equal(spectator_global_registry(), g);
 }
 
+/* A registry with a URI that is freed with values no publish sent (here it
+ * was never started) says so in one warning; a registry without a URI is
+ * read through snapshots: nothing to say. */
+static void freeing_a_registry_with_unsent_values_says_so_once(void **state) {
+  (void)state;
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.uri = "http://127.0.0.1:1/api/v4/update";
+  cfg.auto_start = 0;
+  cfg.env_common_tags = 0;
+  spectator_registry_t *r = spectator_registry_new(&cfg);
+  assert_non_null(r);
+  spectator_counter_increment(spectator_registry_counter(r, "unsent.a", NULL));
+  spectator_counter_increment(spectator_registry_counter(r, "unsent.b", NULL));
+  spectator_gauge_set(spectator_registry_gauge(r, "unsent.c", NULL), 1);
+  spectator_registry_counter(r, "unsent.idle", NULL); /* nothing recorded */
+  spectator_registry_free(r);
+  assert_int_equal(tu_log_count_matching(SPECTATOR_LOGGER_REGISTRY, "will never be sent"), 1);
+  assert_int_equal(tu_log_count_matching(SPECTATOR_LOGGER_REGISTRY, "3 meters recorded"), 1);
+
+  spectator_registry_t *collect_only = mt_registry(NULL, 0);
+  spectator_counter_increment(spectator_registry_counter(collect_only, "kept", NULL));
+  spectator_registry_free(collect_only);
+  assert_int_equal(tu_log_count_matching(SPECTATOR_LOGGER_REGISTRY, "will never be sent"), 1);
+}
+
 int main(void) {
   /* Before anything touches the global registry. */
   setenv("SPECTATOR_DISABLE_AUTO_START", "1", 1);
@@ -902,6 +928,7 @@ int main(void) {
       T(gauge_with_ttl_overrides_the_registry_ttl_for_that_gauge_only),
       T(gauge_set_to_nan_stops_reporting_at_once),
       T(global_registry_is_stable_and_spectator_counter_goes_to_it),
+      T(freeing_a_registry_with_unsent_values_says_so_once),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
