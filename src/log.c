@@ -8,7 +8,8 @@
  *
  * The mutex is held for two loads. A thread that exit() interrupted from a
  * signal handler may hold it forever (and the exit path logs), so a log line
- * waits for it at most HANDLER_WAIT_NS, then goes to stderr.
+ * waits for it at most HANDLER_WAIT_NS, then goes to stderr; after that,
+ * lines only try the lock until it is free again.
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -24,6 +25,7 @@
 #define HANDLER_WAIT_NS (100 * 1000 * 1000LL)
 
 static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool handler_lock_stuck;
 static spectator_log_fn handler;
 static void *handler_ctx;
 
@@ -87,7 +89,10 @@ void spectator_log_set_handler(spectator_log_fn fn, void *ctx) {
 
 void spectator__log_prefork(void) { pthread_mutex_lock(&handler_lock); }
 void spectator__log_postfork_parent(void) { pthread_mutex_unlock(&handler_lock); }
-void spectator__log_postfork_child(void) { pthread_mutex_init(&handler_lock, NULL); }
+void spectator__log_postfork_child(void) {
+  pthread_mutex_init(&handler_lock, NULL);
+  atomic_store(&handler_lock_stuck, false);
+}
 
 bool spectator__log_enabled(spectator_log_level_t level) {
   /* Levels outside DEBUG..ERROR are never emitted (the default handler
@@ -115,11 +120,15 @@ void spectator__log(spectator_log_level_t level, const char *logger, const char 
 
   spectator_log_fn fn = NULL;
   void *ctx = NULL;
-  if (spectator__mutex_lock_until(&handler_lock, spectator__monotonic_ns() + HANDLER_WAIT_NS) ==
-      0) {
+  int64_t wait =
+      atomic_load_explicit(&handler_lock_stuck, memory_order_relaxed) ? 0 : HANDLER_WAIT_NS;
+  if (spectator__mutex_lock_until(&handler_lock, spectator__monotonic_ns() + wait) == 0) {
     fn = handler;
     ctx = handler_ctx;
     pthread_mutex_unlock(&handler_lock);
+    if (wait == 0) atomic_store_explicit(&handler_lock_stuck, false, memory_order_relaxed);
+  } else {
+    atomic_store_explicit(&handler_lock_stuck, true, memory_order_relaxed);
   }
 
   if (fn) {
