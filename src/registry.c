@@ -644,7 +644,7 @@ bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t 
     cur->seq = ++reg->pass_seq;
     /* Without the insert lock by the deadline, the freeing waits for a later
      * snapshot (entries marked earlier are still freed at the end). */
-    if (reg->passes++ == 0 && lock_for_maintenance(reg, cur->deadline_ns)) {
+    if (atomic_fetch_add(&reg->passes, 1) == 0 && lock_for_maintenance(reg, cur->deadline_ns)) {
       begin_pass(reg, cur->seq);
       pthread_mutex_unlock(&reg->lock);
     }
@@ -681,8 +681,12 @@ bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t 
 void spectator__registry_collect_end(spectator_registry_t *reg, spectator__cursor_t *cur) {
   if (!cur->started) return;
   cur->started = false;
-  if (!lock_by(&reg->snap_lock, cur->deadline_ns)) return; /* at exit: nothing is freed */
-  if (--reg->passes == 0 && cur->next >= cur->end && lock_for_maintenance(reg, cur->deadline_ns)) {
+  /* The snapshot ends whatever happens next; only the freeing needs the
+   * locks, and what it cannot free now, the end of a later snapshot frees. */
+  if (atomic_fetch_sub(&reg->passes, 1) != 1 || cur->next < cur->end) return;
+  if (!lock_by(&reg->snap_lock, cur->deadline_ns)) return;
+  /* No snapshot began meanwhile (one begins with snap_lock held). */
+  if (atomic_load(&reg->passes) == 0 && lock_for_maintenance(reg, cur->deadline_ns)) {
     end_pass(reg, cur->seq);
     pthread_mutex_unlock(&reg->lock);
   }
@@ -736,7 +740,7 @@ void spectator__registries_postfork_child(void) {
   for (spectator_registry_t *r = all_head; r; r = r->next_all) {
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->snap_lock, NULL);
-    r->passes = 0;
+    atomic_store(&r->passes, 0);
     spectator__snap_ctx_t drop = {NULL, 0};
     size_t end = atomic_load_explicit(&r->end, memory_order_relaxed);
     for (size_t i = 0; i < end; i++) {

@@ -75,7 +75,10 @@ struct spectator_registry {
   spectator__slab_t *slab;       /* where new pinned meters go; older blocks follow `next` */
   spectator__retired_t *retired; /* waiting to be freed (snap_lock and lock) */
   uint64_t pass_seq;             /* snapshots begun (snap_lock) */
-  unsigned passes;               /* snapshots whose records are still in use (snap_lock) */
+  /* Snapshots whose records are still in use: raised with snap_lock held,
+   * lowered without it (a snapshot always ends, even one that can no longer
+   * get the lock). */
+  _Atomic unsigned passes;
 
   spectator__ratelimit_t rl_full;
   spectator__stripe_src_t stripes; /* for contended counters and timers */

@@ -16,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "meter.h"
 #include "meter_test_util.h"
+#include "publisher.h"
+#include "registry.h"
 
 #define NS 1000000000LL
 #define MINUTE (60 * NS)
@@ -388,6 +392,75 @@ static void lookups_and_one_shot_calls_of_the_same_ids_race_expiry_safely(void *
   spectator_registry_free(reg);
 }
 
+/* --- a late end of a snapshot ----------------------------------------------- */
+
+/* Holds the registry's snapshot lock from when it is told until 200 ms have
+ * passed (a bound, so that a thread waiting for the lock gets it). */
+typedef struct {
+  spectator_registry_t *reg;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stage; /* 1: take it, 2: holding */
+} holder_t;
+
+static void *hold_snapshot_lock(void *arg) {
+  holder_t *h = arg;
+  pthread_mutex_lock(&h->mu);
+  while (h->stage < 1) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+  pthread_mutex_lock(&h->reg->snap_lock);
+  pthread_mutex_lock(&h->mu);
+  h->stage = 2;
+  pthread_cond_broadcast(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  struct timespec nap = {0, 200 * 1000 * 1000};
+  nanosleep(&nap, NULL);
+  pthread_mutex_unlock(&h->reg->snap_lock);
+  return NULL;
+}
+
+typedef struct {
+  holder_t *h;
+  int64_t deadline_ns;
+} late_send_t;
+
+/* The send step of the publish: another thread takes the snapshot lock and
+ * the publish's deadline passes before this returns. */
+static bool send_while_the_lock_is_taken(void *ctx, const spectator__batch_t *body) {
+  (void)body;
+  late_send_t *l = ctx;
+  pthread_mutex_lock(&l->h->mu);
+  l->h->stage = 1;
+  pthread_cond_broadcast(&l->h->cv);
+  while (l->h->stage < 2) pthread_cond_wait(&l->h->cv, &l->h->mu);
+  pthread_mutex_unlock(&l->h->mu);
+  while (spectator__monotonic_ns() <= l->deadline_ns) sched_yield();
+  return true;
+}
+
+static void a_publish_that_ends_late_still_lets_expired_meters_be_freed(void **state) {
+  (void)state;
+  tu_clock_t clock = {0};
+  spectator_registry_t *reg = new_registry(&clock, 0);
+  spectator_registry_record(reg, SPECTATOR_METER_COUNTER, "late.end", NULL, 1);
+  holder_t h = {reg, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, hold_snapshot_lock, &h), 0);
+  late_send_t l = {&h, spectator__monotonic_ns() + 50 * 1000 * 1000};
+  spectator__stream_t st;
+  spectator__publish_stream(reg, SPECTATOR__ENCODE_RAW, l.deadline_ns,
+                            send_while_the_lock_is_taken, &l, &st);
+  pthread_join(th, NULL);
+  /* The publish's snapshot ended: later snapshots free what expires. */
+  assert_int_equal(reg->passes, 0);
+  tu_clock_advance(&clock, HOUR);
+  sum_counts(reg, "late.", NULL); /* expires it */
+  sum_counts(reg, "late.", NULL); /* frees it after the grace period */
+  assert_int_equal(spectator_registry_size(reg), 0);
+  assert_null(reg->retired);
+  spectator_registry_free(reg);
+}
+
 /* --- fork ------------------------------------------------------------------ */
 
 typedef struct {
@@ -432,6 +505,7 @@ int main(void) {
       cmocka_unit_test(one_shot_calls_racing_expiry_lose_nothing_and_count_nothing_twice),
       cmocka_unit_test(lookups_and_one_shot_calls_of_the_same_ids_race_expiry_safely),
       cmocka_unit_test(a_forked_child_inherits_the_meters_and_expires_them_on_its_own),
+      cmocka_unit_test(a_publish_that_ends_late_still_lets_expired_meters_be_freed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
