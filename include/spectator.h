@@ -10,8 +10,10 @@
  *   pointers may be shared between threads freely. Recording on a meter pointer
  *   (spectator_counter_increment() and friends) takes no lock, allocates
  *   nothing, reads no clock, makes no system call and never logs: it is one or a
- *   few atomic instructions. Looking a meter up by name takes no lock when the
- *   meter exists; creating one takes the registry's lock.
+ *   few atomic instructions. Three recording calls read the registry's clock,
+ *   and say so: spectator_age_gauge_set_now(), spectator_long_task_timer_start()
+ *   and spectator_long_task_timer_stop(). Looking a meter up by name takes no
+ *   lock when the meter exists; creating one takes the registry's lock.
  *
  * OWNERSHIP
  *   - Meter pointers belong to their registry: never free them. They stay valid
@@ -326,6 +328,9 @@ typedef struct spectator_max_gauge spectator_max_gauge_t;
 typedef struct spectator_monotonic_counter spectator_monotonic_counter_t;
 typedef struct spectator_percentile_timer spectator_percentile_timer_t;
 typedef struct spectator_percentile_dist_summary spectator_percentile_dist_summary_t;
+typedef struct spectator_age_gauge spectator_age_gauge_t;
+typedef struct spectator_monotonic_counter_u64 spectator_monotonic_counter_u64_t;
+typedef struct spectator_long_task_timer spectator_long_task_timer_t;
 
 /* Meters of the global registry. The pointer returned stays valid until
  * process exit; asking again with an equal id returns the same meter. Never
@@ -351,6 +356,15 @@ SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_percentile_timer(const 
                                                                           double max_seconds);
 SPECTATOR_EXTERN spectator_percentile_dist_summary_t *spectator_percentile_dist_summary(
     const char *name, const char *const *tags, double min, double max);
+/* Age gauge: the seconds since the last set (see spectator_age_gauge_set). */
+SPECTATOR_EXTERN spectator_age_gauge_t *spectator_age_gauge(const char *name,
+                                                            const char *const *tags);
+/* Monotonic counter of an unsigned 64-bit count, exact (see _u64_set). */
+SPECTATOR_EXTERN spectator_monotonic_counter_u64_t *spectator_monotonic_counter_u64(
+    const char *name, const char *const *tags);
+/* Long task timer: tasks reported while they run (see _start and _stop). */
+SPECTATOR_EXTERN spectator_long_task_timer_t *spectator_long_task_timer(const char *name,
+                                                                        const char *const *tags);
 
 /* The same lookups on an explicit registry. reg NULL gives a no-op meter. */
 SPECTATOR_EXTERN spectator_counter_t *spectator_registry_counter(spectator_registry_t *reg,
@@ -381,6 +395,13 @@ SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_registry_percentile_tim
     double max_seconds);
 SPECTATOR_EXTERN spectator_percentile_dist_summary_t *spectator_registry_percentile_dist_summary(
     spectator_registry_t *reg, const char *name, const char *const *tags, double min, double max);
+SPECTATOR_EXTERN spectator_age_gauge_t *spectator_registry_age_gauge(spectator_registry_t *reg,
+                                                                     const char *name,
+                                                                     const char *const *tags);
+SPECTATOR_EXTERN spectator_monotonic_counter_u64_t *spectator_registry_monotonic_counter_u64(
+    spectator_registry_t *reg, const char *name, const char *const *tags);
+SPECTATOR_EXTERN spectator_long_task_timer_t *spectator_registry_long_task_timer(
+    spectator_registry_t *reg, const char *name, const char *const *tags);
 
 /* Lookups by id (the id is borrowed). A NULL id gives a no-op meter. */
 SPECTATOR_EXTERN spectator_counter_t *spectator_registry_counter_id(spectator_registry_t *reg,
@@ -402,8 +423,14 @@ SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_registry_percentile_tim
     spectator_registry_t *reg, const spectator_id_t *id, double min_seconds, double max_seconds);
 SPECTATOR_EXTERN spectator_percentile_dist_summary_t *spectator_registry_percentile_dist_summary_id(
     spectator_registry_t *reg, const spectator_id_t *id, double min, double max);
+SPECTATOR_EXTERN spectator_age_gauge_t *spectator_registry_age_gauge_id(spectator_registry_t *reg,
+                                                                        const spectator_id_t *id);
+SPECTATOR_EXTERN spectator_monotonic_counter_u64_t *spectator_registry_monotonic_counter_u64_id(
+    spectator_registry_t *reg, const spectator_id_t *id);
+SPECTATOR_EXTERN spectator_long_task_timer_t *spectator_registry_long_task_timer_id(
+    spectator_registry_t *reg, const spectator_id_t *id);
 
-/* The meter types, for the one-shot calls below. */
+/* The meter types, for the one-shot calls below. Only ever appended to. */
 typedef enum {
   SPECTATOR_METER_COUNTER = 0,
   SPECTATOR_METER_TIMER,
@@ -412,13 +439,19 @@ typedef enum {
   SPECTATOR_METER_MAX_GAUGE,
   SPECTATOR_METER_MONOTONIC_COUNTER,
   SPECTATOR_METER_PERCENTILE_TIMER,
-  SPECTATOR_METER_PERCENTILE_DIST_SUMMARY
+  SPECTATOR_METER_PERCENTILE_DIST_SUMMARY,
+  SPECTATOR_METER_AGE_GAUGE,             /* value: Unix seconds, 0 for now */
+  SPECTATOR_METER_MONOTONIC_COUNTER_U64, /* value: the count (exact up to 2^53 here) */
+  SPECTATOR_METER_LONG_TASK_TIMER        /* no one-shot form: refused and logged */
 } spectator_meter_type_t;
 
 /* Look up (creating when needed) and record value in one call, without
  * handing out a pointer: counter add, timer seconds, summary amount, gauge
  * set, max gauge set, monotonic counter set, percentile timer seconds (range
- * 10 ms to 60 s), percentile summary amount (range 0 to 2^63). A meter made by
+ * 10 ms to 60 s), percentile summary amount (range 0 to 2^63), age gauge set
+ * (Unix seconds; 0 is now and reads the clock), uint64 monotonic counter set
+ * (values outside [0, 2^64) ignored). A long task timer has no one-shot form
+ * (the call is refused with a log line). A meter made by
  * these calls is transient (see above). The value follows the recording
  * function's rules (an amount <= 0 on a counter is ignored...). Thread-safe;
  * a call on an existing meter takes no lock and allocates nothing. Bad input
@@ -457,6 +490,46 @@ SPECTATOR_EXTERN void spectator_percentile_timer_record_ns(spectator_percentile_
 SPECTATOR_EXTERN void spectator_percentile_dist_summary_record(
     spectator_percentile_dist_summary_t *d, double amount);
 
+/* Age gauges report, as statistic=gauge (op max), the seconds from the last
+ * set to each snapshot, on the registry's clock, every interval (never
+ * idle). Never set, they report the seconds since the Unix epoch, as
+ * spectatord does, so an alert on the time since the last success fires
+ * until the first one. set_now records the registry's clock now: it is a
+ * recording call that reads the clock (cfg.clock, else CLOCK_MONOTONIC). */
+SPECTATOR_EXTERN void spectator_age_gauge_set_now(spectator_age_gauge_t *g);
+/* Record a moment given as Unix time in seconds (fractions allowed; 0 means
+ * now, as spectatord's `A` line, and reads the clock). The registry relates
+ * its clock to the wall clock: with the default clock the relation is
+ * measured again at each snapshot; with cfg.clock it is the one measured
+ * when the registry was created, so ages follow the injected clock. Reads no
+ * clock (but for 0). NaN, infinite, negative and values past 2262 are
+ * ignored. */
+SPECTATOR_EXTERN void spectator_age_gauge_set(spectator_age_gauge_t *g, double epoch_seconds);
+
+/* uint64 monotonic counters: set the current value of an external 64-bit
+ * count; each snapshot reports the increase since the previous snapshot
+ * (statistic=count, op add), computed on integers, so exact for any values.
+ * A value below the previous one is a wrap-around, as spectatord computes it:
+ * the increase is value - previous modulo 2^64. The first snapshot after the
+ * first set reports nothing; an increase of 0 reports nothing. */
+SPECTATOR_EXTERN void spectator_monotonic_counter_u64_set(spectator_monotonic_counter_u64_t *m,
+                                                          uint64_t value);
+
+/* Long task timers report statistic=activeTasks (tasks running) and
+ * statistic=duration (seconds all running tasks have run so far), both op
+ * max, computed at each snapshot from the registry's clock; 0 and 0 when idle.
+ * start returns the task's id (>= 0) to pass to stop; it reads the registry's
+ * clock, takes no lock and allocates nothing. A timer tracks 256 tasks at
+ * once: a start beyond them still returns an id whose stop gives its time,
+ * but the task is missing from activeTasks and duration, and the next
+ * snapshot logs how many such starts there were. NULL or no-op timer: -1. */
+SPECTATOR_EXTERN int64_t spectator_long_task_timer_start(spectator_long_task_timer_t *t);
+/* Stop a task: returns the seconds it ran (>= 0), reading the registry's
+ * clock. A task id that is not running (stopped already, made up, negative,
+ * from before a fork), a NULL or no-op timer: nothing happens, returns -1. */
+SPECTATOR_EXTERN double spectator_long_task_timer_stop(spectator_long_task_timer_t *t,
+                                                       int64_t task);
+
 /* Getters: the values accumulated in the current interval (since the last
  * snapshot or publish), except gauges which return their last value. NULL or
  * no-op meters give 0 (NaN for gauges). */
@@ -481,6 +554,16 @@ SPECTATOR_EXTERN double spectator_percentile_dist_summary_total(
     const spectator_percentile_dist_summary_t *d);
 SPECTATOR_EXTERN double spectator_percentile_dist_summary_percentile(
     const spectator_percentile_dist_summary_t *d, double pct);
+/* Seconds since the last set (since the Unix epoch when never set), now:
+ * reads the registry's clock. NaN for NULL or no-op meters. */
+SPECTATOR_EXTERN double spectator_age_gauge_age(const spectator_age_gauge_t *g);
+/* The last value set (0 when never set, NULL or no-op). */
+SPECTATOR_EXTERN uint64_t
+spectator_monotonic_counter_u64_get(const spectator_monotonic_counter_u64_t *m);
+/* Tasks running now, and the seconds they have run so far (reads the
+ * registry's clock). 0 for NULL or no-op timers. */
+SPECTATOR_EXTERN int spectator_long_task_timer_active_tasks(const spectator_long_task_timer_t *t);
+SPECTATOR_EXTERN double spectator_long_task_timer_duration(const spectator_long_task_timer_t *t);
 
 /* Percentile buckets (Spectator's PercentileBuckets): 276 buckets. */
 #define SPECTATOR_PERCENTILE_BUCKETS 276

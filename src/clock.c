@@ -13,6 +13,12 @@ int64_t spectator__monotonic_ns(void) {
   return (int64_t)ts.tv_sec * SPECTATOR__NS_PER_S + ts.tv_nsec;
 }
 
+int64_t spectator__realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * SPECTATOR__NS_PER_S + ts.tv_nsec;
+}
+
 void spectator__cond_init_monotonic(pthread_cond_t *cv) {
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

@@ -13,6 +13,13 @@
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t spectator__monotonic_ns(void);
+/* CLOCK_REALTIME in nanoseconds since the Unix epoch. */
+int64_t spectator__realtime_ns(void);
+/* A registry's clock: fn(ctx) when a clock was configured, else
+ * CLOCK_MONOTONIC. */
+static inline int64_t spectator__clock_now(spectator_clock_fn fn, void *ctx) {
+  return fn ? fn(ctx) : spectator__monotonic_ns();
+}
 /* Initialize a condition variable whose timed waits use CLOCK_MONOTONIC
  * deadlines (spectator__monotonic_ns values). */
 void spectator__cond_init_monotonic(pthread_cond_t *cv);

@@ -26,15 +26,18 @@
  * (spectator_<stem>_t), its lookups (spectator_registry_<stem>...) and its
  * descriptor (spectator__<stem>_type), and lookup is the shape of its public
  * lookups: PLAIN (name and tags) or RANGE (name, tags, min and max). */
-#define SPECTATOR__METER_TYPE_MAP(XX)             \
-  XX(COUNTER, counter, PLAIN)                     \
-  XX(TIMER, timer, PLAIN)                         \
-  XX(DIST_SUMMARY, dist_summary, PLAIN)           \
-  XX(GAUGE, gauge, PLAIN)                         \
-  XX(MAX_GAUGE, max_gauge, PLAIN)                 \
-  XX(MONOTONIC_COUNTER, monotonic_counter, PLAIN) \
-  XX(PERCENTILE_TIMER, percentile_timer, RANGE)   \
-  XX(PERCENTILE_DIST_SUMMARY, percentile_dist_summary, RANGE)
+#define SPECTATOR__METER_TYPE_MAP(XX)                         \
+  XX(COUNTER, counter, PLAIN)                                 \
+  XX(TIMER, timer, PLAIN)                                     \
+  XX(DIST_SUMMARY, dist_summary, PLAIN)                       \
+  XX(GAUGE, gauge, PLAIN)                                     \
+  XX(MAX_GAUGE, max_gauge, PLAIN)                             \
+  XX(MONOTONIC_COUNTER, monotonic_counter, PLAIN)             \
+  XX(PERCENTILE_TIMER, percentile_timer, RANGE)               \
+  XX(PERCENTILE_DIST_SUMMARY, percentile_dist_summary, RANGE) \
+  XX(AGE_GAUGE, age_gauge, PLAIN)                             \
+  XX(MONOTONIC_COUNTER_U64, monotonic_counter_u64, PLAIN)     \
+  XX(LONG_TASK_TIMER, long_task_timer, PLAIN)
 
 typedef enum {
 #define SPECTATOR__TYPE_ENUM(name, stem, lookup) SPECTATOR__##name,
@@ -57,8 +60,8 @@ typedef struct spectator__meter {
   uint8_t type;          /* spectator__type_t */
   uint8_t has_statistic; /* the id carries its own statistic tag */
   _Atomic uint8_t conflict_logged;
-  _Atomic uint8_t state; /* SPECTATOR__TRANSIENT, _PINNED or _DEAD */
-  uint8_t own_alloc;     /* allocated on its own (transient), not in a slab */
+  _Atomic uint8_t state;  /* SPECTATOR__TRANSIENT, _PINNED or _DEAD */
+  uint8_t own_alloc;      /* allocated on its own (transient), not in a slab */
   int64_t last_active_ns; /* last snapshot that saw activity */
 } spectator__meter_t;
 
@@ -85,6 +88,14 @@ typedef struct {
   spectator__stripe_src_t *stripes; /* for meters that spread when contended */
   int64_t ttl_ns;                   /* the registry's meter TTL */
   int64_t now_ns;                   /* the registry's clock, now */
+  /* The registry's clock, for the few recording calls documented to read it
+   * (an age gauge's set_now, a long task timer's start and stop):
+   * spectator__clock_now(clock, clock_ctx). */
+  spectator_clock_fn clock;
+  void *clock_ctx;
+  /* The Unix epoch time of the registry's clock reading 0, in nanoseconds
+   * (wall clock = registry clock + this); the registry keeps it current. */
+  const _Atomic int64_t *wall_offset_ns;
 } spectator__meter_env_t;
 
 /* A meter type. */
@@ -106,7 +117,8 @@ typedef struct spectator__meter_type {
    * into nothing. */
   void (*postfork_child)(spectator__meter_t *m);
   /* Record one value, as a one-shot call does (spectator_record): a counter
-   * adds it, a timer takes seconds, a gauge sets it... */
+   * adds it, a timer takes seconds, a gauge sets it... NULL: the type has no
+   * one-shot form (a long task timer), and such a call is refused. */
   void (*record)(spectator__meter_t *m, double value);
   /* The parameters a one-shot call creates the meter with (percentile
    * ranges); NULL: none. */

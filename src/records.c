@@ -25,6 +25,8 @@ const char *const spectator__stat_names[SPECTATOR__STAT_COUNT_OF_NAMES] = {
     [SPECTATOR__STAT_TOTAL_AMOUNT] = "totalAmount",
     [SPECTATOR__STAT_PERCENTILE] = "percentile",
     [SPECTATOR__STAT_GAUGE] = "gauge",
+    [SPECTATOR__STAT_ACTIVE_TASKS] = "activeTasks",
+    [SPECTATOR__STAT_DURATION] = "duration",
 };
 
 _Static_assert(sizeof(spectator__record_t) <= 24, "a record stays at 24 bytes");

@@ -180,6 +180,7 @@ spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg) 
   atomic_init(&reg->table, t);
   atomic_init(&reg->count, 0);
   atomic_init(&reg->end, 0);
+  atomic_init(&reg->wall_offset_ns, spectator__realtime_ns() - spectator__registry_now_ns(reg));
   pthread_mutex_init(&reg->lock, NULL);
   pthread_mutex_init(&reg->snap_lock, NULL);
   return reg;
@@ -232,7 +233,7 @@ size_t spectator_registry_size(spectator_registry_t *reg) {
 }
 
 int64_t spectator__registry_now_ns(const spectator_registry_t *reg) {
-  return reg->cfg.clock ? reg->cfg.clock(reg->cfg.clock_ctx) : spectator__monotonic_ns();
+  return spectator__clock_now(reg->cfg.clock, reg->cfg.clock_ctx);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -413,8 +414,9 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
   m->last_active_ns = spectator__registry_now_ns(reg);
   if (mt->init) {
     static const spectator__meter_params_t none = {0, 0, 0};
-    spectator__meter_env_t env = {&reg->stripes, (int64_t)(reg->cfg.meter_ttl_s * 1e9),
-                                  m->last_active_ns};
+    spectator__meter_env_t env = {&reg->stripes,      (int64_t)(reg->cfg.meter_ttl_s * 1e9),
+                                  m->last_active_ns,  reg->cfg.clock,
+                                  reg->cfg.clock_ctx, &reg->wall_offset_ns};
     mt->init(m, p ? p : &none, &env);
   }
   atomic_store_explicit(&reg->chunks[pos / SPECTATOR__CHUNK][pos % SPECTATOR__CHUNK], m,
@@ -633,6 +635,12 @@ static void expire(spectator_registry_t *reg, spectator__retired_t *found, int64
 
 bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t *cur,
                                  spectator__records_t *rs, size_t want) {
+  if (!cur->started) {
+    if (!reg->cfg.clock)
+      atomic_store_explicit(&reg->wall_offset_ns,
+                            spectator__realtime_ns() - spectator__monotonic_ns(),
+                            memory_order_relaxed);
+  }
   if (!lock_by(&reg->snap_lock, cur->deadline_ns)) {
     cur->locked_out = true;
     return true;

@@ -82,8 +82,12 @@ struct spectator_registry {
 
   spectator__ratelimit_t rl_full;
   spectator__stripe_src_t stripes; /* for contended counters and timers */
+  /* The Unix epoch time, in ns, at which the registry's clock reads 0:
+   * measured at creation, and again at each snapshot when the clock is the
+   * default one (an injected clock keeps the relation it had at creation). */
+  _Atomic int64_t wall_offset_ns;
 
-  struct spectator__publisher *pub; /* publisher.c; NULL until publisher_init */
+  struct spectator__publisher *pub;   /* publisher.c; NULL until publisher_init */
   bool is_global;
   struct spectator_registry *next_all; /* list of live registries (fork, exit) */
 };
