@@ -13,7 +13,9 @@
  *   few atomic instructions. Three recording calls read the registry's clock,
  *   and say so: spectator_age_gauge_set_now(), spectator_long_task_timer_start()
  *   and spectator_long_task_timer_stop(). Looking a meter up by name takes no
- *   lock when the meter exists; creating one takes the registry's lock.
+ *   lock when the meter exists; creating one takes the registry's lock. Polled
+ *   meters call the application's functions at each snapshot, on the thread
+ *   that takes it, with no library lock held (see "Polled meters").
  *
  * OWNERSHIP
  *   - Meter pointers belong to their registry: never free them. They stay valid
@@ -282,9 +284,10 @@ SPECTATOR_EXTERN spectator_registry_t *spectator_registry_new(const spectator_co
 #define spectator_registry_new(cfg) spectator_registry_new_size((cfg), sizeof(spectator_config_t))
 
 /* Stop publishing (with a final flush, bounded by the timeout) and free the
- * registry and all its meters. Meter pointers from it become invalid. NULL is a
- * no-op; so is the global registry, which lives until exit (logged). Must not
- * be called while other threads still use its meters. */
+ * registry and all its meters and pollers. Meter and poller pointers from it
+ * become invalid. NULL is a no-op; so is the global registry, which lives
+ * until exit (logged). Must not be called while other threads still use its
+ * meters; from a poller's function it is refused (logged). */
 SPECTATOR_EXTERN void spectator_registry_free(spectator_registry_t *reg);
 /* The global registry behind spectator_counter() and friends, created on first
  * use from the environment. Never NULL except when memory runs out. */
@@ -301,7 +304,7 @@ SPECTATOR_EXTERN spectator_registry_t *spectator_global_registry(void);
 SPECTATOR_EXTERN int spectator_registry_start(spectator_registry_t *reg);
 /* Stop the publishing thread: wakes it at once, publishes what is pending
  * (bounded by the timeout) and joins. Idempotent; NULL is a no-op. Must not be
- * called from a log handler. */
+ * called from a log handler; from a poller's function it is refused (logged). */
 SPECTATOR_EXTERN void spectator_registry_stop(spectator_registry_t *reg);
 /* Number of meters in the registry (no-op meters are not counted). */
 SPECTATOR_EXTERN size_t spectator_registry_size(spectator_registry_t *reg);
@@ -571,6 +574,66 @@ SPECTATOR_EXTERN double spectator_long_task_timer_duration(const spectator_long_
 SPECTATOR_EXTERN size_t spectator_percentile_buckets_index_of(int64_t v);
 /* Upper bound of bucket i; INT64_MAX when i is out of range. */
 SPECTATOR_EXTERN int64_t spectator_percentile_buckets_get(size_t i);
+
+/* ------------------------------------------------------------------------ */
+/* Polled meters                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A poller's function: returns the current value of what it watches (a queue
+ * length, a pool size, a count kept elsewhere); NaN means nothing this
+ * interval. Called with the ctx given at creation.
+ *
+ * When: at the start of every snapshot of its registry (each publish, and
+ * each spectator_registry_snapshot(), also on a registry that does not
+ * publish), on the thread taking the snapshot (the publishing thread for a
+ * publish), with no library lock held, never from a recording call. Two
+ * snapshots at once do not call it twice: the second uses the first's call,
+ * so a function never runs concurrently with itself.
+ *
+ * What it may do: look meters up and record on them, create and remove
+ * pollers (its own included), take a snapshot (of its own registry: the
+ * pollers are not called again for it). A slow function delays only the
+ * snapshot that called it, never recording or lookups. What it must not do:
+ * stop or free a registry (refused with a log line), or wait for a thread
+ * that is removing a poller whose function is waiting for this one. */
+typedef double (*spectator_poll_fn)(void *ctx);
+typedef struct spectator_poller spectator_poller_t;
+
+/* Poll gauge (Java PolledMeter.monitorValue): each snapshot sets gauge
+ * name{tags} (statistic=gauge, op max) to fn(ctx). Pollers of one id add up,
+ * as in Java (NaN ones are left out; all NaN: nothing reported). Returns the
+ * poller, owned by the registry until spectator_poller_remove() or
+ * spectator_registry_free() (which frees it). NULL registry, name or fn, bad
+ * tags, an id that is another meter type or a full registry: NULL and a
+ * rate-limited log line. fn is first called at the next snapshot. */
+SPECTATOR_EXTERN spectator_poller_t *spectator_registry_poll_gauge(spectator_registry_t *reg,
+                                                                   const char *name,
+                                                                   const char *const *tags,
+                                                                   spectator_poll_fn fn, void *ctx);
+/* Poll monotonic counter (Java PolledMeter.monitorMonotonicCounter): fn(ctx)
+ * returns a count that only grows; each snapshot adds its increase since the
+ * previous reading to counter name{tags} (statistic=count, op add). The first
+ * reading only sets the base; a decrease (the source restarted) adds nothing
+ * and becomes the new base, as in Java; NaN and infinite readings are
+ * skipped. Pollers of one id add up. Ownership and bad input as poll_gauge. */
+SPECTATOR_EXTERN spectator_poller_t *spectator_registry_poll_monotonic_counter(
+    spectator_registry_t *reg, const char *name, const char *const *tags, spectator_poll_fn fn,
+    void *ctx);
+/* The same on the global registry. */
+SPECTATOR_EXTERN spectator_poller_t *spectator_poll_gauge(const char *name, const char *const *tags,
+                                                          spectator_poll_fn fn, void *ctx);
+SPECTATOR_EXTERN spectator_poller_t *spectator_poll_monotonic_counter(const char *name,
+                                                                      const char *const *tags,
+                                                                      spectator_poll_fn fn,
+                                                                      void *ctx);
+/* Remove a poller and free it. When it returns, fn is not running and will
+ * not be called again, so ctx may be freed; it waits for a call in progress
+ * on another thread. Called from inside fn itself (or from another poller's
+ * function of the same registry), it returns at once: fn is then its caller,
+ * and is not called again. A poll gauge with no poller left stops reporting
+ * at once. Any thread; once per poller (p is invalid afterwards). NULL:
+ * no-op. */
+SPECTATOR_EXTERN void spectator_poller_remove(spectator_poller_t *p);
 
 /* ------------------------------------------------------------------------ */
 /* Stopwatch                                                                 */

@@ -8,8 +8,9 @@
  * _postfork_child; this file only calls them in a fixed order:
  *
  * - prepare takes every library lock: the registries' (the list of live
- *   registries, then each registry's snapshot and insert locks), the
- *   publishers' state locks, then the log handler lock. None of these is ever
+ *   registries, then each registry's snapshot and insert locks), each
+ *   registry's poller lock, the publishers' state locks, then the log handler
+ *   lock. None of these is ever
  *   held across network I/O or a user callback, so prepare waits at most for
  *   a lookup miss or a snapshot to finish, never for the network. Recording
  *   takes no lock at all and is never blocked.
@@ -30,12 +31,14 @@
 
 #include "fork.h"
 #include "log.h"
+#include "poller.h"
 #include "publisher.h"
 #include "registry.h"
 #include "smr.h"
 
 static void prepare(void) {
   spectator__registries_prefork();
+  spectator__pollers_prefork();
   spectator__publishers_prefork();
   spectator__log_prefork();
 }
@@ -43,6 +46,7 @@ static void prepare(void) {
 static void parent(void) {
   spectator__log_postfork_parent();
   spectator__publishers_postfork_parent();
+  spectator__pollers_postfork_parent();
   spectator__registries_postfork_parent();
 }
 
@@ -50,6 +54,7 @@ static void child(void) {
   spectator__log_postfork_child();
   spectator__smr_postfork_child();
   spectator__registries_postfork_child();
+  spectator__pollers_postfork_child();
   spectator__publishers_postfork_child();
 }
 

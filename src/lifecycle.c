@@ -10,8 +10,19 @@
  */
 #include "config.h"
 #include "fork.h"
+#include "poller.h"
 #include "publisher.h"
 #include "registry.h"
+
+/* Stopping or freeing a registry from inside a poller's function would wait
+ * for the publishing thread that may be the caller, or free the run the
+ * caller is part of: refused. */
+static bool refused_in_poll_fn(spectator__ratelimit_t *rl, const char *what) {
+  if (!spectator__in_poll_fn()) return false;
+  SPECTATOR__LOG_LIMITED(rl, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                         "%s called from inside a poller's function: refused", what);
+  return true;
+}
 
 spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg_caller,
                                                   size_t size) {
@@ -23,7 +34,8 @@ spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg_
   spectator__config_apply_floors(&cfg_copy);
   spectator_registry_t *reg = spectator__registry_create(cfg);
   if (!reg) return NULL;
-  if (spectator__publisher_init(reg) != 0) {
+  if (spectator__publisher_init(reg) != 0 || spectator__pollers_init(reg) != 0) {
+    spectator__publisher_free(reg);
     spectator__registry_destroy(reg);
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT, "out of memory creating a registry");
     return NULL;
@@ -40,7 +52,8 @@ spectator_registry_t *(spectator_registry_new)(const spectator_config_t *cfg) {
 }
 
 void spectator_registry_free(spectator_registry_t *reg) {
-  if (!reg) return;
+  static spectator__ratelimit_t rl_free;
+  if (!reg || refused_in_poll_fn(&rl_free, "spectator_registry_free")) return;
   if (reg->is_global) {
     /* Pointers to the global registry's meters are valid until the process
      * exits, in every part of the program: it is never freed. */
@@ -62,6 +75,7 @@ void spectator_registry_free(spectator_registry_t *reg) {
                    "publish that will never be sent",
                    unsent, unsent == 1 ? "" : "s");
   spectator__publisher_free(reg);
+  spectator__pollers_free(reg);
   spectator__registry_destroy(reg);
 }
 
@@ -79,7 +93,8 @@ int spectator_registry_start(spectator_registry_t *reg) {
 }
 
 void spectator_registry_stop(spectator_registry_t *reg) {
-  if (!reg) return;
+  static spectator__ratelimit_t rl_stop;
+  if (!reg || refused_in_poll_fn(&rl_stop, "spectator_registry_stop")) return;
   spectator__publisher_stop(reg);
 }
 

@@ -3,7 +3,8 @@
  * (spectator_registry_counter, ..._id) and on the global one
  * (spectator_counter), generated from the list of types in meter.h, and the
  * one-shot calls (spectator_record). The gauge's TTL variants are the only
- * hand-written lookups.
+ * hand-written lookups. The polled meters of the global registry
+ * (spectator_poll_gauge...) are here too; poller.c has the rest.
  */
 #include "registry.h"
 
@@ -91,4 +92,15 @@ void spectator_registry_record(spectator_registry_t *reg, spectator_meter_type_t
 void spectator_record(spectator_meter_type_t type, const char *name, const char *const *tags,
                       double value) {
   spectator_registry_record(spectator_global_registry(), type, name, tags, value);
+}
+
+spectator_poller_t *spectator_poll_gauge(const char *name, const char *const *tags,
+                                         spectator_poll_fn fn, void *ctx) {
+  return spectator_registry_poll_gauge(spectator_global_registry(), name, tags, fn, ctx);
+}
+
+spectator_poller_t *spectator_poll_monotonic_counter(const char *name, const char *const *tags,
+                                                     spectator_poll_fn fn, void *ctx) {
+  return spectator_registry_poll_monotonic_counter(spectator_global_registry(), name, tags, fn,
+                                                   ctx);
 }

@@ -58,6 +58,7 @@
 #include "clock.h"
 #include "config.h"
 #include "id.h"
+#include "poller.h"
 #include "registry.h"
 #include "smr.h"
 
@@ -636,6 +637,8 @@ static void expire(spectator_registry_t *reg, spectator__retired_t *found, int64
 bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t *cur,
                                  spectator__records_t *rs, size_t want) {
   if (!cur->started) {
+    /* Application code: before any lock. */
+    spectator__pollers_run(reg);
     if (!reg->cfg.clock)
       atomic_store_explicit(&reg->wall_offset_ns,
                             spectator__realtime_ns() - spectator__monotonic_ns(),

@@ -55,6 +55,7 @@ typedef struct spectator__retired {
 #define SPECTATOR__MAX_METERS_LIMIT ((size_t)1 << 24)
 
 struct spectator__publisher; /* publisher.c */
+struct spectator__pollers;   /* poller.c */
 
 struct spectator_registry {
   /* The configuration; its strings and common tags are owned copies (the
@@ -88,6 +89,7 @@ struct spectator_registry {
   _Atomic int64_t wall_offset_ns;
 
   struct spectator__publisher *pub;   /* publisher.c; NULL until publisher_init */
+  struct spectator__pollers *pollers; /* poller.c; NULL until pollers_init */
   bool is_global;
   struct spectator_registry *next_all; /* list of live registries (fork, exit) */
 };
@@ -132,8 +134,9 @@ typedef struct {
 /* Snapshot the registry, or part of it: the meters that existed when the
  * first part was taken, from the cursor on, until rs holds at least `want`
  * records (SIZE_MAX: all at once). Meters created in the meantime wait for the
- * next snapshot. snap_lock is held only during the call, so a publish can send
- * between parts. Idle transient meters expire here (with a deadline, only
+ * next snapshot. The first part calls the registry's pollers first, before
+ * any lock is taken. snap_lock is held only during the call, so a publish can
+ * send between parts. Idle transient meters expire here (with a deadline, only
  * when the insert lock is free by then; else at a later snapshot). Returns
  * true when no meter is left, or when snap_lock could not be had by the
  * cursor's deadline. Every snapshot begun must be ended with
