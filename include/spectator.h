@@ -242,6 +242,10 @@ typedef struct spectator_config {
   spectator_clock_fn clock;       /* NULL = CLOCK_MONOTONIC */
   void *clock_ctx;
   /* Members added after 0.1.0 go here, at the end, only. */
+  int process_metrics;            /* nonzero: report the process's CPU time, resident
+                                     memory, file descriptors and threads, and the
+                                     library's own publishing cost (docs/meters.md);
+                                     default 0, SPECTATOR_PROCESS_METRICS=1 */
 } spectator_config_t;
 
 /* Fill the first `size` bytes of cfg with the defaults above (uri NULL):
@@ -251,7 +255,8 @@ typedef struct spectator_config {
 SPECTATOR_EXTERN void spectator_config_init_size(spectator_config_t *cfg, size_t size);
 /* Fill cfg with the defaults, then apply the SPECTATOR_* environment variables
  * (SPECTATOR_URI, SPECTATOR_FREQUENCY, SPECTATOR_BATCH_SIZE, SPECTATOR_TIMEOUT,
- * SPECTATOR_DISABLE_AUTO_START, SPECTATOR_MAX_METERS). Bad values are logged on
+ * SPECTATOR_DISABLE_AUTO_START, SPECTATOR_MAX_METERS, SPECTATOR_PROCESS_METRICS).
+ * Bad values are logged on
  * spectator.init and the default is kept. Common tags from the environment
  * (SPECTATOR_COMMON_TAGS and the Netflix variables) are read by the registry
  * itself when cfg->env_common_tags is set. cfg->uri points into the

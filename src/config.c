@@ -37,6 +37,8 @@ static void config_defaults(spectator_config_t *cfg) {
   cfg->auto_start = 1;
   cfg->flush_at_exit = 1;
   cfg->tls_verify = 1;
+  /* Members after 0.1.0: */
+  cfg->process_metrics = 0;
 }
 
 /* Writes the caller's `size` bytes from a full config: a prefix when the
@@ -187,6 +189,8 @@ static void config_apply_env(spectator_config_t *cfg) {
   env_count("SPECTATOR_MAX_METERS", &cfg->max_meters);
   if ((v = getenv("SPECTATOR_DISABLE_AUTO_START")))
     cfg->auto_start = !spectator__parse_flag("SPECTATOR_DISABLE_AUTO_START", v);
+  if ((v = getenv("SPECTATOR_PROCESS_METRICS")))
+    cfg->process_metrics = spectator__parse_flag("SPECTATOR_PROCESS_METRICS", v);
 }
 
 void spectator_config_from_env_size(spectator_config_t *cfg, size_t size) {

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "fork.h"
 #include "poller.h"
+#include "process_metrics.h"
 #include "publisher.h"
 #include "registry.h"
 
@@ -42,6 +43,7 @@ spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg_
   }
   spectator__fork_init();
   spectator__registries_link(reg);
+  if (reg->cfg.process_metrics) spectator__process_metrics_register(reg);
   if (reg->cfg.auto_start && reg->cfg.uri) spectator_registry_start(reg);
   return reg;
 }

@@ -121,6 +121,9 @@ struct spectator__publisher {
    * reported from its first failure. */
   uint64_t failures_in_a_row;
   spectator__ratelimit_t rl_fail;
+  /* What publishing cost so far, for the process metrics (read lock-free):
+   * nanoseconds in publish cycles, bytes of bodies handed to each request. */
+  _Atomic uint64_t cost_ns, bytes_sent;
 };
 
 static int64_t timeout_ns(const spectator_registry_t *reg) {
@@ -305,6 +308,7 @@ static void send_batch(spectator_registry_t *reg, struct spectator__publisher *p
     attempts = attempt;
     cy->requests++;
     rc = spectator__http_post(p->http, b->data, b->len, (long)(budget / 1000000), &res);
+    atomic_fetch_add_explicit(&p->bytes_sent, b->len, memory_order_relaxed);
     time_request(reg, &res, spectator__monotonic_ns() - now);
     if (!retryable(&res, rc) || attempt == MAX_ATTEMPTS) break;
     static spectator__ratelimit_t rl_retry;
@@ -453,8 +457,10 @@ static void publish(spectator_registry_t *reg, struct spectator__publisher *p, i
                    "%zu measurements dropped: the registry produced more than could be sent to "
                    "%s in time",
                    st.late, cy.uri);
-  log_cycle(&cy, spectator__monotonic_ns() - start);
+  int64_t elapsed = spectator__monotonic_ns() - start;
+  log_cycle(&cy, elapsed);
   cycle_free(&cy);
+  if (elapsed > 0) atomic_fetch_add_explicit(&p->cost_ns, (uint64_t)elapsed, memory_order_relaxed);
 }
 
 static void *run(void *arg) {
@@ -714,6 +720,12 @@ void spectator__publisher_stop(spectator_registry_t *reg) {
   p->state = PUB_IDLE;
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
+}
+
+void spectator__publisher_cost(const spectator_registry_t *reg, uint64_t *ns, uint64_t *bytes) {
+  const struct spectator__publisher *p = reg->pub;
+  *ns = p ? atomic_load_explicit(&p->cost_ns, memory_order_relaxed) : 0;
+  *bytes = p ? atomic_load_explicit(&p->bytes_sent, memory_order_relaxed) : 0;
 }
 
 /* Fork hooks (see fork.c). */

@@ -19,6 +19,10 @@ int spectator__publisher_start(spectator_registry_t *reg);
 void spectator__publisher_stop(spectator_registry_t *reg);
 /* Free a stopped registry's publisher. */
 void spectator__publisher_free(spectator_registry_t *reg);
+/* What publishing has cost so far: nanoseconds spent in publish cycles
+ * (measuring, encoding, sending) and bytes of request bodies sent (each
+ * attempt counts). Lock-free; 0 and 0 before the first publish. */
+void spectator__publisher_cost(const spectator_registry_t *reg, uint64_t *ns, uint64_t *bytes);
 
 /* What one publish cycle did with the registry's measurements. */
 typedef struct {

@@ -1303,6 +1303,8 @@ static enum MHD_Result handle_update(agg_t *agg, struct MHD_Connection *c, req_t
   interval_roll_locked(agg, iv);
   agg_stats_t *st = &agg->stats;
   st->requests++;
+  st->body_bytes += r->len;
+  st->last_body_bytes = r->len;
   agg->iv_requests++;
   copy_header(agg->last_ct, sizeof agg->last_ct, ct);
   copy_header(agg->last_ce, sizeof agg->last_ce, ce);

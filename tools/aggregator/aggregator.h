@@ -131,6 +131,8 @@ typedef struct {
   size_t max_request_measurements; /* largest number of measurements in one body */
   size_t op_conflicts;             /* datapoints whose op differed from the series' */
   size_t strict_json_bodies;       /* bodies that decoded to strict RFC 8259 JSON */
+  size_t body_bytes;               /* bytes of the bodies received, as sent (compressed) */
+  size_t last_body_bytes;          /* bytes of the last one */
 } agg_stats_t;
 /* Copies the counters; zeroes *out for a NULL agg. */
 void agg_stats(agg_t *agg, agg_stats_t *out);
