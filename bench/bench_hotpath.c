@@ -5,6 +5,9 @@
  *   atomic add   a relaxed atomic_fetch_add on a uint64 (what an integer
  *                counter costs at the very least)
  *   CAS add      a CAS loop adding a double (what a double counter costs)
+ *   clock read   clock_gettime(CLOCK_MONOTONIC), what the few recording
+ *                calls that read the clock (age gauge set_now, long task
+ *                timer start and stop) pay on top
  *
  * Both baselines are called through a non-inlinable function taking the
  * pointer, exactly as the library's functions are, so the call is in both.
@@ -16,6 +19,7 @@
  */
 #include <math.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "bench.h"
 #include "common.h"
@@ -42,6 +46,9 @@ static spectator_dist_summary_t *summary;
 static spectator_gauge_t *gauge;
 static spectator_max_gauge_t *max_gauge;
 static spectator_percentile_timer_t *pct_timer;
+static spectator_monotonic_counter_u64_t *u64_counter;
+static spectator_age_gauge_t *age_gauge;
+static spectator_long_task_timer_t *ltt;
 
 /* Durations cycled by the timer rows: 16 values from 1 ms to 2 s, so the
  * percentile timer touches several buckets and the max is not always new. */
@@ -79,6 +86,32 @@ BENCH_NOINLINE static void run_atomic_add(long n){
   LOOP(spectator_percentile_timer_record(pct_timer, secs[i & 15]))
 }
 
+BENCH_NOINLINE static int64_t baseline_clock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_nsec;
+}
+
+BENCH_NOINLINE static void run_clock(long n) {
+  int64_t sum = 0;
+  LOOP(sum += baseline_clock());
+  if (sum == 42) printf("!");
+}
+
+BENCH_NOINLINE static void run_u64(long n) {
+  LOOP(spectator_monotonic_counter_u64_set(u64_counter, (uint64_t)i));
+}
+
+BENCH_NOINLINE static void run_age_set(long n) {
+  LOOP(spectator_age_gauge_set(age_gauge, 1.7e9 + (double)(i & 1023)));
+}
+
+BENCH_NOINLINE static void run_age_set_now(long n) { LOOP(spectator_age_gauge_set_now(age_gauge)); }
+
+BENCH_NOINLINE static void run_ltt(long n) {
+  LOOP(spectator_long_task_timer_stop(ltt, spectator_long_task_timer_start(ltt)));
+}
+
 static const op_t ops[] = {
     {"baseline: atomic_fetch_add u64", run_atomic_add, NULL, 0},
     {"baseline: CAS-loop double add", run_cas_add, NULL, 0},
@@ -91,6 +124,11 @@ static const op_t ops[] = {
     {"gauge set", run_gauge, NULL, 0},
     {"max gauge set (rarely a new max)", run_max_gauge, NULL, 0},
     {"percentile timer record", run_pct_timer, "<= 3x", 3.0},
+    {"baseline: clock_gettime MONOTONIC", run_clock, NULL, 0},
+    {"uint64 monotonic counter set", run_u64, "<= 1x", 1.0},
+    {"age gauge set (epoch s)", run_age_set, "<= 1x", 1.0},
+    {"age gauge set_now (reads clock)", run_age_set_now, NULL, 0},
+    {"long task timer start+stop (2 clock reads)", run_ltt, NULL, 0},
 };
 #define NOPS (sizeof(ops) / sizeof(ops[0]))
 #define CAS_ROW 1
@@ -109,6 +147,9 @@ static void setup(void) {
   gauge = spectator_registry_gauge(reg, "server.queueSize", tags);
   max_gauge = spectator_registry_max_gauge(reg, "server.maxQueueSize", tags);
   pct_timer = spectator_registry_percentile_timer(reg, "server.pctLatency", tags, 0.001, 10);
+  u64_counter = spectator_registry_monotonic_counter_u64(reg, "server.nicBytes", tags);
+  age_gauge = spectator_registry_age_gauge(reg, "server.lastSuccess", tags);
+  ltt = spectator_registry_long_task_timer(reg, "server.longTasks", tags);
   for (int i = 0; i < 16; i++) {
     secs[i] = 0.001 * pow(2000.0, i / 15.0); /* 1 ms .. 2 s */
     nanos[i] = (int64_t)(secs[i] * 1e9);
