@@ -599,8 +599,9 @@ SPECTATOR_EXTERN int64_t spectator_percentile_buckets_get(size_t i);
  * pollers (its own included), take a snapshot (of its own registry: the
  * pollers are not called again for it). A slow function delays only the
  * snapshot that called it, never recording or lookups. What it must not do:
- * stop or free a registry (refused with a log line), or wait for a thread
- * that is removing a poller whose function is waiting for this one. */
+ * stop or free a registry (refused with a log line), or wait for a thread that
+ * may be removing this very poller, or a poller whose function waits for this
+ * one: a removal waits for the function to return. */
 typedef double (*spectator_poll_fn)(void *ctx);
 typedef struct spectator_poller spectator_poller_t;
 

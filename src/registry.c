@@ -43,9 +43,10 @@
  *   while it swaps each meter's interval state for zero; that lock also owns
  *   the few per-meter fields only snapshots touch (gauge timestamps, monotonic
  *   counter bases). Neither lock is ever held across network I/O or a call into
- *   application code but the configured clock; lock order is snap_lock ->
- *   lock, and the fork hooks take the list lock, then each registry's
- *   snap_lock and lock.
+ *   application code but the configured clock: a snapshot calls the
+ *   registry's pollers (poller.c) before it takes either. Lock order is
+ *   snap_lock -> lock, and the fork hooks take the list lock, then each
+ *   registry's snap_lock and lock.
  *
  * Bad input and type conflicts give a shared static no-op meter of the
  * requested type: recording on it is harmless and it is never reported. The
