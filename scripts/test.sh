@@ -195,7 +195,8 @@ stage_tsan() {
 # the meter tests) under memcheck. The integration tests are left to the sanitizer stages:
 # valgrind serializes threads, which would stretch their timing-based checks.
 VALGRIND_TESTS="id registry config log encoder percentile_buckets counter timer dist_summary gauge
-  monotonic_counter percentile_timer snapshot bad_input"
+  monotonic_counter percentile_timer snapshot bad_input age_gauge monotonic_counter_u64
+  long_task_timer"
 
 stage_valgrind() {
   command -v valgrind >/dev/null || die "valgrind is not installed (scripts/deps.sh --test installs it)"
