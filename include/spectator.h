@@ -591,7 +591,8 @@ SPECTATOR_EXTERN int64_t spectator_percentile_buckets_get(size_t i);
  * When: at the start of every snapshot of its registry (each publish, and
  * each spectator_registry_snapshot(), also on a registry that does not
  * publish), on the thread taking the snapshot (the publishing thread for a
- * publish), with no library lock held, never from a recording call. Two
+ * publish), with no library lock held, never from a recording call, and not
+ * at process exit (the exit flush sends the last call's values). Two
  * snapshots at once do not call it twice: the second uses the first's call,
  * so a function never runs concurrently with itself.
  *

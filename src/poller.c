@@ -30,9 +30,13 @@
  * - In a forked child, the calls other threads of the parent were making do
  *   not exist: the run they were part of is forgotten, and a removal that was
  *   waiting leaves its poller to be freed by the next run.
+ * - Once the process exits (the exit handler), no function is called any
+ *   more: the exit flush sends the last run's values. The data a function
+ *   reads may be gone by then, and exit must not wait for application code.
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "poller.h"
@@ -74,6 +78,11 @@ typedef struct spectator__pollers {
 static _Thread_local unsigned in_fn;
 
 bool spectator__in_poll_fn(void) { return in_fn > 0; }
+
+/* Set by the exit handler: no more calls. */
+static _Atomic bool exiting;
+
+void spectator__pollers_exiting(void) { atomic_store(&exiting, true); }
 
 int spectator__pollers_init(spectator_registry_t *reg) {
   spectator__pollers_t *ps = calloc(1, sizeof(*ps));
@@ -168,7 +177,7 @@ static void set_gauges(spectator__pollers_t *ps) {
 
 void spectator__pollers_run(spectator_registry_t *reg) {
   spectator__pollers_t *ps = reg->pollers;
-  if (!ps) return;
+  if (!ps || atomic_load_explicit(&exiting, memory_order_relaxed)) return;
   pthread_mutex_lock(&ps->mu);
   if (ps->running || !ps->head) {
     pthread_mutex_unlock(&ps->mu);

@@ -19,6 +19,10 @@ void spectator__pollers_free(spectator_registry_t *reg);
 void spectator__pollers_run(spectator_registry_t *reg);
 /* True on a thread that is inside a poller's function. */
 bool spectator__in_poll_fn(void);
+/* At process exit: from now on no poller's function is called (the exit
+ * flush reports the values of the last run). The application's data they
+ * read may already be gone, and exit must not wait for application code. */
+void spectator__pollers_exiting(void);
 
 /* Fork hooks (fork.c calls them after the registries' prefork hook, which
  * holds the list of live registries): each registry's poller lock is held

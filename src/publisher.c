@@ -51,6 +51,9 @@
  *   deadline. A thread that does not finish in time (it waits for a lock that
  *   an interrupted thread holds) is abandoned: it starts no further request,
  *   and what was not sent is logged with a count.
+ * - The exit flush calls no poller's function (spectator__pollers_exiting):
+ *   the data they read may be gone, and no application code is run or waited
+ *   for on the exit path. The flush sends the values of the last run.
  * - The library's destructor, which runs after every exit handler (also those
  *   the program registered before its first use of the library), reports in
  *   one warning the meters of registries with a URI that recorded values no
@@ -86,6 +89,7 @@
 #include "clock.h"
 #include "encoder.h"
 #include "http.h"
+#include "poller.h"
 #include "publisher.h"
 
 #define MAX_ATTEMPTS 3
@@ -587,6 +591,7 @@ static void exit_finish(exit_stop_t *s) {
  * lock and the stops run without it. */
 static void stop_all_at_exit(void) {
   int64_t start = spectator__monotonic_ns();
+  spectator__pollers_exiting(); /* the final flush calls no application code */
   exit_stop_t stops[EXIT_MAX_REGISTRIES];
   size_t n = 0;
   if (spectator__registries_lock_until(start + EXIT_LOCK_WAIT_NS) != 0) {

@@ -244,6 +244,29 @@ static int free_the_global_registry(void) {
   return v == 3 ? 0 : 26;
 }
 
+/* A poller: reported at each publish; returning from main must not call it
+ * again (its data may be gone by then). A call after main is counted where
+ * the exit flush would send it. */
+static atomic_int main_returned;
+static double poll_fn(void *ctx) {
+  (void)ctx;
+  if (atomic_load(&main_returned)) {
+    spectator_counter_increment(counter("lc.poll.atExit"));
+    return 99;
+  }
+  return 5;
+}
+
+static int exit_with_a_poller(void) {
+  reg = new_reg(0.05, 2, NULL);
+  spectator_registry_poll_gauge(reg, "lc.poll", NULL, poll_fn, NULL);
+  say("polling");
+  if (await_go() != 0) return 27; /* the test saw the poller's value arrive */
+  spectator_counter_add(counter("lc.last"), 2);
+  atomic_store(&main_returned, 1);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: lifecycle_child SCENARIO URI CA\n");
@@ -264,6 +287,7 @@ int main(int argc, char **argv) {
   if (strcmp(s, "never-started") == 0) return record_without_a_start();
   if (strcmp(s, "after-stop") == 0) return record_after_stop();
   if (strcmp(s, "free-global") == 0) return free_the_global_registry();
+  if (strcmp(s, "poller-exit") == 0) return exit_with_a_poller();
   fprintf(stderr, "unknown scenario %s\n", s);
   return 2;
 }

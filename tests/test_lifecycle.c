@@ -529,6 +529,35 @@ static void data_recorded_after_stop_is_reported_once(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Polled meters at exit                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* A poller's function runs at each publish, but not on the exit path: the
+ * data it reads may be gone when main has returned, and exit must not wait
+ * for application code. The exit flush still sends everything else. */
+static void the_exit_flush_calls_no_poller(void **state) {
+  (void)state;
+  helper_t h;
+  helper_start(&h, LIFECYCLE_CHILD, "poller-exit", http_agg, NULL);
+  char line[128] = "";
+  bool polled =
+      helper_line(&h, line, sizeof(line), 10) &&
+      agg_wait_value(http_agg, "lc.poll", SPECTATOR_TAGS("statistic", "gauge"), 5, 10) == 0;
+  if (polled)
+    helper_go(&h);
+  else {
+    close(h.in_fd);
+    h.in_fd = -1;
+  }
+  helper_wait(&h, 10);
+  if (!polled || h.status != 0) helper_dump_log(&h);
+  assert_true(polled);
+  assert_int_equal(h.status, 0);
+  assert_true(value_at(http_agg, "lc.last", COUNT) == 2); /* the flush ran */
+  assert_true(isnan(value_at(http_agg, "lc.poll.atExit", COUNT)));
+}
+
+/* ------------------------------------------------------------------------ */
 /* The global registry                                                       */
 /* ------------------------------------------------------------------------ */
 
@@ -628,6 +657,7 @@ int main(void) {
       cmocka_unit_test_setup(data_recorded_after_the_exit_flush_is_reported_once, reset),
       cmocka_unit_test_setup(data_of_a_registry_never_started_is_reported_once, reset),
       cmocka_unit_test_setup(data_recorded_after_stop_is_reported_once, reset),
+      cmocka_unit_test_setup(the_exit_flush_calls_no_poller, reset),
       cmocka_unit_test_setup(freeing_the_global_registry_is_refused, reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
