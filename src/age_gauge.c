@@ -13,8 +13,10 @@
  *
  * Never set, an age gauge reports the seconds since the Unix epoch, as
  * spectatord's does: an alert on the time since the last success fires until
- * there has been one. It never stops reporting (it is active at every
- * snapshot), so even one made by a one-shot call never expires.
+ * there has been one. It reports at every snapshot, set or not; an interval
+ * with a set counts as activity. A one-shot call pins the meter it records
+ * on: an age gauge must go on reporting however long ago its last set was,
+ * so it never expires, as spectatord's never do.
  */
 #include <math.h>
 
@@ -27,6 +29,7 @@
 struct spectator_age_gauge {
   spectator__meter_t hdr;
   _Atomic int64_t last_ns; /* registry clock; NEVER: not set yet */
+  _Atomic uint8_t updated; /* set since the last snapshot */
   spectator_clock_fn clock;
   void *clock_ctx;
   const _Atomic int64_t *wall_offset_ns;
@@ -42,6 +45,7 @@ void spectator_age_gauge_set_now(spectator_age_gauge_t *g) {
   if (SPECTATOR__UNLIKELY(!g) || spectator__is_noop(g)) return;
   atomic_store_explicit(&g->last_ns, spectator__clock_now(g->clock, g->clock_ctx),
                         memory_order_relaxed);
+  atomic_store_explicit(&g->updated, 1, memory_order_relaxed);
 }
 
 void spectator_age_gauge_set(spectator_age_gauge_t *g, double epoch_seconds) {
@@ -54,6 +58,7 @@ void spectator_age_gauge_set(spectator_age_gauge_t *g, double epoch_seconds) {
   int64_t wall_ns = (int64_t)(epoch_seconds * 1e9);
   int64_t offset = atomic_load_explicit(g->wall_offset_ns, memory_order_relaxed);
   atomic_store_explicit(&g->last_ns, diff(wall_ns, offset), memory_order_relaxed);
+  atomic_store_explicit(&g->updated, 1, memory_order_relaxed);
 }
 
 /* Seconds since the last set (or since the Unix epoch) at registry time now. */
@@ -85,15 +90,19 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   spectator_age_gauge_t *g = (spectator_age_gauge_t *)m;
   spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_GAUGE), 0,
                          SPECTATOR_OP_MAX, age_at(g, ctx->now_ns));
-  return true;
+  return atomic_exchange_explicit(&g->updated, 0, memory_order_relaxed);
 }
 
 /* The last set is a moment in time, not an interval's value: a forked child
  * keeps it and reports the same age as its parent. */
 static void postfork_child(spectator__meter_t *m) { (void)m; }
 
-/* A one-shot call (spectator_record): Unix seconds, 0 for now. */
+/* A one-shot call (spectator_record): Unix seconds, 0 for now. The meter is
+ * pinned, as a lookup would pin it, so that it never expires. */
 static void record(spectator__meter_t *m, double value) {
+  uint8_t transient = SPECTATOR__TRANSIENT;
+  if (atomic_load_explicit(&m->state, memory_order_relaxed) == SPECTATOR__TRANSIENT)
+    atomic_compare_exchange_strong(&m->state, &transient, SPECTATOR__PINNED);
   spectator_age_gauge_set((spectator_age_gauge_t *)m, value);
 }
 

@@ -58,6 +58,7 @@ struct spectator_long_task_timer {
   int64_t base_ns;            /* when the timer was made (registry clock) */
   _Atomic uint64_t untracked; /* starts that found every slot busy, since the last snapshot */
   _Atomic uint64_t next_seq;  /* the next task's sequence number; starts at 1 */
+  _Atomic uint8_t touched;    /* a start or stop since the last snapshot */
   slot_t slots[SLOTS];
 } SPECTATOR__ALIGNED;
 
@@ -69,9 +70,17 @@ static inline double seconds_since(int64_t start, int64_t now) {
   return d > 0 ? (double)d / 1e9 : 0;
 }
 
+/* Activity for the registry (an interval with starts or stops); written only
+ * when not set yet, so it costs a read on a busy timer. */
+static inline void touch(spectator_long_task_timer_t *t) {
+  if (!atomic_load_explicit(&t->touched, memory_order_relaxed))
+    atomic_store_explicit(&t->touched, 1, memory_order_relaxed);
+}
+
 int64_t spectator_long_task_timer_start(spectator_long_task_timer_t *t) {
   if (SPECTATOR__UNLIKELY(!t) || spectator__is_noop(t)) return -1;
   int64_t now = spectator__clock_now(t->clock, t->clock_ctx);
+  touch(t);
   uint64_t seq = atomic_fetch_add_explicit(&t->next_seq, 1, memory_order_relaxed);
   if (SPECTATOR__LIKELY(seq <= MAX_SEQ)) {
     for (unsigned k = 0; k < SLOTS; k++) {
@@ -107,6 +116,7 @@ double spectator_long_task_timer_stop(spectator_long_task_timer_t *t, int64_t ta
   if (!atomic_compare_exchange_strong_explicit(&s->seq, &expect, 0, memory_order_relaxed,
                                                memory_order_relaxed))
     return -1; /* stopped by another call meanwhile */
+  touch(t);
   return seconds_since(start, spectator__clock_now(t->clock, t->clock_ctx));
 }
 
@@ -165,7 +175,8 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
                            SPECTATOR__LOG_STR(spectator_id_name(m->id)),
                            (unsigned long long)untracked, SLOTS);
   }
-  return true;
+  /* Reported every interval; activity is a start or stop in it. */
+  return atomic_exchange_explicit(&t->touched, 0, memory_order_relaxed);
 }
 
 /* The parent's tasks ran on the parent's threads: the child reports only the
@@ -174,6 +185,7 @@ static void postfork_child(spectator__meter_t *m) {
   spectator_long_task_timer_t *t = (spectator_long_task_timer_t *)m;
   for (unsigned i = 0; i < SLOTS; i++) atomic_store(&t->slots[i].seq, 0);
   atomic_store(&t->untracked, 0);
+  atomic_store(&t->touched, 0);
 }
 
 /* No .record: a task is started and stopped, there is no one value to record. */

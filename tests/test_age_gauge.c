@@ -216,6 +216,24 @@ static void age_gauge_one_shot_calls_set_it_and_it_never_expires(void **state) {
   spectator_registry_free(reg);
 }
 
+/* Reporting every interval is not activity: only a set is. A registry freed
+ * or a process exiting counts what was recorded and never sent; an age gauge
+ * that was not set since the last snapshot is not such a meter. */
+static void age_gauge_counts_as_unsent_only_when_set_since_the_last_snapshot(void **state) {
+  (void)state;
+  tu_clock_t clock = {0};
+  spectator_registry_t *reg = mt_registry(&clock, 0);
+  spectator_age_gauge_t *g = new_age(reg);
+  assert_int_equal(spectator__registry_take_unsent(reg), 0); /* never set */
+  spectator_age_gauge_set_now(g);
+  assert_int_equal(spectator__registry_take_unsent(reg), 1);
+  spectator_age_gauge_set_now(g);
+  spectator_measurements_free(mt_snapshot(reg));
+  assert_int_equal(spectator__registry_take_unsent(reg), 0); /* reported, not set since */
+  mt_expect_single(reg, "job.age", AGE_TAGS, SPECTATOR_OP_MAX, 0);
+  spectator_registry_free(reg);
+}
+
 typedef struct {
   spectator_registry_t *reg;
   tu_clock_t *clock;
@@ -270,6 +288,7 @@ int main(void) {
       cmocka_unit_test(age_gauge_null_and_no_op_meters_do_nothing),
       cmocka_unit_test(age_gauge_by_id_is_the_same_meter),
       cmocka_unit_test(age_gauge_one_shot_calls_set_it_and_it_never_expires),
+      cmocka_unit_test(age_gauge_counts_as_unsent_only_when_set_since_the_last_snapshot),
       cmocka_unit_test(age_gauge_keeps_its_last_set_in_a_forked_child),
       cmocka_unit_test(age_gauge_of_the_global_registry),
   };

@@ -16,6 +16,7 @@
 
 #include "meter.h"
 #include "meter_test_util.h"
+#include "registry.h"
 
 #define S MT_NS_PER_S
 #define ACTIVE SPECTATOR_TAGS("job", "etl", "statistic", "activeTasks")
@@ -177,6 +178,26 @@ static void long_task_timer_beyond_its_slots_counts_logs_and_never_blocks(void *
   spectator_registry_free(reg);
 }
 
+/* Reporting every interval is not activity: a start or a stop is. (A
+ * registry freed or a process exiting counts the meters whose values were
+ * never sent.) */
+static void long_task_timer_activity_is_a_start_or_a_stop(void **state) {
+  (void)state;
+  tu_clock_t clock = {0};
+  spectator_registry_t *reg = mt_registry(&clock, 0);
+  spectator_long_task_timer_t *t = new_ltt(reg);
+  assert_int_equal(spectator__registry_take_unsent(reg), 0);
+  int64_t task = spectator_long_task_timer_start(t);
+  assert_int_equal(spectator__registry_take_unsent(reg), 1);
+  expect_ltt(reg, 1, 0);
+  assert_int_equal(spectator__registry_take_unsent(reg), 0); /* running, nothing new */
+  assert_true(spectator_long_task_timer_stop(t, task) == 0);
+  assert_int_equal(spectator__registry_take_unsent(reg), 1);
+  assert_true(spectator_long_task_timer_stop(t, task) == -1); /* not a stop */
+  assert_int_equal(spectator__registry_take_unsent(reg), 0);
+  spectator_registry_free(reg);
+}
+
 typedef struct {
   spectator_long_task_timer_t *t;
   _Atomic long failures;
@@ -279,6 +300,7 @@ int main(void) {
       cmocka_unit_test(long_task_timer_null_and_no_op_timers_do_nothing),
       cmocka_unit_test(long_task_timer_has_no_one_shot_form),
       cmocka_unit_test(long_task_timer_beyond_its_slots_counts_logs_and_never_blocks),
+      cmocka_unit_test(long_task_timer_activity_is_a_start_or_a_stop),
       cmocka_unit_test(long_task_timer_starts_and_stops_race_snapshots_safely),
       cmocka_unit_test(long_task_timer_in_a_forked_child_reports_only_the_childs_tasks),
       cmocka_unit_test(long_task_timer_of_the_global_registry),
