@@ -308,7 +308,8 @@ SPECTATOR_EXTERN spectator_registry_t *spectator_global_registry(void);
  * the thread cannot start, EINVAL for NULL. */
 SPECTATOR_EXTERN int spectator_registry_start(spectator_registry_t *reg);
 /* Stop the publishing thread: wakes it at once, publishes what is pending
- * (bounded by the timeout) and joins. Idempotent; NULL is a no-op. Must not be
+ * (bounded by the timeout) and joins: a poller's function that the publishing
+ * thread is running is waited for. Idempotent; NULL is a no-op. Must not be
  * called from a log handler; from a poller's function it is refused (logged). */
 SPECTATOR_EXTERN void spectator_registry_stop(spectator_registry_t *reg);
 /* Number of meters in the registry (no-op meters are not counted). */
