@@ -47,26 +47,10 @@
 #include <cmocka.h>
 
 #include "aggregator.h"
+#include "sanitizers.h"
 #include "spectator.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
-
-#if defined(__SANITIZE_ADDRESS__)
-/* A small quarantine: freed memory is reused soon, so RSS measures what the
- * library keeps rather than what ASan holds back. The environment's
- * ASAN_OPTIONS still apply on top of this. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "quarantine_size_mb=4"; }
-#endif
+TU_ASAN_SMALL_QUARANTINE()
 
 /* Bounds. */
 #define P99_BOUND_NS 50000.0
@@ -75,7 +59,7 @@ const char *__asan_default_options(void) { return "quarantine_size_mb=4"; }
 #define MIN_CYCLES 400
 #define MIN_PERIOD_S 0.01
 /* RSS growth allowed between the end of the warm-up and the end of a run. */
-#define RSS_GROWTH_BOUND (UNDER_SANITIZER ? 24.0 * 1024 * 1024 : 4.0 * 1024 * 1024)
+#define RSS_GROWTH_BOUND (TU_UNDER_SANITIZER ? 24.0 * 1024 * 1024 : 4.0 * 1024 * 1024)
 
 /* ------------------------------------------------------------------------ */
 /* The aggregator in a child process                                         */
@@ -616,7 +600,7 @@ static void long_run_fault(const fault_t *f) {
   remote_clear();
   print_run("long run", &res);
   check_run(&res, timeout);
-  size_t min_cycles = UNDER_SANITIZER ? target / 4 : target;
+  size_t min_cycles = TU_UNDER_SANITIZER ? target / 4 : target;
   assert_true(res.cycles >= min_cycles);
 }
 

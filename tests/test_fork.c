@@ -36,36 +36,21 @@
  * parent (it aborts with "dup thread with used id"), and the library starts a
  * publishing thread in such a child by design. Under TSan those tests are
  * skipped; the forks_while_threads_record... test, whose children create no
- * thread, covers the fork handlers racing with recording threads. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-/* gcc 12's AddressSanitizer allocator does not hold its own locks across
+ * thread, covers the fork handlers racing with recording threads.
+ *
+ * gcc 12's AddressSanitizer allocator does not hold its own locks across
  * fork(), so a child that allocates while a parent thread was inside malloc
  * can hang in the sanitizer runtime (seen: the child's publisher thread in
  * SizeClassAllocator64::GetFromAllocator). glibc's malloc is fork-safe; the
  * stress test that forks hundreds of times is skipped under ASan for that. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(UNDER_TSAN) || defined(UNDER_ASAN)
-#define SKIP_UNDER_SANITIZERS() skip()
-#else
-#define SKIP_UNDER_SANITIZERS() ((void)0)
-#endif
-#ifdef UNDER_TSAN
-#define SKIP_UNDER_TSAN() skip()
-#else
-#define SKIP_UNDER_TSAN() ((void)0)
-#endif
+#define SKIP_UNDER_SANITIZERS()     \
+  do {                              \
+    if (TU_UNDER_SANITIZER) skip(); \
+  } while (0)
+#define SKIP_UNDER_TSAN()      \
+  do {                         \
+    if (TU_UNDER_TSAN) skip(); \
+  } while (0)
 
 /* SPECTATOR_TEST_SCALE=n forks n times as often in the tests that count hangs
  * (for the figures in docs/reliability.md); default 1. */
@@ -225,7 +210,8 @@ static void forks_under_load_lose_and_duplicate_nothing(void **state) {
   atomic_bool stop = false;
   recorder_t recs[2] = {{shared, timer, &stop, 0}, {shared, timer, &stop, 0}};
   pthread_t th[2];
-  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, record_loop, &recs[i]), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, record_loop, &recs[i]), 0);
 
   int hung = 0, failed = 0;
   for (int wave = 0; wave < FORKS / WAVE; wave++) {
@@ -242,8 +228,10 @@ static void forks_under_load_lose_and_duplicate_nothing(void **state) {
     }
     for (int i = 0; i < WAVE; i++) {
       int rc = wait_child(pids[i], 20);
-      if (rc == -2) hung++;
-      else if (rc != 0) failed++;
+      if (rc == -2)
+        hung++;
+      else if (rc != 0)
+        failed++;
     }
   }
   atomic_store(&stop, true);
@@ -275,7 +263,8 @@ static void forks_while_threads_record_keep_the_parent_exact(void **state) {
   atomic_bool stop = false;
   recorder_t recs[2] = {{shared, timer, &stop, 0}, {shared, timer, &stop, 0}};
   pthread_t th[2];
-  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, record_loop, &recs[i]), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, record_loop, &recs[i]), 0);
   double snapped = 0;
   for (int i = 0; i < 100; i++) {
     pid_t pid = fork();
@@ -371,7 +360,8 @@ static void fork_during_stop_is_safe(void **state) {
   }
   pthread_join(t, NULL);
   spectator_registry_stop(r);
-  assert_true(agg_value("fork.stopping", SPECTATOR_TAGS("statistic", "count")) == 1 + 10 * children);
+  assert_true(agg_value("fork.stopping", SPECTATOR_TAGS("statistic", "count")) ==
+              1 + 10 * children);
   spectator_registry_free(r);
 }
 

@@ -31,19 +31,9 @@
 
 #define COUNT_TAGS SPECTATOR_TAGS("statistic", "count")
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#else
-#define UNDER_SANITIZER 0
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-/* A small quarantine, so RSS measures what the library keeps (the stage's
- * ASAN_OPTIONS still apply on top). */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "quarantine_size_mb=4"; }
-#endif
+TU_ASAN_SMALL_QUARANTINE()
 /* RSS growth allowed once a steady state is reached. */
-#define RSS_GROWTH_BOUND (UNDER_SANITIZER ? 16.0 * 1024 * 1024 : 4.0 * 1024 * 1024)
+#define RSS_GROWTH_BOUND (TU_UNDER_SANITIZER ? 16.0 * 1024 * 1024 : 4.0 * 1024 * 1024)
 
 static spectator_registry_t *quiet_registry(size_t max_meters) {
   spectator_config_t cfg;

@@ -34,19 +34,13 @@
 #include <cmocka.h>
 
 #include "aggregator.h"
+#include "sanitizers.h"
 #include "spectator.h"
 
 /* Under ThreadSanitizer a thread created in the child of a threaded process
  * aborts the child ("dup thread with used id"), and under gcc's
  * AddressSanitizer such a child can hang in the sanitizer's allocator (see
  * test_fork.c): the scenarios whose children publish are skipped there. */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
 
 static agg_t *http_agg, *https_agg;
 static char tmpdir[256], ca_path[512];
@@ -344,17 +338,13 @@ static void fork_children_and_check(agg_t *a, int forks) {
 static void forked_children_that_exit_at_once_flush_over_https(void **state) {
   (void)state;
   SKIP_WITHOUT_HTTPS();
-#ifdef UNDER_SANITIZER
-  skip();
-#endif
+  if (TU_UNDER_SANITIZER) skip();
   fork_children_and_check(https_agg, 100 * scale());
 }
 
 static void forked_children_that_exit_at_once_flush_over_http(void **state) {
   (void)state;
-#ifdef UNDER_SANITIZER
-  skip();
-#endif
+  if (TU_UNDER_SANITIZER) skip();
   fork_children_and_check(http_agg, 100 * scale());
 }
 

@@ -26,22 +26,12 @@
 #include "meter_test_util.h"
 #include "publisher.h"
 #include "registry.h"
+#include "sanitizers.h"
 
 #define NS 1000000000LL
 #define MINUTE (60 * NS)
 #define HOUR (60 * MINUTE)
 #define DAY (24 * HOUR)
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
 
 /* A registry with a 15-minute TTL on a fake clock. */
 static spectator_registry_t *new_registry(tu_clock_t *clock, size_t max_meters) {
@@ -226,7 +216,7 @@ static void churn_for_simulated_months_keeps_memory_flat_and_reports_every_id(vo
   /* Every 12 simulated hours, IDS ids never seen before get one value each,
    * through one-shot calls; a snapshot then reports them. 200 rounds: 100
    * days and 2 million ids (a tenth of it under the sanitizers). */
-  const int rounds = UNDER_SANITIZER ? 40 : 200, ids = UNDER_SANITIZER ? 2000 : 10000;
+  const int rounds = TU_UNDER_SANITIZER ? 40 : 200, ids = TU_UNDER_SANITIZER ? 2000 : 10000;
   tu_clock_t clock = {0};
   spectator_registry_t *reg = new_registry(&clock, 0);
   char name[48];
@@ -311,7 +301,7 @@ static void one_shot_calls_racing_expiry_lose_nothing_and_count_nothing_twice(vo
   /* Every snapshot comes an hour after the last: every id not recorded on
    * since expires, while the racers record on it. */
   double reported = 0;
-  int snapshots = UNDER_SANITIZER ? 200 : 1000;
+  int snapshots = TU_UNDER_SANITIZER ? 200 : 1000;
   for (int s = 0; s < snapshots; s++) {
     let_run(racers, RACE_THREADS, 50);
     tu_clock_advance(&clock, HOUR);
@@ -375,7 +365,7 @@ static void lookups_and_one_shot_calls_of_the_same_ids_race_expiry_safely(void *
   pthread_t th[2];
   for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, mix, &ms[i]), 0);
   double reported = 0;
-  for (int s = 0; s < (UNDER_SANITIZER ? 200 : 1000); s++) {
+  for (int s = 0; s < (TU_UNDER_SANITIZER ? 200 : 1000); s++) {
     let_mix(ms, 20);
     tu_clock_advance(&clock, HOUR);
     reported += sum_counts(reg, "mix.", NULL);
@@ -448,8 +438,8 @@ static void a_publish_that_ends_late_still_lets_expired_meters_be_freed(void **s
   assert_int_equal(pthread_create(&th, NULL, hold_snapshot_lock, &h), 0);
   late_send_t l = {&h, spectator__monotonic_ns() + 50 * 1000 * 1000};
   spectator__stream_t st;
-  spectator__publish_stream(reg, SPECTATOR__ENCODE_RAW, l.deadline_ns,
-                            send_while_the_lock_is_taken, &l, &st);
+  spectator__publish_stream(reg, SPECTATOR__ENCODE_RAW, l.deadline_ns, send_while_the_lock_is_taken,
+                            &l, &st);
   pthread_join(th, NULL);
   /* The publish's snapshot ended: later snapshots free what expires. */
   assert_int_equal(reg->passes, 0);

@@ -22,17 +22,11 @@
 #include "agg_fixture.h"
 #include "meter_test_util.h"
 #include "publisher.h"
+#include "sanitizers.h"
 
 /* Sanitizers map shadow memory for what the program touches, and
  * ThreadSanitizer runs a thread of its own from the first pthread_create. */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifdef UNDER_SANITIZER
+#if TU_UNDER_SANITIZER
 #define SHADOW_FACTOR 6.0 /* TSan's shadow is 4x what the program touches */
 #else
 #define SHADOW_FACTOR 1.25

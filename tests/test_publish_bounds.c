@@ -23,14 +23,6 @@
 #include "agg_fixture.h"
 #include "test_util.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-
 static double cpu_seconds(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -163,9 +155,7 @@ static long publish_under_a_memory_ceiling(void *arg) {
 
 static void a_publish_streams_millions_of_measurements_within_a_memory_ceiling(void **state) {
   (void)state;
-#ifdef UNDER_SANITIZER
-  skip(); /* the sanitizers' own mappings do not fit a data limit */
-#endif
+  if (TU_UNDER_SANITIZER) skip(); /* the sanitizers' own mappings do not fit a data limit */
   if (getenv("RUNNING_ON_VALGRIND")) skip();
   long sent = tu_in_child(publish_under_a_memory_ceiling, (void *)agg_url(agg));
   /* the buckets the recorded values land in (large ones round as doubles) */

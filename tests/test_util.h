@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sanitizers.h"
 #include "spectator.h"
 
 /* ------------------------------------------------------------------------ */
