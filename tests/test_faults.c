@@ -385,7 +385,10 @@ static void timed_stop(spectator_registry_t *r, double timeout_s, const char *wh
 
 /* exact: stop while the fault lasts; exact accounting afterwards. */
 static void exact(const fault_t *f) {
-  const double timeout = 0.5;
+  /* The stop's final publish has the timeout as its deadline, retries
+   * included. Reading a 10 MiB answer takes 0.2 s under ThreadSanitizer, so
+   * three attempts of it get a deadline that fits them. */
+  const double timeout = f->kind == AGG_FAIL_HUGE_BODY ? 2.0 : 0.5;
   remote_reset(AGG_FAULT);
   spectator_registry_t *r = new_reg(fault_uri(f), 60, timeout);
   record_three(r, "exact");
@@ -600,7 +603,10 @@ static void long_run_fault(const fault_t *f) {
   remote_clear();
   print_run("long run", &res);
   check_run(&res, timeout);
-  size_t min_cycles = TU_UNDER_SANITIZER ? target / 4 : target;
+  /* The run lasts target + 10% intervals. On a loaded machine a cycle whose
+   * request ends at its deadline can start late and miss an interval; nine
+   * in ten is what a busy two-core machine gives. */
+  size_t min_cycles = TU_UNDER_SANITIZER ? target / 4 : target * 9 / 10;
   assert_true(res.cycles >= min_cycles);
 }
 
