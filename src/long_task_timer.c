@@ -23,7 +23,12 @@
  *   number: a second stop of the same task, an id from before a fork or a
  *   made-up id fails and returns -1, as Java's does for an unknown task.
  * - a snapshot reads the slots (acquire on the sequence number, so the start
- *   time it reads is the task's).
+ *   time it reads is the task's) for the duration. The slots are read one
+ *   after another, not at one instant, so a count of them could include a
+ *   task stopped early in the scan and another started later in it: more
+ *   tasks than ever ran at once. activeTasks is therefore a counter of its
+ *   own, raised by a tracked start and lowered by a stop that frees a slot,
+ *   exact at the instant it is read.
  *
  * When every slot is busy, a start does not wait and does not allocate: the
  * task is untracked. Its id carries its start time (UNTRACKED bit set), so
@@ -58,6 +63,7 @@ struct spectator_long_task_timer {
   int64_t base_ns;            /* when the timer was made (registry clock) */
   _Atomic uint64_t untracked; /* starts that found every slot busy, since the last snapshot */
   _Atomic uint64_t next_seq;  /* the next task's sequence number; starts at 1 */
+  _Atomic int64_t running;    /* tracked tasks started and not yet stopped */
   _Atomic uint8_t touched;    /* a start or stop since the last snapshot */
   slot_t slots[SLOTS];
 } SPECTATOR__ALIGNED;
@@ -92,6 +98,7 @@ int64_t spectator_long_task_timer_start(spectator_long_task_timer_t *t) {
                                                   memory_order_relaxed)) {
         atomic_store_explicit(&s->start_ns, now, memory_order_relaxed);
         atomic_store_explicit(&s->seq, seq, memory_order_release);
+        atomic_fetch_add_explicit(&t->running, 1, memory_order_relaxed);
         return (int64_t)(seq << SLOT_BITS | i);
       }
     }
@@ -116,36 +123,39 @@ double spectator_long_task_timer_stop(spectator_long_task_timer_t *t, int64_t ta
   if (!atomic_compare_exchange_strong_explicit(&s->seq, &expect, 0, memory_order_relaxed,
                                                memory_order_relaxed))
     return -1; /* stopped by another call meanwhile */
+  atomic_fetch_sub_explicit(&t->running, 1, memory_order_relaxed);
   touch(t);
   return seconds_since(start, spectator__clock_now(t->clock, t->clock_ctx));
 }
 
-/* The running tasks and the nanoseconds they have run at registry time now. */
-static uint32_t tally(const spectator_long_task_timer_t *t, int64_t now, double *total_ns) {
-  uint32_t active = 0;
+/* Tracked tasks running now. A stop of a task whose start has not yet
+ * returned (its id guessed by another thread) can lower the counter first:
+ * never below 0. */
+static uint32_t active_now(const spectator_long_task_timer_t *t) {
+  int64_t n = atomic_load_explicit(&t->running, memory_order_relaxed);
+  return n > 0 ? (uint32_t)n : 0;
+}
+
+/* The nanoseconds the running tasks have run at registry time now. */
+static double total_ns(const spectator_long_task_timer_t *t, int64_t now) {
   double sum = 0;
   for (unsigned i = 0; i < SLOTS; i++) {
     uint64_t seq = atomic_load_explicit(&t->slots[i].seq, memory_order_acquire);
     if (seq == 0 || seq == CLAIMING) continue;
     int64_t d = diff(now, atomic_load_explicit(&t->slots[i].start_ns, memory_order_relaxed));
-    active++;
     if (d > 0) sum += (double)d;
   }
-  *total_ns = sum;
-  return active;
+  return sum;
 }
 
 int spectator_long_task_timer_active_tasks(const spectator_long_task_timer_t *t) {
   if (!t || spectator__is_noop(t)) return 0;
-  double ignored;
-  return (int)tally(t, 0, &ignored);
+  return (int)active_now(t);
 }
 
 double spectator_long_task_timer_duration(const spectator_long_task_timer_t *t) {
   if (!t || spectator__is_noop(t)) return 0;
-  double ns;
-  tally(t, spectator__clock_now(t->clock, t->clock_ctx), &ns);
-  return ns / 1e9;
+  return total_ns(t, spectator__clock_now(t->clock, t->clock_ctx)) / 1e9;
 }
 
 static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
@@ -160,8 +170,8 @@ static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
 
 static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   spectator_long_task_timer_t *t = (spectator_long_task_timer_t *)m;
-  double ns;
-  uint32_t active = tally(t, ctx->now_ns, &ns);
+  uint32_t active = active_now(t);
+  double ns = total_ns(t, ctx->now_ns);
   spectator__records_add(ctx->out, m->id, SPECTATOR__STAT_ACTIVE_TASKS, 0, SPECTATOR_OP_MAX,
                          (double)active);
   spectator__records_add(ctx->out, m->id, SPECTATOR__STAT_DURATION, 0, SPECTATOR_OP_MAX, ns / 1e9);
@@ -184,6 +194,7 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
 static void postfork_child(spectator__meter_t *m) {
   spectator_long_task_timer_t *t = (spectator_long_task_timer_t *)m;
   for (unsigned i = 0; i < SLOTS; i++) atomic_store(&t->slots[i].seq, 0);
+  atomic_store(&t->running, 0);
   atomic_store(&t->untracked, 0);
   atomic_store(&t->touched, 0);
 }
