@@ -246,6 +246,15 @@ typedef struct spectator_config {
                                      memory, file descriptors and threads, and the
                                      library's own publishing cost (docs/meters.md);
                                      default 0, SPECTATOR_PROCESS_METRICS=1 */
+  const char *output_location;    /* where measurements go (docs/outputs.md): NULL
+                                     (default) = the Atlas aggregator at uri;
+                                     "none", "memory", "stdout", "stderr",
+                                     "file:///path", "udp" (udp://127.0.0.1:1234),
+                                     "udp://host:port", "unix" (unix:///run/
+                                     spectatord/spectatord.unix), "unix:///path"
+                                     write spectatord's line protocol. A string not
+                                     in this list is logged and the aggregator is
+                                     used; SPECTATOR_OUTPUT_LOCATION */
 } spectator_config_t;
 
 /* Fill the first `size` bytes of cfg with the defaults above (uri NULL):
@@ -255,13 +264,13 @@ typedef struct spectator_config {
 SPECTATOR_EXTERN void spectator_config_init_size(spectator_config_t *cfg, size_t size);
 /* Fill cfg with the defaults, then apply the SPECTATOR_* environment variables
  * (SPECTATOR_URI, SPECTATOR_FREQUENCY, SPECTATOR_BATCH_SIZE, SPECTATOR_TIMEOUT,
- * SPECTATOR_DISABLE_AUTO_START, SPECTATOR_MAX_METERS, SPECTATOR_PROCESS_METRICS).
- * Bad values are logged on
- * spectator.init and the default is kept. Common tags from the environment
- * (SPECTATOR_COMMON_TAGS and the Netflix variables) are read by the registry
- * itself when cfg->env_common_tags is set. cfg->uri points into the
- * environment: use cfg before the environment changes. Writes `size` bytes as
- * spectator_config_init_size(). NULL is a no-op. */
+ * SPECTATOR_DISABLE_AUTO_START, SPECTATOR_MAX_METERS, SPECTATOR_PROCESS_METRICS,
+ * SPECTATOR_OUTPUT_LOCATION). Bad values are logged on spectator.init and the
+ * default is kept. Common tags from the environment (SPECTATOR_COMMON_TAGS and
+ * the Netflix variables) are read by the registry itself when
+ * cfg->env_common_tags is set. cfg->uri and cfg->output_location point into
+ * the environment: use cfg before the environment changes. Writes `size`
+ * bytes as spectator_config_init_size(). NULL is a no-op. */
 SPECTATOR_EXTERN void spectator_config_from_env_size(spectator_config_t *cfg, size_t size);
 
 /* A registry owns meters and, once started, a publishing thread. */

@@ -143,6 +143,7 @@ static void free_config_copies(spectator_config_t *cfg) {
   free((void *)cfg->common_tags);
   free((char *)cfg->uri);
   free((char *)cfg->ca_info);
+  free((char *)cfg->output_location);
 }
 
 static spectator__table_t *table_new(size_t cap) {
@@ -158,8 +159,11 @@ spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg) 
   bool ok = true;
   reg->cfg.uri = dup_str(cfg->uri);
   reg->cfg.ca_info = dup_str(cfg->ca_info);
+  reg->cfg.output_location = dup_str(cfg->output_location);
   reg->cfg.common_tags = merge_common_tags(cfg, &ok);
-  if ((cfg->uri && !reg->cfg.uri) || (cfg->ca_info && !reg->cfg.ca_info)) ok = false;
+  if ((cfg->uri && !reg->cfg.uri) || (cfg->ca_info && !reg->cfg.ca_info) ||
+      (cfg->output_location && !reg->cfg.output_location))
+    ok = false;
   /* The chunk directory is sized from the cap up front (snapshots read it
    * without the insert lock), so a cap beyond any real use is clamped.
    * Expired meters keep their positions until they are freed: twice the cap,
