@@ -422,7 +422,8 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
     static const spectator__meter_params_t none = {0, 0, 0};
     spectator__meter_env_t env = {&reg->stripes,      (int64_t)(reg->cfg.meter_ttl_s * 1e9),
                                   m->last_active_ns,  reg->cfg.clock,
-                                  reg->cfg.clock_ctx, &reg->wall_offset_ns};
+                                  reg->cfg.clock_ctx, &reg->wall_offset_ns,
+                                  reg->samples};
     mt->init(m, p ? p : &none, &env);
   }
   atomic_store_explicit(&reg->chunks[pos / SPECTATOR__CHUNK][pos % SPECTATOR__CHUNK], m,
@@ -548,6 +549,14 @@ static void begin_pass(spectator_registry_t *reg, uint64_t seq) {
  * held): the expired meters it measured after their grace period are freed
  * and their positions reused. */
 static void end_pass(spectator_registry_t *reg, uint64_t seq) {
+  /* Samples in the rings point at their meters: none may be left for a
+   * meter about to be freed. Everything a lookup that found such a meter
+   * recorded was published before its grace period ended, so one drain
+   * here takes it. */
+  bool freeing = false;
+  for (spectator__retired_t *r = reg->retired; r && !freeing; r = r->next)
+    freeing = r->meter && r->grace_pass && r->grace_pass <= seq;
+  if (freeing && reg->fence) reg->fence(reg);
   for (spectator__retired_t **rp = &reg->retired; *rp;) {
     spectator__retired_t *r = *rp;
     if (!r->meter || !r->grace_pass || r->grace_pass > seq) {
@@ -674,7 +683,14 @@ bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t 
   for (; i < cur->end && rs->len < want; i++) {
     spectator__meter_t *m = meter_at(reg, i);
     if (!m) continue;
-    if (types[m->type]->measure(m, &ctx)) {
+    rs->type = m->type;
+    bool active = types[m->type]->measure(m, &ctx);
+    /* A meter sent as samples is active when one of its samples was taken. */
+    if (atomic_load_explicit(&m->sampled, memory_order_relaxed)) {
+      atomic_store_explicit(&m->sampled, 0, memory_order_relaxed);
+      active = true;
+    }
+    if (active) {
       m->last_active_ns = ctx.now_ns;
     } else if (atomic_load_explicit(&m->state, memory_order_relaxed) == SPECTATOR__TRANSIENT &&
                ctx.now_ns > m->last_active_ns &&
