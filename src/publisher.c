@@ -78,6 +78,13 @@
  * dl_load_lock and dl_load_tls_lock (the new thread's TLS), and reclaim_stacks
  * returns the parent's other stacks to the cache. The new thread publishes
  * with the spare, which takes no libcurl global lock (see http.c, FORK).
+ *
+ * LINES
+ * A registry whose output writes spectatord's line protocol (output.c) has
+ * the same thread and the same start, stop, exit and fork handling, without
+ * libcurl; the thread runs the output's loop instead of the HTTP cycle (the
+ * one place where the output is chosen), waiting through
+ * spectator__publisher_wait.
  */
 #include <math.h>
 #include <signal.h>
@@ -89,6 +96,7 @@
 #include "clock.h"
 #include "encoder.h"
 #include "http.h"
+#include "output.h"
 #include "poller.h"
 #include "publisher.h"
 
@@ -467,8 +475,31 @@ static void publish(spectator_registry_t *reg, struct spectator__publisher *p, i
   if (elapsed > 0) atomic_fetch_add_explicit(&p->cost_ns, (uint64_t)elapsed, memory_order_relaxed);
 }
 
+bool spectator__publisher_wait(spectator_registry_t *reg, int64_t until_ns,
+                               int64_t *stop_deadline_ns) {
+  struct spectator__publisher *p = reg->pub;
+  pthread_mutex_lock(&p->mu);
+  bool stop = wait_until(p, until_ns);
+  *stop_deadline_ns = p->stop_deadline_ns;
+  pthread_mutex_unlock(&p->mu);
+  return stop;
+}
+
+bool spectator__publisher_stopping(spectator_registry_t *reg, int64_t *stop_deadline_ns) {
+  struct spectator__publisher *p = reg->pub;
+  if (!atomic_load(&p->stop)) return false;
+  pthread_mutex_lock(&p->mu);
+  *stop_deadline_ns = p->stop_deadline_ns;
+  pthread_mutex_unlock(&p->mu);
+  return true;
+}
+
 static void *run(void *arg) {
   spectator_registry_t *reg = arg;
+  if (reg->output) { /* spectatord's line protocol */
+    spectator__output_run(reg);
+    return NULL;
+  }
   struct spectator__publisher *p = reg->pub;
   const int64_t period = (int64_t)(reg->cfg.frequency_s * 1e9);
   int64_t next = spectator__monotonic_ns() + period;
@@ -666,11 +697,13 @@ int spectator__publisher_start(spectator_registry_t *reg) {
   while (p->state == PUB_STOPPING) pthread_cond_wait(&p->cv, &p->mu);
   int rc = 0;
   if (p->state == PUB_IDLE) {
-    if (!p->http)
+    if (reg->output)
+      ; /* spectatord's lines: no libcurl */
+    else if (!p->http)
       p->http = spectator__http_new(reg->cfg.uri, &reg->cfg);
     else /* a forked child that had no spare left makes its handles here */
       rc = spectator__http_prepare(p->http);
-    if (!p->http || rc != 0) {
+    if (!reg->output && (!p->http || rc != 0)) {
       rc = SPECTATOR_EHTTP;
     } else {
       /* Only now: libcurl's global init has set up the TLS library, which
@@ -682,8 +715,12 @@ int spectator__publisher_start(spectator_registry_t *reg) {
       rc = spawn(reg);
     }
     char uri[SPECTATOR__URI_LOG_MAX];
-    spectator__redact_uri(reg->cfg.uri, uri, sizeof(uri));
-    if (rc == 0)
+    spectator__redact_uri(reg->output ? reg->cfg.output_location : reg->cfg.uri, uri, sizeof(uri));
+    if (rc == 0 && reg->output)
+      spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_INIT,
+                     "publishing to %s every %g s in spectatord's line protocol", uri,
+                     reg->cfg.frequency_s);
+    else if (rc == 0)
       spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_INIT,
                      "publishing to %s every %g s, at most %zu measurements per request", uri,
                      reg->cfg.frequency_s, reg->cfg.batch_size);
@@ -719,7 +756,8 @@ void spectator__publisher_stop(spectator_registry_t *reg) {
   pthread_join(t, NULL);
   char uri[SPECTATOR__URI_LOG_MAX];
   spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_INIT, "stopped publishing to %s",
-                 spectator__redact_uri(reg->cfg.uri, uri, sizeof(uri)));
+                 spectator__redact_uri(reg->output ? reg->cfg.output_location : reg->cfg.uri, uri,
+                                       sizeof(uri)));
 
   pthread_mutex_lock(&p->mu);
   p->state = PUB_IDLE;
@@ -755,7 +793,7 @@ static void postfork_child(spectator_registry_t *reg) {
   /* The parent's thread does not exist here and its connection is not ours.
    * A parent inside its stop (STOPPING) was publishing when it forked. */
   bool was_publishing = p->state != PUB_IDLE;
-  bool ready = spectator__http_fork_child(p->http);
+  bool ready = reg->output ? true : spectator__http_fork_child(p->http);
   p->state = PUB_IDLE;
   atomic_store(&p->stop, false);
   atomic_store(&p->abandoned, false);

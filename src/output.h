@@ -1,0 +1,34 @@
+/*
+ * Private: the outputs that write spectatord's line protocol (output.c):
+ * memory, stdout, stderr, file, udp and unix, beside the Atlas aggregator's
+ * HTTP client (http.c), under the publisher.
+ */
+#ifndef SPECTATOR_OUTPUT_H
+#define SPECTATOR_OUTPUT_H
+
+#include "registry.h"
+
+typedef struct spectator__output spectator__output_t;
+
+/* Choose a new registry's output from cfg.output_location (before any meter
+ * exists): a bad location is logged and the aggregator is used. For a line
+ * output, make it with its sample rings (reg->output, reg->samples,
+ * reg->fence). 0 or SPECTATOR_ENOMEM (logged). */
+int spectator__output_init(spectator_registry_t *reg, const spectator_config_t *caller_cfg);
+/* Free a registry's output once its publisher is stopped (NULL: nothing). */
+void spectator__output_free(spectator_registry_t *reg);
+
+/* The publishing thread of a registry with a line output: every interval
+ * measure the meters into lines and send them, and in between take the
+ * samples from the rings often enough that they do not fill; on stop, a
+ * final flush bounded by the stop deadline. Returns when stopped. */
+void spectator__output_run(spectator_registry_t *reg);
+
+/* Fork hooks (fork.c calls them in order): prefork holds every output's cycle
+ * lock (before the registries' locks: a cycle takes them inside its own);
+ * the child forgets every line and sample of the parent. */
+void spectator__outputs_prefork(void);
+void spectator__outputs_postfork_parent(void);
+void spectator__outputs_postfork_child(void);
+
+#endif
