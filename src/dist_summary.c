@@ -11,10 +11,16 @@ struct spectator_dist_summary {
   spectator__summary_state_t st;
 } SPECTATOR__ALIGNED;
 
+/* A line per sample (samples.h); out of line, so that the other path pays
+ * one compare and branch. */
+static __attribute__((noinline)) void sample(spectator_dist_summary_t *d, double amount) {
+  spectator__samples_record(d->st.samples, d, spectator__d2b(amount));
+}
+
 void spectator_dist_summary_record(spectator_dist_summary_t *d, double amount) {
   if (SPECTATOR__UNLIKELY(!d) || !spectator__summary_amount_ok(amount)) return;
-  if (SPECTATOR__UNLIKELY(d->st.samples != NULL)) { /* a line per sample (samples.h) */
-    spectator__samples_record(d->st.samples, d, spectator__d2b(amount));
+  if (SPECTATOR__UNLIKELY(d->st.samples != NULL)) {
+    sample(d, amount);
     return;
   }
   spectator__summary_state_record(&d->st, amount);
