@@ -611,8 +611,7 @@ static void send_and_account(spectator__output_t *o, spectator__datagram_t *list
   account(o, c);
 }
 
-/* A publish: the samples so far, and every meter measured into lines; then
- * everything written is sent (by deadline_ns, CLOCK_MONOTONIC; 0: none). */
+/* A publish (output.h). */
 static void cycle(spectator__output_t *o, int64_t deadline_ns) {
   spectator_registry_t *reg = o->reg;
   counts_t c;
@@ -647,6 +646,10 @@ static void cycle(spectator__output_t *o, int64_t deadline_ns) {
                    "out of memory during a publish: %zu measurements dropped", lost);
   c.failed += lost;
   send_and_account(o, list, deadline_ns, &c);
+}
+
+void spectator__output_cycle(spectator_registry_t *reg, int64_t deadline_ns) {
+  if (reg->output) cycle(reg->output, deadline_ns);
 }
 
 /* Between publishes: take the samples, send the datagrams they filled, and

@@ -18,6 +18,12 @@ int spectator__output_init(spectator_registry_t *reg, const spectator_config_t *
 /* Free a registry's output once its publisher is stopped (NULL: nothing). */
 void spectator__output_free(spectator_registry_t *reg);
 
+/* One publish of a line output, on the calling thread: the samples so far
+ * and every meter measured into lines, then everything written is sent (by
+ * deadline_ns, CLOCK_MONOTONIC; 0: no limit). The publishing thread runs it
+ * every interval; reading the memory output and benchmarks run it too. */
+void spectator__output_cycle(spectator_registry_t *reg, int64_t deadline_ns);
+
 /* The publishing thread of a registry with a line output: every interval
  * measure the meters into lines and send them, and in between take the
  * samples from the rings often enough that they do not fill; on stop, a
