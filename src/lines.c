@@ -51,8 +51,8 @@ size_t spectator__line_seconds(char *out, int64_t nanos) {
    * nearest double to the seconds falls short of that, the next one up is
    * as good a reading of the duration and gives the nanoseconds back. (Every
    * duration below 2^22 s, 48 days, has such a double; longer ones may be a
-   * nanosecond off.) */
-  if (nanos > 0 && (int64_t)(s * 1e9) < nanos) {
+   * nanosecond off, and from 2^53 ns on a double cannot hold them anyway.) */
+  if (nanos > 0 && nanos < (int64_t)SPECTATOR__TWO_POW_53 && (int64_t)(s * 1e9) < nanos) {
     double up = nextafter(s, INFINITY);
     if ((int64_t)(up * 1e9) <= nanos) s = up;
   }

@@ -181,6 +181,12 @@ static int parse(const char *line, parsed_t *out, const char **why) {
     *why = "a negative sample";
     return -1;
   }
+  /* spectatord converts these to int64 (nanoseconds, whole amounts) */
+  if ((strchr("tT", out->type) && out->d * 1e9 >= 9223372036854775807.0) ||
+      (out->type == 'D' && out->d >= 9223372036854775807.0)) {
+    *why = "a sample beyond what spectatord converts to int64";
+    return -1;
+  }
   if (out->type == 'c' && !(out->d > 0)) {
     *why = "a counter increment that is not positive";
     return -1;
