@@ -68,6 +68,9 @@
 /* Drain periods: the longest, and the shortest while rings fill up. */
 #define DRAIN_MAX_NS (100 * 1000 * 1000LL)
 #define DRAIN_MIN_NS (1000 * 1000LL)
+/* Samples taken into lines at a time: what they fill is sent before the
+ * next step, so a drain holds a bounded number of datagrams. */
+#define DRAIN_STEP 16384
 /* The final flush gets at least this long (or the timeout, if shorter). */
 #define FINAL_FLUSH_MIN_NS (500 * 1000 * 1000LL)
 /* A wait for a receiver to take more is cut in slices this long, to notice a
@@ -309,20 +312,24 @@ static void take_sample(void *ctx, const void *meter, uint64_t value) {
   spectator__lines_add_sample(&((spectator__output_t *)ctx)->lines, meter, value);
 }
 
-/* Take the samples from the rings into lines; returns the most taken from
- * one ring. */
-static size_t drain_locked(spectator__output_t *o) {
-  size_t fullest = 0;
-  spectator__samples_drain(o->reg->samples, take_sample, o, &fullest);
+/* Take samples published before the mark into lines, at most max (0: all);
+ * true when none before the mark is left. */
+static bool drain_locked(spectator__output_t *o, const spectator__samples_mark_t *m, size_t max) {
+  bool done;
+  spectator__samples_drain(o->reg->samples, m, max, take_sample, o, &done);
   o->pending.buffer_full += spectator__samples_take_dropped(o->reg->samples);
-  return fullest;
+  return done;
 }
 
-/* Before the registry frees expired meters (snap_lock and lock held). */
+/* Before the registry frees expired meters (snap_lock and lock held): every
+ * sample recorded so far, which includes all those of the meters to free
+ * (recorded before their grace period ended). */
 static void fence(spectator_registry_t *reg) {
   spectator__output_t *o = reg->output;
+  spectator__samples_mark_t m;
+  spectator__samples_mark(reg->samples, &m);
   pthread_mutex_lock(&o->mu);
-  drain_locked(o);
+  drain_locked(o, &m, 0);
   pthread_mutex_unlock(&o->mu);
 }
 
@@ -611,67 +618,74 @@ static void send_and_account(spectator__output_t *o, spectator__datagram_t *list
   account(o, c);
 }
 
-/* A publish (output.h). */
+/* The samples recorded so far into lines, DRAIN_STEP at a time; what each
+ * step fills is sent before the next, with no lock held. flush: the last
+ * datagram goes too, even if not full. Returns the largest backlog a ring
+ * had (how full the rings got). */
+static size_t drain_samples(spectator__output_t *o, int64_t deadline_ns, bool flush) {
+  spectator__samples_mark_t m;
+  spectator__samples_mark(o->reg->samples, &m);
+  size_t backlog = 0;
+  for (bool first = true;; first = false) {
+    counts_t c;
+    pthread_mutex_lock(&o->cycle_mu);
+    pthread_mutex_lock(&o->mu);
+    if (first) backlog = spectator__samples_backlog(o->reg->samples, &m);
+    bool done = drain_locked(o, &m, DRAIN_STEP);
+    spectator__datagram_t *list = finish_locked(o, done && flush, &c);
+    pthread_mutex_unlock(&o->mu);
+    pthread_mutex_unlock(&o->cycle_mu);
+    send_and_account(o, list, deadline_ns, &c);
+    if (done) return backlog;
+  }
+}
+
+/* A publish (output.h): the samples so far, then the meters measured batch
+ * by batch, each batch's lines sent before the next is measured. */
 static void cycle(spectator__output_t *o, int64_t deadline_ns) {
   spectator_registry_t *reg = o->reg;
-  counts_t c;
-  pthread_mutex_lock(&o->cycle_mu);
+  drain_samples(o, deadline_ns, false);
   spectator__records_t rs;
   spectator__records_init(&rs);
-  rs.lines = true;
   spectator__cursor_t cur = {0};
-  /* Begin the snapshot (nothing measured yet), then take the samples. */
-  bool done = spectator__registry_collect(reg, &cur, &rs, 0);
-  pthread_mutex_lock(&o->mu);
-  drain_locked(o);
-  pthread_mutex_unlock(&o->mu);
-  size_t lost = 0;
-  while (!done) {
+  for (bool done = false; !done;) {
+    counts_t c;
+    pthread_mutex_lock(&o->cycle_mu);
+    rs.lines = true;
     done = spectator__registry_collect(reg, &cur, &rs, reg->cfg.batch_size);
-    lost += rs.lost;
+    size_t lost = rs.lost;
     pthread_mutex_lock(&o->mu);
     SPECTATOR__RECORDS_FOREACH(&rs, r) spectator__lines_add_record(&o->lines, r);
+    spectator__datagram_t *list = finish_locked(o, done, &c);
     pthread_mutex_unlock(&o->mu);
+    pthread_mutex_unlock(&o->cycle_mu);
     spectator__records_free(&rs);
-    rs.lines = true;
+    if (lost)
+      spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
+                     "out of memory during a publish: %zu measurements dropped", lost);
+    c.failed += lost;
+    send_and_account(o, list, deadline_ns, &c);
   }
   /* Every record was written: the ids they borrowed are free to go. */
   spectator__registry_collect_end(reg, &cur);
-  pthread_mutex_lock(&o->mu);
-  spectator__datagram_t *list = finish_locked(o, true, &c);
-  pthread_mutex_unlock(&o->mu);
-  pthread_mutex_unlock(&o->cycle_mu);
-  if (lost)
-    spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
-                   "out of memory during a publish: %zu measurements dropped", lost);
-  c.failed += lost;
-  send_and_account(o, list, deadline_ns, &c);
 }
 
 void spectator__output_cycle(spectator_registry_t *reg, int64_t deadline_ns) {
   if (reg->output) cycle(reg->output, deadline_ns);
 }
 
-/* Between publishes: take the samples, send the datagrams they filled, and
- * set the next drain period from how full the rings got. */
+/* Between publishes: take the samples and send them at once (spectatord
+ * counts them in the interval they were recorded in), and set the next drain
+ * period from how full the rings got. */
 static void drain(spectator__output_t *o, int64_t deadline_ns) {
-  counts_t c;
-  pthread_mutex_lock(&o->cycle_mu);
-  pthread_mutex_lock(&o->mu);
-  size_t fullest = drain_locked(o);
-  /* The samples go out now, not at the end of the interval: spectatord
-   * counts them in the interval they were recorded in. */
-  spectator__datagram_t *list = finish_locked(o, true, &c);
-  pthread_mutex_unlock(&o->mu);
-  pthread_mutex_unlock(&o->cycle_mu);
+  size_t backlog = drain_samples(o, deadline_ns, true);
   size_t cap = spectator__samples_capacity(o->reg->samples);
-  if (fullest > cap / 4 && o->drain_period_ns > DRAIN_MIN_NS)
+  if (backlog > cap / 4 && o->drain_period_ns > DRAIN_MIN_NS)
     o->drain_period_ns /= 2;
-  else if (fullest < cap / 16 && o->drain_period_ns < DRAIN_MAX_NS)
+  else if (backlog < cap / 16 && o->drain_period_ns < DRAIN_MAX_NS)
     o->drain_period_ns *= 2;
   if (o->drain_period_ns < DRAIN_MIN_NS) o->drain_period_ns = DRAIN_MIN_NS;
   if (o->drain_period_ns > DRAIN_MAX_NS) o->drain_period_ns = DRAIN_MAX_NS;
-  send_and_account(o, list, deadline_ns, &c);
 }
 
 void spectator__output_run(spectator_registry_t *reg) {

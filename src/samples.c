@@ -10,7 +10,7 @@
 
 #define DEFAULT_CAPACITY 8192
 #define MIN_RINGS 4
-#define MAX_RINGS 32
+#define MAX_RINGS SPECTATOR__SAMPLES_MAX_RINGS
 
 static size_t pow2_at_least(size_t n) {
   size_t p = 1;
@@ -24,7 +24,7 @@ spectator__samples_t *spectator__samples_new(unsigned rings, size_t capacity) {
     size_t want = ncpu > 0 ? 2 * (size_t)ncpu : MIN_RINGS;
     rings = (unsigned)(want < MIN_RINGS ? MIN_RINGS : want > MAX_RINGS ? MAX_RINGS : want);
   }
-  size_t nrings = pow2_at_least(rings);
+  size_t nrings = pow2_at_least(rings > MAX_RINGS ? MAX_RINGS : rings);
   size_t cap = pow2_at_least(capacity ? capacity : DEFAULT_CAPACITY);
   spectator__samples_t *s = calloc(1, sizeof(*s));
   void *mem = NULL;
@@ -62,14 +62,25 @@ void spectator__samples_record(spectator__samples_t *s, const void *meter, uint6
   spectator__samples_push(s, meter, value);
 }
 
-size_t spectator__samples_drain(spectator__samples_t *s, spectator__sample_fn fn, void *ctx,
-                                size_t *fullest) {
+void spectator__samples_mark(spectator__samples_t *s, spectator__samples_mark_t *m) {
+  for (size_t i = 0; i <= s->ring_mask; i++)
+    m->tail[i] = atomic_load_explicit(&s->rings[i].tail, memory_order_relaxed);
+}
+
+size_t spectator__samples_drain(spectator__samples_t *s, const spectator__samples_mark_t *until,
+                                size_t max, spectator__sample_fn fn, void *ctx, bool *done) {
   const uint64_t mask = s->slot_mask, cap = mask + 1;
-  size_t total = 0, most = 0;
+  size_t total = 0;
+  bool all = true;
   for (size_t i = 0; i <= s->ring_mask; i++) {
     spectator__sample_ring_t *r = &s->rings[i];
-    uint64_t pos = r->head, start = pos;
-    for (;;) {
+    uint64_t pos = r->head;
+    /* positions before the mark, at most the budget left */
+    while ((int64_t)(until->tail[i] - pos) > 0) {
+      if (max && total == max) {
+        all = false;
+        break;
+      }
       spectator__sample_t *slot = &r->slots[pos & mask];
       uint64_t lap = pos & ~mask;
       if (atomic_load_explicit(&slot->seq, memory_order_acquire) != lap + 1) break;
@@ -78,14 +89,23 @@ size_t spectator__samples_drain(spectator__samples_t *s, spectator__sample_fn fn
       /* Free the slot for the next lap before the callback: the ring has room sooner. */
       atomic_store_explicit(&slot->seq, lap + cap, memory_order_release);
       pos++;
+      total++;
       fn(ctx, meter, value);
     }
     r->head = pos;
-    total += (size_t)(pos - start);
-    if (pos - start > most) most = (size_t)(pos - start);
   }
-  if (fullest) *fullest = most;
+  if (done) *done = all;
   return total;
+}
+
+size_t spectator__samples_backlog(const spectator__samples_t *s,
+                                  const spectator__samples_mark_t *m) {
+  size_t most = 0;
+  for (size_t i = 0; i <= s->ring_mask; i++) {
+    uint64_t n = m->tail[i] - s->rings[i].head;
+    if (n > most) most = (size_t)n;
+  }
+  return most;
 }
 
 uint64_t spectator__samples_take_dropped(spectator__samples_t *s) {

@@ -15,7 +15,9 @@
  * consumer at a time (the output, under its lock) drains the published
  * entries in order and frees their slots for the next lap. A producer that
  * claimed a slot but has not published it yet holds the consumer at that slot
- * until the next drain; nothing is skipped or read twice.
+ * until the next drain; nothing is skipped or read twice. A drain goes no
+ * further than the tails it marked when it began: producers that keep
+ * refilling the slots it frees cannot keep it going.
  *
  * A slot's sequence is stored relative to its index, so zeroed memory is an
  * empty ring: the rings come from calloc and their pages are only touched
@@ -98,12 +100,25 @@ static inline void spectator__samples_push(spectator__samples_t *s, const void *
  * their other path keeps its code as it was. */
 void spectator__samples_record(spectator__samples_t *s, const void *meter, uint64_t value);
 
-/* Take every sample published so far, oldest first in each ring, and hand
- * it to fn. One consumer at a time (the caller serializes). Returns the
- * number taken; *fullest (may be NULL) gets the most taken from one ring. */
+/* Where a drain stops: each ring's tail when it was marked. */
+#define SPECTATOR__SAMPLES_MAX_RINGS 32
+typedef struct {
+  uint64_t tail[SPECTATOR__SAMPLES_MAX_RINGS];
+} spectator__samples_mark_t;
+void spectator__samples_mark(spectator__samples_t *s, spectator__samples_mark_t *m);
+
+/* Take the samples published before the mark, oldest first in each ring, at
+ * most max of them (0: no limit), and hand each to fn. One consumer at a
+ * time (the caller serializes). Returns the number taken; *done (may be NULL)
+ * is set when nothing before the mark is left (a slot claimed but not yet
+ * published counts as left for a later drain, not for this one). */
 typedef void (*spectator__sample_fn)(void *ctx, const void *meter, uint64_t value);
-size_t spectator__samples_drain(spectator__samples_t *s, spectator__sample_fn fn, void *ctx,
-                                size_t *fullest);
+size_t spectator__samples_drain(spectator__samples_t *s, const spectator__samples_mark_t *until,
+                                size_t max, spectator__sample_fn fn, void *ctx, bool *done);
+/* The most samples one ring holds before the mark (how full the rings got);
+ * the consumer's call. */
+size_t spectator__samples_backlog(const spectator__samples_t *s,
+                                  const spectator__samples_mark_t *m);
 /* Samples refused by full rings since the last call (and reset). */
 uint64_t spectator__samples_take_dropped(spectator__samples_t *s);
 /* Slots of one ring. */

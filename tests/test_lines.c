@@ -372,6 +372,16 @@ static void take(void *ctx, const void *meter, uint64_t value) {
   d->n++;
 }
 
+/* Everything published so far. */
+static size_t drain_all(spectator__samples_t *s, spectator__sample_fn fn, void *ctx) {
+  spectator__samples_mark_t m;
+  spectator__samples_mark(s, &m);
+  bool done = false;
+  size_t n = spectator__samples_drain(s, &m, 0, fn, ctx, &done);
+  assert_true(done);
+  return n;
+}
+
 static void a_full_ring_drops_and_counts_and_a_drain_frees_it(void **state) {
   (void)state;
   spectator__samples_t *s = spectator__samples_new(1, 16);
@@ -380,14 +390,14 @@ static void a_full_ring_drops_and_counts_and_a_drain_frees_it(void **state) {
   assert_int_equal(spectator__samples_take_dropped(s), 4);
   assert_int_equal(spectator__samples_take_dropped(s), 0);
   drained_t d = {.in_order = true};
-  assert_int_equal(spectator__samples_drain(s, take, &d, NULL), 16);
+  assert_int_equal(drain_all(s, take, &d), 16);
   assert_int_equal(d.sum, 136); /* 1 + ... + 16 */
   /* every slot is free again, for many laps */
   for (uint64_t i = 21; i <= 2000; i++) {
     spectator__samples_push(s, (void *)1, i);
-    if (i % 7 == 0) spectator__samples_drain(s, take, &d, NULL);
+    if (i % 7 == 0) drain_all(s, take, &d);
   }
-  spectator__samples_drain(s, take, &d, NULL);
+  drain_all(s, take, &d);
   assert_int_equal(spectator__samples_take_dropped(s), 0);
   assert_int_equal(d.n, 2000 - 4);
   assert_true(d.in_order);
@@ -424,14 +434,69 @@ static void concurrent_producers_lose_nothing_without_counting_it(void **state) 
   drained_t d = {.in_order = true};
   uint64_t dropped = 0;
   while (atomic_load(&finished) < T) {
-    spectator__samples_drain(s, take, &d, NULL);
+    drain_all(s, take, &d);
     dropped += spectator__samples_take_dropped(s);
   }
   for (int i = 0; i < T; i++) pthread_join(th[i], NULL);
-  spectator__samples_drain(s, take, &d, NULL);
+  drain_all(s, take, &d);
   dropped += spectator__samples_take_dropped(s);
   assert_true(d.in_order);
   assert_int_equal(d.n + dropped, (uint64_t)T * N);
+  spectator__samples_free(s);
+}
+
+typedef struct {
+  spectator__samples_t *s;
+  _Atomic bool stop;
+  _Atomic uint64_t pushed;
+} refill_t;
+
+static void *refill(void *arg) {
+  refill_t *r = arg;
+  for (uint64_t i = 1; !atomic_load(&r->stop) && i < 20000000; i++) {
+    spectator__samples_push(r->s, (void *)1, i);
+    atomic_fetch_add(&r->pushed, 1);
+  }
+  return NULL;
+}
+
+/* A consumer slower than the producer, as writing a line is. */
+static void count_one(void *ctx, const void *meter, uint64_t value) {
+  (void)meter;
+  (void)value;
+  for (volatile int spin = 0; spin < 200; spin++) {
+  }
+  (*(size_t *)ctx)++;
+}
+
+/* A drain takes what was published before its mark, however fast producers
+ * refill the slots it frees (a drain that followed them would never end, and
+ * would hold its lock meanwhile); a budget takes at most that many. */
+static void a_drain_stops_at_its_mark_and_its_budget_while_producers_refill(void **state) {
+  (void)state;
+  spectator__samples_t *s = spectator__samples_new(1, 1024);
+  refill_t r = {s, false, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, refill, &r);
+  while (atomic_load(&r.pushed) < 100000) {
+  }
+  for (int round = 0; round < 200; round++) {
+    spectator__samples_mark_t m;
+    spectator__samples_mark(s, &m);
+    size_t n = 0;
+    bool done = false;
+    size_t k = spectator__samples_drain(s, &m, round % 2 ? 100 : 0, count_one, &n, &done);
+    assert_int_equal(k, n);
+    if (round % 2) {
+      assert_true(n <= 100);
+      if (n < 100) assert_true(done);
+      while (!done) spectator__samples_drain(s, &m, 100, count_one, &n, &done);
+    }
+    assert_true(
+        n <= 1024 + 1024); /* at most a ring before the mark, twice over with the budget rounds */
+  }
+  atomic_store(&r.stop, true);
+  pthread_join(th, NULL);
   spectator__samples_free(s);
 }
 
@@ -547,6 +612,7 @@ int main(void) {
       cmocka_unit_test(lines_beyond_the_datagrams_that_may_wait_are_dropped_and_counted),
       cmocka_unit_test(a_full_ring_drops_and_counts_and_a_drain_frees_it),
       cmocka_unit_test(concurrent_producers_lose_nothing_without_counting_it),
+      cmocka_unit_test(a_drain_stops_at_its_mark_and_its_budget_while_producers_refill),
       cmocka_unit_test(every_meter_type_has_its_symbol_and_its_interval_value),
       cmocka_unit_test(timers_and_summaries_keep_no_interval_state_when_sent_as_samples),
   };
