@@ -371,16 +371,18 @@ static void memory_keep(spectator__output_t *o, spectator__datagram_t *list) {
 /* Sending (no lock held)                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* Wait until fd can take more, or the deadline (cut to the stop deadline once
- * a stop is asked for); false when the time is up. */
+/* Wait until fd can take more, or the deadline (0: none; cut to the stop
+ * deadline once a stop is asked for); false when the time is up. */
 static bool wait_writable(spectator__output_t *o, int64_t deadline_ns) {
+  if (deadline_ns == 0) deadline_ns = INT64_MAX;
   for (;;) {
     int64_t stop_deadline;
     if (spectator__publisher_stopping(o->reg, &stop_deadline) && stop_deadline &&
         stop_deadline < deadline_ns)
       deadline_ns = stop_deadline;
-    int64_t left = deadline_ns - spectator__monotonic_ns();
-    if (left <= 0) return false;
+    int64_t now = spectator__monotonic_ns();
+    if (deadline_ns <= now) return false;
+    int64_t left = deadline_ns - now;
     int ms = left > (int64_t)WAIT_SLICE_MS * 1000000 ? WAIT_SLICE_MS : (int)(left / 1000000) + 1;
     struct pollfd pfd = {o->fd, POLLOUT, 0};
     int rc = poll(&pfd, 1, ms);
