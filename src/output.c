@@ -21,10 +21,16 @@
  *   receiver costs at most the wait until the cycle's deadline, never a
  *   recording call: samples wait in the rings, then are dropped and counted.
  *
- * Locks: `cycle_mu` lets one cycle or drain run at a time (the thread's, or
- * a read of the memory output from any thread); `mu` guards the lines being
+ * Work is done in steps: a drain takes at most DRAIN_STEP samples at a time,
+ * and a publish measures batch_size records at a time, each step's lines
+ * sent before the next, so the datagrams waiting stay few. A drain goes no
+ * further than the tails it marked when it began (samples.h).
+ *
+ * Locks: `cycle_mu` lets one step run at a time (the thread's, or one of a
+ * read of the memory output from any thread), so that a read of the memory
+ * output finds every line recorded before it; `mu` guards the lines being
  * written, the consumer side of the rings and the memory output's lines. The
- * order is cycle_mu -> the registry's snap_lock -> lock -> mu: a cycle
+ * order is cycle_mu -> the registry's snap_lock -> lock -> mu: a step
  * measures the registry under cycle_mu, and the registry's fence (taking the
  * samples before expired meters are freed) runs under snap_lock and lock and
  * takes mu. Neither is held while sending: datagrams are taken out under mu
