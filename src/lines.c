@@ -156,38 +156,52 @@ void spectator__lines_postfork_child(spectator__lines_t *lb) {
 
 /* Bytes of the line at most (sanitizing never makes text longer), not
  * counting the '\n' before it. */
-static size_t line_bound(const spectator__lines_t *lb, uint32_t opt, const spectator_id_t *id,
-                         size_t vlen) {
-  size_t n = 1 + (opt ? 1 + 10 : 0) + 1 + strlen(id->name) + 1 + vlen;
+/* One line's parts. */
+typedef struct {
+  char type;
+  uint32_t opt;
+  const spectator_id_t *id;
+  const char *stat; /* a statistic tag to add (value), or NULL */
+  const char *value;
+  size_t vlen;
+} line_t;
+
+/* Bytes of the line at most (sanitizing never makes text longer), not
+ * counting the '\n' before it. */
+static size_t line_bound(const spectator__lines_t *lb, const line_t *l) {
+  size_t n = 1 + (l->opt ? 1 + 10 : 0) + 1 + strlen(l->id->name) + 1 + l->vlen;
   for (size_t i = 0; lb->common && lb->common[i]; i += 3)
     n += 2 + strlen(lb->common[i + 1]) + strlen(lb->common[i + 2]);
-  for (size_t i = 0; i < id->ntags; i++)
-    n += 2 + strlen(id->tags[2 * i]) + strlen(id->tags[2 * i + 1]);
+  for (size_t i = 0; i < l->id->ntags; i++)
+    n += 2 + strlen(l->id->tags[2 * i]) + strlen(l->id->tags[2 * i + 1]);
+  if (l->stat) n += 2 + strlen("statistic") + strlen(l->stat);
   return n;
+}
+
+static char *put(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
 }
 
 /* Write the line at p, which has room for line_bound() + 1 bytes; returns its
  * length. */
-static size_t line_write(const spectator__lines_t *lb, char *p, char type, uint32_t opt,
-                         const spectator_id_t *id, const char *value, size_t vlen) {
+static size_t line_write(const spectator__lines_t *lb, char *p, const line_t *l) {
   char *start = p;
-  *p++ = type;
-  if (opt) {
+  const spectator_id_t *id = l->id;
+  *p++ = l->type;
+  if (l->opt) {
     *p++ = ',';
-    p += spectator__put_u64(p, opt);
+    p += spectator__put_u64(p, l->opt);
   }
   *p++ = ':';
   p += spectator__sanitize(id->name, p);
   /* The common tags first, unless the id has the key (its own value wins). */
   for (size_t i = 0; lb->common && lb->common[i]; i += 3) {
     if (spectator_id_tag(id, lb->common[i])) continue;
-    size_t k = strlen(lb->common[i + 1]), v = strlen(lb->common[i + 2]);
     *p++ = ',';
-    memcpy(p, lb->common[i + 1], k);
-    p += k;
+    p = put(p, lb->common[i + 1], strlen(lb->common[i + 1]));
     *p++ = '=';
-    memcpy(p, lb->common[i + 2], v);
-    p += v;
+    p = put(p, lb->common[i + 2], strlen(lb->common[i + 2]));
   }
   for (size_t i = 0; i < id->ntags; i++) {
     *p++ = ',';
@@ -195,15 +209,17 @@ static size_t line_write(const spectator__lines_t *lb, char *p, char type, uint3
     *p++ = '=';
     p += spectator__sanitize(id->tags[2 * i + 1], p);
   }
+  if (l->stat) {
+    p = put(p, ",statistic=", 11);
+    p = put(p, l->stat, strlen(l->stat));
+  }
   *p++ = ':';
-  memcpy(p, value, vlen);
-  p += vlen;
+  p = put(p, l->value, l->vlen);
   return (size_t)(p - start);
 }
 
-bool spectator__lines_add(spectator__lines_t *lb, char type, uint32_t opt, const spectator_id_t *id,
-                          const char *value, size_t vlen) {
-  size_t bound = line_bound(lb, opt, id, vlen);
+static bool add_line(spectator__lines_t *lb, const line_t *l) {
+  size_t bound = line_bound(lb, l);
   const char *text = NULL;
   if (bound > SPECTATOR__DATAGRAM_MAX) {
     /* Maybe too long: sanitizing may shorten it, so write it aside first. */
@@ -216,7 +232,7 @@ bool spectator__lines_add(spectator__lines_t *lb, char type, uint32_t opt, const
       lb->scratch = s;
       lb->scratch_cap = bound + 1;
     }
-    bound = line_write(lb, lb->scratch, type, opt, id, value, vlen);
+    bound = line_write(lb, lb->scratch, l);
     if (bound > SPECTATOR__DATAGRAM_MAX) {
       lb->too_long++;
       return false;
@@ -240,20 +256,33 @@ bool spectator__lines_add(spectator__lines_t *lb, char type, uint32_t opt, const
   if (text)
     memcpy(d->data + d->len, text, bound);
   else
-    bound = line_write(lb, d->data + d->len, type, opt, id, value, vlen);
+    bound = line_write(lb, d->data + d->len, l);
   d->len += bound;
   d->nlines++;
   return true;
 }
 
+bool spectator__lines_add(spectator__lines_t *lb, char type, uint32_t opt, const spectator_id_t *id,
+                          const char *value, size_t vlen) {
+  line_t l = {type, opt, id, NULL, value, vlen};
+  return add_line(lb, &l);
+}
+
 bool spectator__lines_add_record(spectator__lines_t *lb, const spectator__record_t *r) {
   unsigned t = r->type;
-  if (t >= SPECTATOR__METER_TYPES || !types[t]->line_type ||
-      types[t]->line_kind != SPECTATOR__LINES_MEASURED)
-    return false;
+  if (t >= SPECTATOR__METER_TYPES || !types[t]->line_type) return false;
+  uint8_t kind = types[t]->line_kind;
+  if (kind != SPECTATOR__LINES_MEASURED && kind != SPECTATOR__LINES_MEASURED_STATS) return false;
   char v[SPECTATOR__MAX_NUMBER_LEN + 8];
   size_t n = spectator__line_value(v, r->value);
-  return spectator__lines_add(lb, types[t]->line_type, r->line_opt, r->id, v, n);
+  /* A type with several statistics of one id keeps them apart with the
+   * statistic tag (an id's own statistic tag wins). */
+  const char *stat = NULL;
+  if (kind == SPECTATOR__LINES_MEASURED_STATS && r->stat != SPECTATOR__STAT_NONE &&
+      r->stat < SPECTATOR__STAT_COUNT_OF_NAMES && !spectator_id_tag(r->id, "statistic"))
+    stat = spectator__stat_names[r->stat];
+  line_t l = {types[t]->line_type, r->line_opt, r->id, stat, v, n};
+  return add_line(lb, &l);
 }
 
 bool spectator__lines_add_sample(spectator__lines_t *lb, const spectator__meter_t *m,

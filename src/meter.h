@@ -111,6 +111,9 @@ typedef struct {
  *   sum; gauges: the last value, when set in the interval; max gauges: the
  *   max). A measure that must report something else for a line (a gauge
  *   reports only when it was set) checks rs->lines.
+ * - MEASURED_STATS: the same, for a type that reports several statistics of
+ *   one id (a long task timer): each line carries its record's statistic
+ *   tag, which keeps them apart.
  * - SAMPLED: every recorded value is a line of its own, put in the
  *   registry's sample rings by the recording call (samples.h); its 64 bits
  *   are a double.
@@ -119,7 +122,8 @@ typedef struct {
 typedef enum {
   SPECTATOR__LINES_MEASURED = 0,
   SPECTATOR__LINES_SAMPLED,
-  SPECTATOR__LINES_SAMPLED_NS
+  SPECTATOR__LINES_SAMPLED_NS,
+  SPECTATOR__LINES_MEASURED_STATS
 } spectator__lines_kind_t;
 
 /* A meter type. */

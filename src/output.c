@@ -91,6 +91,7 @@
 
 typedef struct {
   uint64_t buffer_full, too_long, failed, sent;
+  uint64_t bytes; /* of the lines sent */
 } counts_t;
 
 struct spectator__output {
@@ -108,6 +109,7 @@ struct spectator__output {
   struct sockaddr_storage addr;
   socklen_t addrlen;
   int64_t drain_period_ns;
+  int64_t next_drain_ns; /* 0: none yet */
   /* The memory output (mu): lines, each followed by '\n'. */
   char *mem;
   size_t mem_len, mem_cap, mem_lines;
@@ -556,10 +558,12 @@ static void send_all(spectator__output_t *o, spectator__datagram_t *list, int64_
         ok = write_all(o, w->data, w->len + 1, deadline_ns, d->nlines);
       }
     }
-    if (ok)
+    if (ok) {
       c->sent += d->nlines;
-    else
+      c->bytes += d->len;
+    } else {
       c->failed += d->nlines;
+    }
   }
 }
 
@@ -630,37 +634,44 @@ static void send_and_account(spectator__output_t *o, spectator__datagram_t *list
  * step fills is sent before the next, with no lock held. flush: the last
  * datagram goes too, even if not full. Returns the largest backlog a ring
  * had (how full the rings got). */
-static size_t drain_samples(spectator__output_t *o, int64_t deadline_ns, bool flush) {
+static uint64_t drain_samples(spectator__output_t *o, int64_t deadline_ns, bool flush,
+                              size_t *backlog) {
   spectator__samples_mark_t m;
   spectator__samples_mark(o->reg->samples, &m);
-  size_t backlog = 0;
+  uint64_t bytes = 0;
   for (bool first = true;; first = false) {
     counts_t c;
     pthread_mutex_lock(&o->cycle_mu);
     pthread_mutex_lock(&o->mu);
-    if (first) backlog = spectator__samples_backlog(o->reg->samples, &m);
+    if (first && backlog) *backlog = spectator__samples_backlog(o->reg->samples, &m);
     bool done = drain_locked(o, &m, DRAIN_STEP);
     spectator__datagram_t *list = finish_locked(o, done && flush, &c);
     pthread_mutex_unlock(&o->mu);
     pthread_mutex_unlock(&o->cycle_mu);
     send_and_account(o, list, deadline_ns, &c);
-    if (done) return backlog;
+    bytes += c.bytes;
+    if (done) return bytes;
   }
 }
 
 /* A publish (output.h): the samples so far, then the meters measured batch
- * by batch, each batch's lines sent before the next is measured. */
-static void cycle(spectator__output_t *o, int64_t deadline_ns) {
+ * by batch, each batch's lines sent before the next is measured. Returns the
+ * bytes of the lines sent. */
+static uint64_t cycle(spectator__output_t *o, int64_t deadline_ns) {
   spectator_registry_t *reg = o->reg;
-  drain_samples(o, deadline_ns, false);
+  uint64_t bytes = drain_samples(o, deadline_ns, false, NULL);
   spectator__records_t rs;
   spectator__records_init(&rs);
   spectator__cursor_t cur = {0};
-  for (bool done = false; !done;) {
+  cur.deadline_ns = deadline_ns;
+  /* The first part of a snapshot calls the registry's pollers, which run
+   * application code: not under cycle_mu. It measures nothing. */
+  bool done = spectator__registry_collect(reg, &cur, &rs, 0);
+  for (bool first = true; first || !done; first = false) {
     counts_t c;
     pthread_mutex_lock(&o->cycle_mu);
     rs.lines = true;
-    done = spectator__registry_collect(reg, &cur, &rs, reg->cfg.batch_size);
+    if (!done) done = spectator__registry_collect(reg, &cur, &rs, reg->cfg.batch_size);
     size_t lost = rs.lost;
     pthread_mutex_lock(&o->mu);
     SPECTATOR__RECORDS_FOREACH(&rs, r) spectator__lines_add_record(&o->lines, r);
@@ -673,65 +684,49 @@ static void cycle(spectator__output_t *o, int64_t deadline_ns) {
                      "out of memory during a publish: %zu measurements dropped", lost);
     c.failed += lost;
     send_and_account(o, list, deadline_ns, &c);
+    bytes += c.bytes;
   }
   /* Every record was written: the ids they borrowed are free to go. */
   spectator__registry_collect_end(reg, &cur);
+  return bytes;
 }
 
-void spectator__output_cycle(spectator_registry_t *reg, int64_t deadline_ns) {
-  if (reg->output) cycle(reg->output, deadline_ns);
+uint64_t spectator__output_cycle(spectator_registry_t *reg, int64_t deadline_ns) {
+  return reg->output ? cycle(reg->output, deadline_ns) : 0;
+}
+
+/* The longest drain period: ten drains an interval at least, and at most
+ * DRAIN_MAX_NS apart. */
+static int64_t longest_drain(const spectator__output_t *o) {
+  int64_t p = (int64_t)(o->reg->cfg.frequency_s * 1e8);
+  return p > DRAIN_MAX_NS ? DRAIN_MAX_NS : p < DRAIN_MIN_NS ? DRAIN_MIN_NS : p;
+}
+
+int64_t spectator__output_next_drain(spectator_registry_t *reg, int64_t next_publish_ns) {
+  spectator__output_t *o = reg->output;
+  if (!o->next_drain_ns) {
+    if (o->drain_period_ns > longest_drain(o)) o->drain_period_ns = longest_drain(o);
+    o->next_drain_ns = spectator__monotonic_ns() + o->drain_period_ns;
+  }
+  return o->next_drain_ns < next_publish_ns ? o->next_drain_ns : next_publish_ns;
 }
 
 /* Between publishes: take the samples and send them at once (spectatord
  * counts them in the interval they were recorded in), and set the next drain
  * period from how full the rings got. */
-static void drain(spectator__output_t *o, int64_t deadline_ns) {
-  size_t backlog = drain_samples(o, deadline_ns, true);
-  size_t cap = spectator__samples_capacity(o->reg->samples);
-  if (backlog > cap / 4 && o->drain_period_ns > DRAIN_MIN_NS)
+uint64_t spectator__output_drain(spectator_registry_t *reg, int64_t deadline_ns) {
+  spectator__output_t *o = reg->output;
+  size_t backlog = 0;
+  uint64_t bytes = drain_samples(o, deadline_ns, true, &backlog);
+  size_t cap = spectator__samples_capacity(reg->samples);
+  if (backlog > cap / 4)
     o->drain_period_ns /= 2;
-  else if (backlog < cap / 16 && o->drain_period_ns < DRAIN_MAX_NS)
+  else if (backlog < cap / 16)
     o->drain_period_ns *= 2;
   if (o->drain_period_ns < DRAIN_MIN_NS) o->drain_period_ns = DRAIN_MIN_NS;
-  if (o->drain_period_ns > DRAIN_MAX_NS) o->drain_period_ns = DRAIN_MAX_NS;
-}
-
-void spectator__output_run(spectator_registry_t *reg) {
-  spectator__output_t *o = reg->output;
-  const int64_t period = (int64_t)(reg->cfg.frequency_s * 1e9);
-  /* Drains come at least ten times an interval. */
-  int64_t longest = period / 10 < DRAIN_MAX_NS ? period / 10 : DRAIN_MAX_NS;
-  if (longest < DRAIN_MIN_NS) longest = DRAIN_MIN_NS;
-  if (o->drain_period_ns > longest) o->drain_period_ns = longest;
-  open_output(o);
-  int64_t now = spectator__monotonic_ns(), next = now + period, stop_deadline = 0;
-  int64_t next_drain = now + o->drain_period_ns;
-  while (!spectator__publisher_wait(reg, next_drain < next ? next_drain : next, &stop_deadline)) {
-    now = spectator__monotonic_ns();
-    if (now >= next) {
-      cycle(o, next + period);
-      now = spectator__monotonic_ns();
-      next += period;
-      if (next <= now) {
-        static spectator__ratelimit_t rl_late;
-        SPECTATOR__LOG_LIMITED(&rl_late, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "%s",
-                               "a publish cycle ran past its interval; skipping ahead");
-        next = now + period;
-      }
-    } else {
-      drain(o, next);
-      if (o->drain_period_ns > longest) o->drain_period_ns = longest;
-    }
-    next_drain = spectator__monotonic_ns() + o->drain_period_ns;
-  }
-  /* Final flush: what was recorded up to the stop. */
-  now = spectator__monotonic_ns();
-  if (stop_deadline < now + FINAL_FLUSH_MIN_NS) {
-    int64_t t = (int64_t)(reg->cfg.timeout_s * 1e9);
-    stop_deadline = now + (t < FINAL_FLUSH_MIN_NS ? t : FINAL_FLUSH_MIN_NS);
-  }
-  cycle(o, stop_deadline);
-  close_fd(o);
+  if (o->drain_period_ns > longest_drain(o)) o->drain_period_ns = longest_drain(o);
+  o->next_drain_ns = spectator__monotonic_ns() + o->drain_period_ns;
+  return bytes;
 }
 
 /* ------------------------------------------------------------------------ */

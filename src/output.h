@@ -21,14 +21,16 @@ void spectator__output_free(spectator_registry_t *reg);
 /* One publish of a line output, on the calling thread: the samples so far
  * and every meter measured into lines, then everything written is sent (by
  * deadline_ns, CLOCK_MONOTONIC; 0: no limit). The publishing thread runs it
- * every interval; reading the memory output and benchmarks run it too. */
-void spectator__output_cycle(spectator_registry_t *reg, int64_t deadline_ns);
-
-/* The publishing thread of a registry with a line output: every interval
- * measure the meters into lines and send them, and in between take the
- * samples from the rings often enough that they do not fill; on stop, a
- * final flush bounded by the stop deadline. Returns when stopped. */
-void spectator__output_run(spectator_registry_t *reg);
+ * every interval (publisher.c); reading the memory output and benchmarks run
+ * it too. Returns the bytes of the lines sent. */
+uint64_t spectator__output_cycle(spectator_registry_t *reg, int64_t deadline_ns);
+/* For the publishing thread, between publishes: when the next drain of the
+ * sample rings is due (at least ten an interval, at most 100 ms apart, down
+ * to 1 ms while rings fill up), capped at next_publish_ns; and the drain
+ * itself, whose lines are sent at once (by deadline_ns). Returns the bytes
+ * sent. */
+int64_t spectator__output_next_drain(spectator_registry_t *reg, int64_t next_publish_ns);
+uint64_t spectator__output_drain(spectator_registry_t *reg, int64_t deadline_ns);
 
 /* Fork hooks (fork.c calls them in order): prefork holds every output's cycle
  * lock (before the registries' locks: a cycle takes them inside its own);

@@ -81,10 +81,12 @@
  *
  * LINES
  * A registry whose output writes spectatord's line protocol (output.c) has
- * the same thread and the same start, stop, exit and fork handling, without
- * libcurl; the thread runs the output's loop instead of the HTTP cycle (the
- * one place where the output is chosen), waiting through
- * spectator__publisher_wait.
+ * the same thread, loop, start, stop, exit and fork handling, without
+ * libcurl: a publish is the output's cycle instead of the HTTP one (the one
+ * place where the output is chosen, in publish()), and between publishes the
+ * thread also wakes to take the timers' and summaries' samples from their
+ * rings (spectator__output_drain). The output's sends wait at most until the
+ * stop's deadline once a stop is asked for (spectator__publisher_stopping).
  */
 #include <math.h>
 #include <signal.h>
@@ -437,6 +439,14 @@ static bool send_body(void *ctx, const spectator__batch_t *body) {
 static void publish(spectator_registry_t *reg, struct spectator__publisher *p, int64_t deadline_ns,
                     bool final) {
   int64_t start = spectator__monotonic_ns();
+  if (reg->output) { /* spectatord's line protocol */
+    uint64_t bytes = spectator__output_cycle(reg, deadline_ns);
+    int64_t elapsed = spectator__monotonic_ns() - start;
+    if (elapsed > 0)
+      atomic_fetch_add_explicit(&p->cost_ns, (uint64_t)elapsed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->bytes_sent, bytes, memory_order_relaxed);
+    return;
+  }
   cycle_t cy;
   memset(&cy, 0, sizeof(cy));
   spectator__redact_uri(reg->cfg.uri, cy.uri, sizeof(cy.uri));
@@ -475,16 +485,6 @@ static void publish(spectator_registry_t *reg, struct spectator__publisher *p, i
   if (elapsed > 0) atomic_fetch_add_explicit(&p->cost_ns, (uint64_t)elapsed, memory_order_relaxed);
 }
 
-bool spectator__publisher_wait(spectator_registry_t *reg, int64_t until_ns,
-                               int64_t *stop_deadline_ns) {
-  struct spectator__publisher *p = reg->pub;
-  pthread_mutex_lock(&p->mu);
-  bool stop = wait_until(p, until_ns);
-  *stop_deadline_ns = p->stop_deadline_ns;
-  pthread_mutex_unlock(&p->mu);
-  return stop;
-}
-
 bool spectator__publisher_stopping(spectator_registry_t *reg, int64_t *stop_deadline_ns) {
   struct spectator__publisher *p = reg->pub;
   if (!atomic_load(&p->stop)) return false;
@@ -496,17 +496,24 @@ bool spectator__publisher_stopping(spectator_registry_t *reg, int64_t *stop_dead
 
 static void *run(void *arg) {
   spectator_registry_t *reg = arg;
-  if (reg->output) { /* spectatord's line protocol */
-    spectator__output_run(reg);
-    return NULL;
-  }
   struct spectator__publisher *p = reg->pub;
   const int64_t period = (int64_t)(reg->cfg.frequency_s * 1e9);
   int64_t next = spectator__monotonic_ns() + period;
 
   pthread_mutex_lock(&p->mu);
-  while (!wait_until(p, next)) {
+  /* A line output also wakes in between to drain its sample rings. */
+  while (!wait_until(p, reg->output ? spectator__output_next_drain(reg, next) : next)) {
     pthread_mutex_unlock(&p->mu);
+    if (reg->output && spectator__monotonic_ns() < next) {
+      int64_t t0 = spectator__monotonic_ns();
+      uint64_t bytes = spectator__output_drain(reg, next);
+      int64_t elapsed = spectator__monotonic_ns() - t0;
+      if (elapsed > 0)
+        atomic_fetch_add_explicit(&p->cost_ns, (uint64_t)elapsed, memory_order_relaxed);
+      atomic_fetch_add_explicit(&p->bytes_sent, bytes, memory_order_relaxed);
+      pthread_mutex_lock(&p->mu);
+      continue;
+    }
     publish(reg, p, next + period, false);
     int64_t now = spectator__monotonic_ns();
     next += period;
@@ -647,7 +654,7 @@ static void stop_all_at_exit(void) {
   for (size_t i = 0; i < n; i++) exit_finish(&stops[i]);
 }
 
-static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
+static pthread_once_t atexit_once = PTHREAD_ONCE_INIT, atexit_lines_once = PTHREAD_ONCE_INIT;
 static void register_atexit(void) { atexit(stop_all_at_exit); }
 
 /* After every exit handler (a destructor runs after them, in the shared and
@@ -657,7 +664,7 @@ __attribute__((destructor)) static void report_unsent_at_exit(void) {
   size_t meters = 0, regs = 0;
   if (spectator__registries_lock_until(spectator__monotonic_ns()) != 0) return;
   for (spectator_registry_t *r = spectator__registries_head(); r; r = r->next_all) {
-    if (!r->cfg.uri) continue; /* collect-only: read through snapshots */
+    if (!r->cfg.uri && !r->output) continue; /* collect-only: read through snapshots */
     size_t unsent = spectator__registry_take_unsent(r);
     meters += unsent;
     regs += unsent != 0;
@@ -698,7 +705,7 @@ int spectator__publisher_start(spectator_registry_t *reg) {
   int rc = 0;
   if (p->state == PUB_IDLE) {
     if (reg->output)
-      ; /* spectatord's lines: no libcurl */
+      ; /* spectatord's lines: no libcurl, nothing to make ahead */
     else if (!p->http)
       p->http = spectator__http_new(reg->cfg.uri, &reg->cfg);
     else /* a forked child that had no spare left makes its handles here */
@@ -707,8 +714,12 @@ int spectator__publisher_start(spectator_registry_t *reg) {
       rc = SPECTATOR_EHTTP;
     } else {
       /* Only now: libcurl's global init has set up the TLS library, which
-       * registered its own exit handler; ours must come after it (see EXIT). */
-      pthread_once(&atexit_once, register_atexit);
+       * registered its own exit handler; ours must come after it (see EXIT).
+       * A line output has no TLS library to wait for, and registers the same
+       * handler once on its own: a later start for the aggregator still
+       * registers after libcurl's init, and that registration runs first (a
+       * second run of the handler finds every registry stopped). */
+      pthread_once(reg->output ? &atexit_lines_once : &atexit_once, register_atexit);
       atomic_store(&p->stop, false);
       atomic_store(&p->abandoned, false);
       p->stop_deadline_ns = 0;

@@ -24,12 +24,8 @@ void spectator__publisher_free(spectator_registry_t *reg);
  * attempt counts). Lock-free; 0 and 0 before the first publish. */
 void spectator__publisher_cost(const spectator_registry_t *reg, uint64_t *ns, uint64_t *bytes);
 
-/* For a thread that runs an output's loop (output.c): wait until until_ns
- * (CLOCK_MONOTONIC) or a stop, whichever comes first; true when stopping,
- * with the deadline of the final flush in *stop_deadline_ns. */
-bool spectator__publisher_wait(spectator_registry_t *reg, int64_t until_ns,
-                               int64_t *stop_deadline_ns);
-/* True once a stop was asked for (no lock when not), with its deadline. */
+/* For an output's waits on the network (output.c): true once a stop was
+ * asked for (no lock taken when not), with the stop's deadline. */
 bool spectator__publisher_stopping(spectator_registry_t *reg, int64_t *stop_deadline_ns);
 
 /* What one publish cycle did with the registry's measurements. */

@@ -578,6 +578,47 @@ static void every_meter_type_has_its_symbol_and_its_interval_value(void **state)
   spectator_registry_free(r);
 }
 
+/* The kinds spectatord knows as A and U, and the long task timer it does not
+ * know: an age gauge sends the Unix time of its last set when it was set; the
+ * uint64 monotonic counter its exact increase as a counter (as the double
+ * one); a long task timer its two statistics as gauges every interval, kept
+ * apart by their statistic tag. */
+static void age_gauges_uint64_counters_and_long_task_timers_have_their_lines(void **state) {
+  (void)state;
+  tu_clock_t clk;
+  tu_clock_set(&clk, 5 * 1000000000LL);
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.output_location = "memory";
+  cfg.env_common_tags = 0;
+  cfg.auto_start = 0;
+  tu_clock_install(&cfg, &clk);
+  spectator_registry_t *r = spectator_registry_new(&cfg);
+  spectator_age_gauge_t *a = spectator_registry_age_gauge(r, "last.success", NULL);
+  spectator_age_gauge_t *never = spectator_registry_age_gauge(r, "never.set", NULL);
+  (void)never;
+  spectator_monotonic_counter_u64_t *u = spectator_registry_monotonic_counter_u64(r, "bytes", NULL);
+  spectator_long_task_timer_t *ltt = spectator_registry_long_task_timer(r, "job", NULL);
+  spectator_age_gauge_set(a, 1700000000.25);
+  spectator_monotonic_counter_u64_set(u, UINT64_MAX - 10); /* the first value: remembered */
+  int64_t task = spectator_long_task_timer_start(ltt);
+  assert_true(task >= 0);
+  tu_clock_advance(&clk, 3 * 1000000000LL);
+  char *s = all_lines(r);
+  assert_string_equal(s, "A:last.success:1700000000.25\n"
+                         "g:job,statistic=activeTasks:1\ng:job,statistic=duration:3\n");
+  free(s);
+  spectator_registry_lines_clear(r);
+  /* the counter wraps around: an increase of 15, exact */
+  spectator_monotonic_counter_u64_set(u, 4);
+  tu_clock_advance(&clk, 1000000000LL);
+  s = all_lines(r);
+  assert_string_equal(s, "c:bytes:15\ng:job,statistic=activeTasks:1\n"
+                         "g:job,statistic=duration:4\n");
+  free(s);
+  spectator_registry_free(r);
+}
+
 /* With sample rings, a timer's or a summary's interval state stays empty:
  * getters and snapshots have nothing (the lines have it all). */
 static void timers_and_summaries_keep_no_interval_state_when_sent_as_samples(void **state) {
@@ -614,6 +655,7 @@ int main(void) {
       cmocka_unit_test(concurrent_producers_lose_nothing_without_counting_it),
       cmocka_unit_test(a_drain_stops_at_its_mark_and_its_budget_while_producers_refill),
       cmocka_unit_test(every_meter_type_has_its_symbol_and_its_interval_value),
+      cmocka_unit_test(age_gauges_uint64_counters_and_long_task_timers_have_their_lines),
       cmocka_unit_test(timers_and_summaries_keep_no_interval_state_when_sent_as_samples),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

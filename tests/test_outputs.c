@@ -44,11 +44,17 @@ static void send_every_type(const char *loc) {
   spectator_registry_t *r = line_reg(loc, 0.05);
   spectator_counter_t *sync = spectator_registry_counter(r, "sync", NULL);
   spectator_monotonic_counter_t *mc = spectator_registry_monotonic_counter(r, "mc", NULL);
+  spectator_monotonic_counter_u64_t *u = spectator_registry_monotonic_counter_u64(r, "u", NULL);
   spectator_monotonic_counter_set(mc, 1000);
+  spectator_monotonic_counter_u64_set(u, 10);
   spectator_counter_increment(sync);
-  /* A publish has taken the monotonic counter's first value. */
+  /* A publish has taken the monotonic counters' first values. */
   assert_true(lr_wait_lines(lr, 1, 10000));
   spectator_monotonic_counter_set(mc, 1250.5);
+  spectator_monotonic_counter_u64_set(u, (1ULL << 60) + 10);
+  spectator_age_gauge_set(spectator_registry_age_gauge(r, "ag", NULL), 1700000000.5);
+  spectator_long_task_timer_t *ltt = spectator_registry_long_task_timer(r, "job", NULL);
+  assert_true(spectator_long_task_timer_start(ltt) >= 0);
 
   spectator_counter_t *c = spectator_registry_counter(r, "c", SPECTATOR_TAGS("k", "v"));
   for (int i = 1; i <= 100; i++) spectator_counter_add(c, i);
@@ -92,8 +98,13 @@ static void send_every_type(const char *loc) {
   assert_true(x.last == 5);
   assert_int_equal(x.ttl, 30);
   assert_true(get('m', "m").max == 17.25);
-  /* the monotonic counter's increase, as a counter */
+  /* the monotonic counters' increases, as counters (2^60: exact) */
   assert_true(get('c', "mc").sum == 250.5);
+  assert_true(get('c', "u").sum == (double)(1ULL << 60));
+  /* the age gauge's last set; a long task timer as two gauges */
+  assert_true(get('A', "ag").last == 1700000000.5);
+  assert_true(get('g', "job,statistic=activeTasks").last == 1);
+  assert_true(get('g', "job,statistic=duration").last >= 0);
   x = get('t', "t");
   assert_int_equal(x.count, 1001);
   assert_int_equal(x.total_ns, total + 125000000);
