@@ -4,6 +4,10 @@
 #
 #   bench/callgrind.sh [build-dir]      (default: build-bench, as run_all.sh)
 #
+# BENCH_PROG names another program with the same --list and --run (default
+# bench_hotpath; bench_lines counts the udp output's recording calls, with
+# CALLGRIND_CALLS=4000 so that both runs fit one sample ring).
+#
 # Each operation runs twice under callgrind, N and 2N calls; the difference of
 # the two instruction totals divided by N is the cost of one call, loop
 # included (the loop is the same 3-4 instructions for every row), start-up and
@@ -11,7 +15,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build-bench}
-prog=$build/bench/bench_hotpath
+prog=$build/bench/${BENCH_PROG:-bench_hotpath}
 N=${CALLGRIND_CALLS:-100000}
 command -v valgrind >/dev/null || { echo "valgrind not found: skipping callgrind counts"; exit 0; }
 [ -x "$prog" ] || { echo "$prog not built" >&2; exit 1; }

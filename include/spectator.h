@@ -246,6 +246,15 @@ typedef struct spectator_config {
                                      memory, file descriptors and threads, and the
                                      library's own publishing cost (docs/meters.md);
                                      default 0, SPECTATOR_PROCESS_METRICS=1 */
+  const char *output_location;    /* where measurements go (docs/outputs.md): NULL
+                                     (default) = the Atlas aggregator at uri;
+                                     "none", "memory", "stdout", "stderr",
+                                     "file:///path", "udp" (udp://127.0.0.1:1234),
+                                     "udp://host:port", "unix" (unix:///run/
+                                     spectatord/spectatord.unix), "unix:///path"
+                                     write spectatord's line protocol. A string not
+                                     in this list is logged and the aggregator is
+                                     used; SPECTATOR_OUTPUT_LOCATION */
 } spectator_config_t;
 
 /* Fill the first `size` bytes of cfg with the defaults above (uri NULL):
@@ -255,13 +264,13 @@ typedef struct spectator_config {
 SPECTATOR_EXTERN void spectator_config_init_size(spectator_config_t *cfg, size_t size);
 /* Fill cfg with the defaults, then apply the SPECTATOR_* environment variables
  * (SPECTATOR_URI, SPECTATOR_FREQUENCY, SPECTATOR_BATCH_SIZE, SPECTATOR_TIMEOUT,
- * SPECTATOR_DISABLE_AUTO_START, SPECTATOR_MAX_METERS, SPECTATOR_PROCESS_METRICS).
- * Bad values are logged on
- * spectator.init and the default is kept. Common tags from the environment
- * (SPECTATOR_COMMON_TAGS and the Netflix variables) are read by the registry
- * itself when cfg->env_common_tags is set. cfg->uri points into the
- * environment: use cfg before the environment changes. Writes `size` bytes as
- * spectator_config_init_size(). NULL is a no-op. */
+ * SPECTATOR_DISABLE_AUTO_START, SPECTATOR_MAX_METERS, SPECTATOR_PROCESS_METRICS,
+ * SPECTATOR_OUTPUT_LOCATION). Bad values are logged on spectator.init and the
+ * default is kept. Common tags from the environment (SPECTATOR_COMMON_TAGS and
+ * the Netflix variables) are read by the registry itself when
+ * cfg->env_common_tags is set. cfg->uri and cfg->output_location point into
+ * the environment: use cfg before the environment changes. Writes `size`
+ * bytes as spectator_config_init_size(). NULL is a no-op. */
 SPECTATOR_EXTERN void spectator_config_from_env_size(spectator_config_t *cfg, size_t size);
 
 /* A registry owns meters and, once started, a publishing thread. */
@@ -270,9 +279,9 @@ typedef struct spectator_registry spectator_registry_t;
 /* Create a registry. cfg NULL means spectator_config_init() defaults. Reads
  * only the first `size` bytes of cfg (the caller's sizeof(spectator_config_t))
  * and uses the defaults for the fields beyond. Returns NULL when cfg is invalid
- * (logged on spectator.init) or memory runs out. If cfg->auto_start and
- * cfg->uri are set, publishing starts at once. Prefer the
- * spectator_registry_new() macro, which passes the size. */
+ * (logged on spectator.init) or memory runs out. If cfg->auto_start is set
+ * and cfg->uri or an output_location that writes lines is, publishing starts
+ * at once. Prefer the spectator_registry_new() macro, which passes the size. */
 SPECTATOR_EXTERN spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg,
                                                                    size_t size);
 
@@ -299,13 +308,15 @@ SPECTATOR_EXTERN void spectator_registry_free(spectator_registry_t *reg);
 SPECTATOR_EXTERN spectator_registry_t *spectator_global_registry(void);
 
 /* Start the registry's publishing thread. Idempotent (0 when already started).
- * The first start in a process loads libcurl, zlib and cJSON (libcurl.so.4,
- * libz.so.1, libcjson.so.1, unless the library was built with
- * SPECTATOR_DLOPEN_DEPS=OFF), which takes a few milliseconds once. Returns
- * SPECTATOR_ENOURI when no URI is configured (logged once; meters keep
- * recording), SPECTATOR_EHTTP when one of those cannot be loaded or libcurl
- * cannot be set up (logged; meters keep recording), SPECTATOR_ETHREAD when
- * the thread cannot start, EINVAL for NULL. */
+ * The first start in a process that publishes to the aggregator loads libcurl,
+ * zlib and cJSON (libcurl.so.4, libz.so.1, libcjson.so.1, unless the library
+ * was built with SPECTATOR_DLOPEN_DEPS=OFF), which takes a few milliseconds
+ * once; an output_location that writes lines needs none of them. With the
+ * output "none" it starts nothing and returns 0. Returns SPECTATOR_ENOURI
+ * when neither a URI nor an output location is configured (logged once;
+ * meters keep recording), SPECTATOR_EHTTP when one of those libraries cannot
+ * be loaded or libcurl cannot be set up (logged; meters keep recording),
+ * SPECTATOR_ETHREAD when the thread cannot start, EINVAL for NULL. */
 SPECTATOR_EXTERN int spectator_registry_start(spectator_registry_t *reg);
 /* Stop the publishing thread: wakes it at once, publishes what is pending
  * (bounded by the timeout) and joins: a poller's function that the publishing
@@ -696,6 +707,33 @@ SPECTATOR_EXTERN const spectator_measurement_t *spectator_measurements_find(
     const spectator_measurements_t *ms, const char *name, const char *const *tags);
 /* NULL is a no-op. */
 SPECTATOR_EXTERN void spectator_measurements_free(spectator_measurements_t *ms);
+
+/* ------------------------------------------------------------------------ */
+/* The memory output                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Lines of spectatord's protocol kept by a registry whose output_location is
+ * "memory" (docs/outputs.md), for tests of an application's instrumentation:
+ * what would be sent to spectatord, one string per line, oldest first. */
+typedef struct spectator_lines spectator_lines_t;
+
+/* Publish what is pending into the memory output, as the end of an interval
+ * does (counters and gauges report and reset, buffered samples of timers and
+ * summaries are written), then return a copy of every line kept since the
+ * registry was made or last cleared. Caller frees it with
+ * spectator_lines_free(). NULL when reg is NULL or its output is not memory
+ * (logged, rate-limited) or memory runs out. Thread-safe. */
+SPECTATOR_EXTERN spectator_lines_t *spectator_registry_lines(spectator_registry_t *reg);
+/* Forget the lines the memory output kept. No-op (logged) when reg is NULL or
+ * its output is not memory. Thread-safe. */
+SPECTATOR_EXTERN void spectator_registry_lines_clear(spectator_registry_t *reg);
+/* The number of lines; 0 for NULL. */
+SPECTATOR_EXTERN size_t spectator_lines_count(const spectator_lines_t *lines);
+/* The i-th line, without its newline, e.g. "c:server.numRequests,id=ok:3";
+ * NULL when out of range. Lives as long as lines. */
+SPECTATOR_EXTERN const char *spectator_lines_get(const spectator_lines_t *lines, size_t i);
+/* NULL is a no-op. */
+SPECTATOR_EXTERN void spectator_lines_free(spectator_lines_t *lines);
 
 /* ------------------------------------------------------------------------ */
 /* Global publisher                                                          */

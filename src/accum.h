@@ -84,6 +84,9 @@ typedef struct {
   spectator__timer_cell_t base; /* the uncontended cell */
   _Atomic uintptr_t stripes;    /* see SPECTATOR__STRIPES_PENDING */
   spectator__stripe_src_t *src; /* the registry's; NULL for no-op meters */
+  /* The registry's sample rings when it writes spectatord's lines: each
+   * duration goes there instead (samples.h); NULL otherwise. Set at init. */
+  struct spectator__samples *samples;
 } spectator__timer_state_t;
 
 static inline spectator__timer_cell_t *spectator__timer_cell(spectator__cell_t *c) {
@@ -177,7 +180,8 @@ typedef struct {
   _Atomic uint64_t count;
   spectator__dsum_t total;
   spectator__sqsum_t sq;
-  _Atomic uint64_t max_bits; /* bits of a non-negative double (monotonic as integers) */
+  _Atomic uint64_t max_bits;          /* bits of a non-negative double (monotonic as integers) */
+  struct spectator__samples *samples; /* as in spectator__timer_state_t */
 } spectator__summary_state_t;
 
 /* True for the amounts a summary records: finite and >= 0. */

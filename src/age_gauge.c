@@ -88,6 +88,19 @@ static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
 
 static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   spectator_age_gauge_t *g = (spectator_age_gauge_t *)m;
+  if (ctx->out && ctx->out->lines) {
+    /* spectatord's age gauge ('A') takes the Unix time of the last set and
+     * reports the age itself: one line when it was set in the interval. */
+    bool updated = atomic_exchange_explicit(&g->updated, 0, memory_order_relaxed);
+    int64_t last = atomic_load_explicit(&g->last_ns, memory_order_relaxed);
+    if (updated && last != NEVER) {
+      /* in whole microseconds: a double holds about that much of a Unix time */
+      int64_t offset = atomic_load_explicit(g->wall_offset_ns, memory_order_relaxed);
+      int64_t wall_us = ((int64_t)((uint64_t)last + (uint64_t)offset) + 500) / 1000;
+      spectator__records_add_line(ctx->out, m->id, 0, (double)wall_us / 1e6);
+    }
+    return updated;
+  }
   spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_GAUGE), 0,
                          SPECTATOR_OP_MAX, age_at(g, ctx->now_ns));
   return atomic_exchange_explicit(&g->updated, 0, memory_order_relaxed);
@@ -107,4 +120,4 @@ static void record(spectator__meter_t *m, double value) {
 }
 
 SPECTATOR__METER_TYPE(age_gauge, "age gauge", .init = init, .measure = measure,
-                      .postfork_child = postfork_child, .record = record);
+                      .postfork_child = postfork_child, .record = record, .line_type = 'A');

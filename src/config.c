@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "location.h"
 #include "log.h"
 
 /*
@@ -39,6 +40,7 @@ static void config_defaults(spectator_config_t *cfg) {
   cfg->tls_verify = 1;
   /* Members after 0.1.0: */
   cfg->process_metrics = 0;
+  cfg->output_location = NULL; /* the Atlas aggregator, as before the member existed */
 }
 
 /* Writes the caller's `size` bytes from a full config: a prefix when the
@@ -191,6 +193,18 @@ static void config_apply_env(spectator_config_t *cfg) {
     cfg->auto_start = !spectator__parse_flag("SPECTATOR_DISABLE_AUTO_START", v);
   if ((v = getenv("SPECTATOR_PROCESS_METRICS")))
     cfg->process_metrics = spectator__parse_flag("SPECTATOR_PROCESS_METRICS", v);
+  if ((v = getenv("SPECTATOR_OUTPUT_LOCATION"))) {
+    spectator__location_t loc;
+    const char *why;
+    if (spectator__location_parse(v, &loc, &why) == 0)
+      cfg->output_location = loc.kind == SPECTATOR__OUT_AGGREGATOR ? NULL : v;
+    else
+      spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
+                     "SPECTATOR_OUTPUT_LOCATION='%.*s' is not valid: %s "
+                     "(expected " SPECTATOR__LOCATION_EXPECTED
+                     "); using the Atlas aggregator at SPECTATOR_URI",
+                     SPECTATOR__LOG_STR(v), why);
+  }
 }
 
 void spectator_config_from_env_size(spectator_config_t *cfg, size_t size) {

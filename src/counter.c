@@ -145,4 +145,5 @@ static void record(spectator__meter_t *m, double value) {
   spectator_counter_add((spectator_counter_t *)m, value);
 }
 
-SPECTATOR__METER_TYPE(counter, "counter", .init = init, .measure = measure, .record = record);
+SPECTATOR__METER_TYPE(counter, "counter", .init = init, .measure = measure, .record = record,
+                      .line_type = 'c');

@@ -38,11 +38,28 @@ static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
   g->last_set_ns = env->now_ns;
 }
 
+/* spectatord's default gauge TTL; a line carries the TTL only when it differs. */
+#define SPECTATORD_TTL_NS (900 * SPECTATOR__NS_PER_S)
+
+/* The TTL option of a gauge's lines: whole seconds, rounded up; 0: none. */
+static uint32_t line_ttl(int64_t ttl_ns) {
+  if (ttl_ns == SPECTATORD_TTL_NS) return 0;
+  int64_t s = ttl_ns / SPECTATOR__NS_PER_S + (ttl_ns % SPECTATOR__NS_PER_S != 0);
+  if (s < 1) s = 1;
+  return s > (int64_t)SPECTATOR__LINE_OPT_MAX ? SPECTATOR__LINE_OPT_MAX : (uint32_t)s;
+}
+
 static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   spectator_gauge_t *g = (spectator_gauge_t *)m;
   bool updated = atomic_exchange_explicit(&g->updated, 0, memory_order_acquire);
   if (updated) g->last_set_ns = ctx->now_ns;
   double v = spectator__b2d(atomic_load_explicit(&g->bits, memory_order_relaxed));
+  if (ctx->out && ctx->out->lines) {
+    /* spectatord reports a gauge until its TTL runs out: one line when it was
+     * set in the interval, NaN included (it stops reporting at once). */
+    if (updated) spectator__records_add_line(ctx->out, m->id, line_ttl(g->ttl_ns), v);
+    return updated;
+  }
   if (isnan(v)) return updated;
   /* unsigned: a user clock that is not monotonic must not overflow */
   if (!updated && (uint64_t)ctx->now_ns - (uint64_t)g->last_set_ns > (uint64_t)g->ttl_ns &&
@@ -66,4 +83,4 @@ static void record(spectator__meter_t *m, double value) {
 }
 
 SPECTATOR__METER_TYPE(gauge, "gauge", .init = init, .measure = measure,
-                      .postfork_child = postfork_child, .record = record);
+                      .postfork_child = postfork_child, .record = record, .line_type = 'g');

@@ -10,6 +10,8 @@
  */
 #include "config.h"
 #include "fork.h"
+#include "location.h"
+#include "output.h"
 #include "poller.h"
 #include "process_metrics.h"
 #include "publisher.h"
@@ -35,8 +37,14 @@ spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg_
   spectator__config_apply_floors(&cfg_copy);
   spectator_registry_t *reg = spectator__registry_create(cfg);
   if (!reg) return NULL;
+  /* The output first: meters made later record into its sample rings. */
+  if (spectator__output_init(reg, cfg) != 0) {
+    spectator__registry_destroy(reg);
+    return NULL;
+  }
   if (spectator__publisher_init(reg) != 0 || spectator__pollers_init(reg) != 0) {
     spectator__publisher_free(reg);
+    spectator__output_free(reg);
     spectator__registry_destroy(reg);
     spectator__log(SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_INIT, "out of memory creating a registry");
     return NULL;
@@ -44,7 +52,7 @@ spectator_registry_t *spectator_registry_new_size(const spectator_config_t *cfg_
   spectator__fork_init();
   spectator__registries_link(reg);
   if (reg->cfg.process_metrics) spectator__process_metrics_register(reg);
-  if (reg->cfg.auto_start && reg->cfg.uri) spectator_registry_start(reg);
+  if (reg->cfg.auto_start && (reg->cfg.uri || reg->output)) spectator_registry_start(reg);
   return reg;
 }
 
@@ -70,7 +78,7 @@ void spectator_registry_free(spectator_registry_t *reg) {
   spectator_registry_stop(reg);
   /* What the stop's flush did not send (never started, recorded after a
    * stop) goes with the registry: said once, as at exit. */
-  size_t unsent = reg->cfg.uri ? spectator__registry_take_unsent(reg) : 0;
+  size_t unsent = reg->cfg.uri || reg->output ? spectator__registry_take_unsent(reg) : 0;
   if (unsent)
     spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                    "spectator_registry_free(): %zu meter%s recorded values after the last "
@@ -78,12 +86,14 @@ void spectator_registry_free(spectator_registry_t *reg) {
                    unsent, unsent == 1 ? "" : "s");
   spectator__publisher_free(reg);
   spectator__pollers_free(reg);
+  spectator__output_free(reg);
   spectator__registry_destroy(reg);
 }
 
 int spectator_registry_start(spectator_registry_t *reg) {
   if (!reg) return SPECTATOR_EINVAL;
-  if (!reg->cfg.uri) {
+  if (reg->output_kind == SPECTATOR__OUT_NONE) return 0; /* nothing to send: no thread */
+  if (!reg->cfg.uri && !reg->output) {
     static atomic_flag logged = ATOMIC_FLAG_INIT; /* logged once per process */
     if (!atomic_flag_test_and_set(&logged))
       spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,

@@ -200,5 +200,9 @@ static void postfork_child(spectator__meter_t *m) {
 }
 
 /* No .record: a task is started and stopped, there is no one value to record. */
+/* spectatord has no long task timer: its two statistics go as gauges ('g'),
+ * each line with its statistic tag, every interval, as the aggregator gets
+ * them. */
 SPECTATOR__METER_TYPE(long_task_timer, "long task timer", .init = init, .measure = measure,
-                      .postfork_child = postfork_child);
+                      .postfork_child = postfork_child, .line_type = 'g',
+                      .line_kind = SPECTATOR__LINES_MEASURED_STATS);

@@ -55,4 +55,5 @@ static void record(spectator__meter_t *m, double value) {
   spectator_max_gauge_set((spectator_max_gauge_t *)m, value);
 }
 
-SPECTATOR__METER_TYPE(max_gauge, "max gauge", .measure = measure, .record = record);
+SPECTATOR__METER_TYPE(max_gauge, "max gauge", .measure = measure, .record = record,
+                      .line_type = 'm');

@@ -60,9 +60,10 @@ typedef struct spectator__meter {
   uint8_t type;          /* spectator__type_t */
   uint8_t has_statistic; /* the id carries its own statistic tag */
   _Atomic uint8_t conflict_logged;
-  _Atomic uint8_t state;  /* SPECTATOR__TRANSIENT, _PINNED or _DEAD */
-  uint8_t own_alloc;      /* allocated on its own (transient), not in a slab */
-  int64_t last_active_ns; /* last snapshot that saw activity */
+  _Atomic uint8_t state;   /* SPECTATOR__TRANSIENT, _PINNED or _DEAD */
+  uint8_t own_alloc;       /* allocated on its own (transient), not in a slab */
+  _Atomic uint8_t sampled; /* a sample of it left a sample ring since the last snapshot */
+  int64_t last_active_ns;  /* last snapshot that saw activity */
 } spectator__meter_t;
 
 /* True for the shared no-op meters that bad input gets. */
@@ -83,6 +84,8 @@ typedef struct {
   double min, max; /* percentile meters: the range, seconds or base units */
 } spectator__meter_params_t;
 
+struct spectator__samples; /* samples.h */
+
 /* What a new meter gets from its registry. */
 typedef struct {
   spectator__stripe_src_t *stripes; /* for meters that spread when contended */
@@ -96,7 +99,32 @@ typedef struct {
   /* The Unix epoch time of the registry's clock reading 0, in nanoseconds
    * (wall clock = registry clock + this); the registry keeps it current. */
   const _Atomic int64_t *wall_offset_ns;
+  /* The registry's sample rings when it writes spectatord's line protocol
+   * (NULL otherwise): meters sent one line per sample record into them
+   * instead of their interval state. */
+  struct spectator__samples *samples;
 } spectator__meter_env_t;
+
+/* How a meter type's values become lines of spectatord's protocol (lines.h):
+ * - MEASURED: at each publish its measure reports into records that have
+ *   `lines` set, and each record becomes one line (counters: the interval's
+ *   sum; gauges: the last value, when set in the interval; max gauges: the
+ *   max). A measure that must report something else for a line (a gauge
+ *   reports only when it was set) checks rs->lines.
+ * - MEASURED_STATS: the same, for a type that reports several statistics of
+ *   one id (a long task timer): each line carries its record's statistic
+ *   tag, which keeps them apart.
+ * - SAMPLED: every recorded value is a line of its own, put in the
+ *   registry's sample rings by the recording call (samples.h); its 64 bits
+ *   are a double.
+ * - SAMPLED_NS: the same, its 64 bits are int64 nanoseconds, written as
+ *   seconds. */
+typedef enum {
+  SPECTATOR__LINES_MEASURED = 0,
+  SPECTATOR__LINES_SAMPLED,
+  SPECTATOR__LINES_SAMPLED_NS,
+  SPECTATOR__LINES_MEASURED_STATS
+} spectator__lines_kind_t;
 
 /* A meter type. */
 typedef struct spectator__meter_type {
@@ -123,6 +151,11 @@ typedef struct spectator__meter_type {
   /* The parameters a one-shot call creates the meter with (percentile
    * ranges); NULL: none. */
   const spectator__meter_params_t *defaults;
+  /* spectatord's line protocol: the symbol of this type's lines ('c', 'g',
+   * ...; 0: the type sends no lines) and how its values become lines. A type
+   * measured at each publish needs only the symbol. */
+  char line_type;
+  uint8_t line_kind; /* spectator__lines_kind_t */
 } spectator__meter_type_t;
 
 /* Define a type's descriptor and its no-op meter in the type's file, e.g.

@@ -65,5 +65,9 @@ static void record(spectator__meter_t *m, double value) {
   spectator_monotonic_counter_set((spectator_monotonic_counter_t *)m, value);
 }
 
+/* Its lines are the increase per interval as a counter ('c'): spectatord's
+ * own monotonic counter ('C', the value set) would lose the increase between
+ * its first two samples within one of its intervals, and would mix the
+ * values of a parent and its forked child into one meter. */
 SPECTATOR__METER_TYPE(monotonic_counter, "monotonic counter", .init = init, .measure = measure,
-                      .postfork_child = postfork_child, .record = record);
+                      .postfork_child = postfork_child, .record = record, .line_type = 'c');

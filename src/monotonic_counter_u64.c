@@ -72,5 +72,9 @@ static void record(spectator__meter_t *m, double value) {
     spectator_monotonic_counter_u64_set((spectator_monotonic_counter_u64_t *)m, (uint64_t)value);
 }
 
+/* Its lines are its increase per interval as a counter ('c'), computed here
+ * in integers, as the double monotonic counter's: spectatord's 'U' (the value
+ * set) would lose the increase between its first two values and mix the
+ * values of a parent and its forked child into one meter. */
 SPECTATOR__METER_TYPE(monotonic_counter_u64, "uint64 monotonic counter", .measure = measure,
-                      .postfork_child = postfork_child, .record = record);
+                      .postfork_child = postfork_child, .record = record, .line_type = 'c');

@@ -8,6 +8,7 @@
 #include "accum.h"
 #include "log.h"
 #include "meter.h"
+#include "samples.h"
 
 struct spectator_percentile_dist_summary {
   spectator__meter_t hdr;
@@ -16,9 +17,20 @@ struct spectator_percentile_dist_summary {
   spectator__pct_counts_t buckets;
 } SPECTATOR__ALIGNED;
 
+/* A line per sample (samples.h); out of line, so that the other path pays
+ * one compare and branch. */
+static __attribute__((noinline)) void sample(spectator_percentile_dist_summary_t *d,
+                                             double amount) {
+  spectator__samples_record(d->st.samples, d, spectator__d2b(amount));
+}
+
 void spectator_percentile_dist_summary_record(spectator_percentile_dist_summary_t *d,
                                               double amount) {
   if (SPECTATOR__UNLIKELY(!d) || !spectator__summary_amount_ok(amount)) return;
+  if (SPECTATOR__UNLIKELY(d->st.samples != NULL)) {
+    sample(d, amount);
+    return;
+  }
   spectator__summary_state_record(&d->st, amount);
   int64_t v = amount >= SPECTATOR__TWO_POW_63 ? INT64_MAX : (int64_t)amount;
   spectator__pct_counts_add(&d->buckets, v, d->min, d->max);
@@ -44,7 +56,6 @@ static spectator__ratelimit_t rl_range;
 
 static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
                  const spectator__meter_env_t *env) {
-  (void)env;
   spectator_percentile_dist_summary_t *d = (spectator_percentile_dist_summary_t *)m;
   int64_t lo, hi;
   if (!spectator__pct_range(p->min, p->max, 1, &lo, &hi)) {
@@ -57,6 +68,7 @@ static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
   }
   d->min = lo;
   d->max = hi;
+  d->st.samples = env->samples;
 }
 
 static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
@@ -74,4 +86,5 @@ static void record(spectator__meter_t *m, double value) {
 static const spectator__meter_params_t defaults = {0, 0, SPECTATOR__TWO_POW_63};
 
 SPECTATOR__METER_TYPE(percentile_dist_summary, "percentile distribution summary", .init = init,
-                      .measure = measure, .record = record, .defaults = &defaults);
+                      .measure = measure, .record = record, .defaults = &defaults, .line_type = 'D',
+                      .line_kind = SPECTATOR__LINES_SAMPLED);

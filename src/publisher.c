@@ -78,6 +78,15 @@
  * dl_load_lock and dl_load_tls_lock (the new thread's TLS), and reclaim_stacks
  * returns the parent's other stacks to the cache. The new thread publishes
  * with the spare, which takes no libcurl global lock (see http.c, FORK).
+ *
+ * LINES
+ * A registry whose output writes spectatord's line protocol (output.c) has
+ * the same thread, loop, start, stop, exit and fork handling, without
+ * libcurl: a publish is the output's cycle instead of the HTTP one (the one
+ * place where the output is chosen, in publish()), and between publishes the
+ * thread also wakes to take the timers' and summaries' samples from their
+ * rings (spectator__output_drain). The output's sends wait at most until the
+ * stop's deadline once a stop is asked for (spectator__publisher_stopping).
  */
 #include <math.h>
 #include <signal.h>
@@ -89,6 +98,7 @@
 #include "clock.h"
 #include "encoder.h"
 #include "http.h"
+#include "output.h"
 #include "poller.h"
 #include "publisher.h"
 
@@ -429,6 +439,14 @@ static bool send_body(void *ctx, const spectator__batch_t *body) {
 static void publish(spectator_registry_t *reg, struct spectator__publisher *p, int64_t deadline_ns,
                     bool final) {
   int64_t start = spectator__monotonic_ns();
+  if (reg->output) { /* spectatord's line protocol */
+    uint64_t bytes = spectator__output_cycle(reg, deadline_ns);
+    int64_t elapsed = spectator__monotonic_ns() - start;
+    if (elapsed > 0)
+      atomic_fetch_add_explicit(&p->cost_ns, (uint64_t)elapsed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->bytes_sent, bytes, memory_order_relaxed);
+    return;
+  }
   cycle_t cy;
   memset(&cy, 0, sizeof(cy));
   spectator__redact_uri(reg->cfg.uri, cy.uri, sizeof(cy.uri));
@@ -467,6 +485,15 @@ static void publish(spectator_registry_t *reg, struct spectator__publisher *p, i
   if (elapsed > 0) atomic_fetch_add_explicit(&p->cost_ns, (uint64_t)elapsed, memory_order_relaxed);
 }
 
+bool spectator__publisher_stopping(spectator_registry_t *reg, int64_t *stop_deadline_ns) {
+  struct spectator__publisher *p = reg->pub;
+  if (!atomic_load(&p->stop)) return false;
+  pthread_mutex_lock(&p->mu);
+  *stop_deadline_ns = p->stop_deadline_ns;
+  pthread_mutex_unlock(&p->mu);
+  return true;
+}
+
 static void *run(void *arg) {
   spectator_registry_t *reg = arg;
   struct spectator__publisher *p = reg->pub;
@@ -474,8 +501,19 @@ static void *run(void *arg) {
   int64_t next = spectator__monotonic_ns() + period;
 
   pthread_mutex_lock(&p->mu);
-  while (!wait_until(p, next)) {
+  /* A line output also wakes in between to drain its sample rings. */
+  while (!wait_until(p, reg->output ? spectator__output_next_drain(reg, next) : next)) {
     pthread_mutex_unlock(&p->mu);
+    if (reg->output && spectator__monotonic_ns() < next) {
+      int64_t t0 = spectator__monotonic_ns();
+      uint64_t bytes = spectator__output_drain(reg, next);
+      int64_t elapsed = spectator__monotonic_ns() - t0;
+      if (elapsed > 0)
+        atomic_fetch_add_explicit(&p->cost_ns, (uint64_t)elapsed, memory_order_relaxed);
+      atomic_fetch_add_explicit(&p->bytes_sent, bytes, memory_order_relaxed);
+      pthread_mutex_lock(&p->mu);
+      continue;
+    }
     publish(reg, p, next + period, false);
     int64_t now = spectator__monotonic_ns();
     next += period;
@@ -616,7 +654,7 @@ static void stop_all_at_exit(void) {
   for (size_t i = 0; i < n; i++) exit_finish(&stops[i]);
 }
 
-static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
+static pthread_once_t atexit_once = PTHREAD_ONCE_INIT, atexit_lines_once = PTHREAD_ONCE_INIT;
 static void register_atexit(void) { atexit(stop_all_at_exit); }
 
 /* After every exit handler (a destructor runs after them, in the shared and
@@ -626,7 +664,7 @@ __attribute__((destructor)) static void report_unsent_at_exit(void) {
   size_t meters = 0, regs = 0;
   if (spectator__registries_lock_until(spectator__monotonic_ns()) != 0) return;
   for (spectator_registry_t *r = spectator__registries_head(); r; r = r->next_all) {
-    if (!r->cfg.uri) continue; /* collect-only: read through snapshots */
+    if (!r->cfg.uri && !r->output) continue; /* collect-only: read through snapshots */
     size_t unsent = spectator__registry_take_unsent(r);
     meters += unsent;
     regs += unsent != 0;
@@ -666,24 +704,34 @@ int spectator__publisher_start(spectator_registry_t *reg) {
   while (p->state == PUB_STOPPING) pthread_cond_wait(&p->cv, &p->mu);
   int rc = 0;
   if (p->state == PUB_IDLE) {
-    if (!p->http)
+    if (reg->output)
+      ; /* spectatord's lines: no libcurl, nothing to make ahead */
+    else if (!p->http)
       p->http = spectator__http_new(reg->cfg.uri, &reg->cfg);
     else /* a forked child that had no spare left makes its handles here */
       rc = spectator__http_prepare(p->http);
-    if (!p->http || rc != 0) {
+    if (!reg->output && (!p->http || rc != 0)) {
       rc = SPECTATOR_EHTTP;
     } else {
       /* Only now: libcurl's global init has set up the TLS library, which
-       * registered its own exit handler; ours must come after it (see EXIT). */
-      pthread_once(&atexit_once, register_atexit);
+       * registered its own exit handler; ours must come after it (see EXIT).
+       * A line output has no TLS library to wait for, and registers the same
+       * handler once on its own: a later start for the aggregator still
+       * registers after libcurl's init, and that registration runs first (a
+       * second run of the handler finds every registry stopped). */
+      pthread_once(reg->output ? &atexit_lines_once : &atexit_once, register_atexit);
       atomic_store(&p->stop, false);
       atomic_store(&p->abandoned, false);
       p->stop_deadline_ns = 0;
       rc = spawn(reg);
     }
     char uri[SPECTATOR__URI_LOG_MAX];
-    spectator__redact_uri(reg->cfg.uri, uri, sizeof(uri));
-    if (rc == 0)
+    spectator__redact_uri(reg->output ? reg->cfg.output_location : reg->cfg.uri, uri, sizeof(uri));
+    if (rc == 0 && reg->output)
+      spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_INIT,
+                     "publishing to %s every %g s in spectatord's line protocol", uri,
+                     reg->cfg.frequency_s);
+    else if (rc == 0)
       spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_INIT,
                      "publishing to %s every %g s, at most %zu measurements per request", uri,
                      reg->cfg.frequency_s, reg->cfg.batch_size);
@@ -719,7 +767,8 @@ void spectator__publisher_stop(spectator_registry_t *reg) {
   pthread_join(t, NULL);
   char uri[SPECTATOR__URI_LOG_MAX];
   spectator__log(SPECTATOR_LOG_INFO, SPECTATOR_LOGGER_INIT, "stopped publishing to %s",
-                 spectator__redact_uri(reg->cfg.uri, uri, sizeof(uri)));
+                 spectator__redact_uri(reg->output ? reg->cfg.output_location : reg->cfg.uri, uri,
+                                       sizeof(uri)));
 
   pthread_mutex_lock(&p->mu);
   p->state = PUB_IDLE;
@@ -755,7 +804,7 @@ static void postfork_child(spectator_registry_t *reg) {
   /* The parent's thread does not exist here and its connection is not ours.
    * A parent inside its stop (STOPPING) was publishing when it forked. */
   bool was_publishing = p->state != PUB_IDLE;
-  bool ready = spectator__http_fork_child(p->http);
+  bool ready = reg->output ? true : spectator__http_fork_child(p->http);
   p->state = PUB_IDLE;
   atomic_store(&p->stop, false);
   atomic_store(&p->abandoned, false);

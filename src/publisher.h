@@ -24,6 +24,10 @@ void spectator__publisher_free(spectator_registry_t *reg);
  * attempt counts). Lock-free; 0 and 0 before the first publish. */
 void spectator__publisher_cost(const spectator_registry_t *reg, uint64_t *ns, uint64_t *bytes);
 
+/* For an output's waits on the network (output.c): true once a stop was
+ * asked for (no lock taken when not), with the stop's deadline. */
+bool spectator__publisher_stopping(spectator_registry_t *reg, int64_t *stop_deadline_ns);
+
 /* What one publish cycle did with the registry's measurements. */
 typedef struct {
   size_t measurements; /* datapoints in bodies handed to send */

@@ -8,6 +8,7 @@
  * expands each record into a full id with its statistic tag; the encoder reads
  * the records directly.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,8 @@ void spectator__records_init(spectator__records_t *rs) {
   rs->head = rs->tail = NULL;
   rs->len = 0;
   rs->lost = 0;
+  rs->lines = false;
+  rs->type = 0;
 }
 
 void spectator__records_pop_chunk(spectator__records_t *rs) {
@@ -92,10 +95,24 @@ void spectator__records_split(spectator__records_t *rs, size_t n, spectator__rec
   rs->len = n;
 }
 
+static void add(spectator__records_t *rs, const spectator_id_t *id, spectator__stat_t stat,
+                unsigned pct, int op, double value, uint32_t opt);
+
 void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
                             spectator__stat_t stat, unsigned pct, int op, double value) {
-  if (!rs) return;
-  if (!spectator__finite(value)) {
+  if (rs) add(rs, id, stat, pct, op, value, 0);
+}
+
+void spectator__records_add_line(spectator__records_t *rs, const spectator_id_t *id, uint32_t opt,
+                                 double value) {
+  if (rs)
+    add(rs, id, SPECTATOR__STAT_NONE, 0, SPECTATOR_OP_MAX, value,
+        opt > SPECTATOR__LINE_OPT_MAX ? SPECTATOR__LINE_OPT_MAX : opt);
+}
+
+static void add(spectator__records_t *rs, const spectator_id_t *id, spectator__stat_t stat,
+                unsigned pct, int op, double value, uint32_t opt) {
+  if (!spectator__finite(value) && !(rs->lines && isnan(value))) {
     if (spectator__log_enabled(SPECTATOR_LOG_DEBUG))
       spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY,
                      "dropping non-finite value of %.*s (statistic %s)",
@@ -118,7 +135,8 @@ void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
       rs->head = c;
     rs->tail = c;
   }
-  c->items[c->len++] = (spectator__record_t){id, value, (uint16_t)pct, (uint8_t)stat, (uint8_t)op};
+  c->items[c->len++] =
+      (spectator__record_t){id, value, (uint16_t)pct, (uint8_t)stat, (uint8_t)op, rs->type, opt};
   rs->len++;
 }
 

@@ -41,7 +41,12 @@ typedef struct {
   uint16_t pct;
   uint8_t stat; /* spectator__stat_t */
   uint8_t op;
+  uint32_t type : 8; /* spectator__type_t of the meter that reported it */
+  /* Records for lines (spectator__records_t.lines): the line's option, a
+   * gauge's TTL in whole seconds (at most SPECTATOR__LINE_OPT_MAX); 0: none. */
+  uint32_t line_opt : 24;
 } spectator__record_t;
+#define SPECTATOR__LINE_OPT_MAX 0xFFFFFFu
 
 /* Records come in fixed-size chunks (no doubling, no copy on growth), so a
  * reader can free what it has consumed while it goes. */
@@ -56,6 +61,11 @@ typedef struct {
   spectator__record_chunk_t *head, *tail;
   size_t len;  /* records over all chunks */
   size_t lost; /* records dropped because memory ran out: the snapshot is incomplete */
+  /* The snapshot writes spectatord's lines (meter.h: SPECTATOR__LINES_MEASURED):
+   * records are what a line carries, and a NaN value is kept (a gauge set to
+   * NaN stops reporting). */
+  bool lines;
+  uint8_t type; /* the meter being measured: stamped on the records it adds */
 } spectator__records_t;
 
 /* Every record, in order: for (...) { use r }. */
@@ -77,6 +87,10 @@ void spectator__records_split(spectator__records_t *rs, size_t n, spectator__rec
  * above. */
 void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
                             spectator__stat_t stat, unsigned pct, int op, double value);
+/* Append a record for a line with an option (see line_opt above; larger
+ * options are clamped to SPECTATOR__LINE_OPT_MAX). As records_add otherwise. */
+void spectator__records_add_line(spectator__records_t *rs, const spectator_id_t *id, uint32_t opt,
+                                 double value);
 /* Where a meter reports its interval values, and the snapshot's time (the
  * registry's clock). out NULL: the meter resets without reporting (a forked
  * child drops what its parent had pending). */

@@ -143,6 +143,7 @@ static void free_config_copies(spectator_config_t *cfg) {
   free((void *)cfg->common_tags);
   free((char *)cfg->uri);
   free((char *)cfg->ca_info);
+  free((char *)cfg->output_location);
 }
 
 static spectator__table_t *table_new(size_t cap) {
@@ -158,8 +159,11 @@ spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg) 
   bool ok = true;
   reg->cfg.uri = dup_str(cfg->uri);
   reg->cfg.ca_info = dup_str(cfg->ca_info);
+  reg->cfg.output_location = dup_str(cfg->output_location);
   reg->cfg.common_tags = merge_common_tags(cfg, &ok);
-  if ((cfg->uri && !reg->cfg.uri) || (cfg->ca_info && !reg->cfg.ca_info)) ok = false;
+  if ((cfg->uri && !reg->cfg.uri) || (cfg->ca_info && !reg->cfg.ca_info) ||
+      (cfg->output_location && !reg->cfg.output_location))
+    ok = false;
   /* The chunk directory is sized from the cap up front (snapshots read it
    * without the insert lock), so a cap beyond any real use is clamped.
    * Expired meters keep their positions until they are freed: twice the cap,
@@ -418,7 +422,8 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
     static const spectator__meter_params_t none = {0, 0, 0};
     spectator__meter_env_t env = {&reg->stripes,      (int64_t)(reg->cfg.meter_ttl_s * 1e9),
                                   m->last_active_ns,  reg->cfg.clock,
-                                  reg->cfg.clock_ctx, &reg->wall_offset_ns};
+                                  reg->cfg.clock_ctx, &reg->wall_offset_ns,
+                                  reg->samples};
     mt->init(m, p ? p : &none, &env);
   }
   atomic_store_explicit(&reg->chunks[pos / SPECTATOR__CHUNK][pos % SPECTATOR__CHUNK], m,
@@ -544,6 +549,14 @@ static void begin_pass(spectator_registry_t *reg, uint64_t seq) {
  * held): the expired meters it measured after their grace period are freed
  * and their positions reused. */
 static void end_pass(spectator_registry_t *reg, uint64_t seq) {
+  /* Samples in the rings point at their meters: none may be left for a
+   * meter about to be freed. Everything a lookup that found such a meter
+   * recorded was published before its grace period ended, so one drain
+   * here takes it. */
+  bool freeing = false;
+  for (spectator__retired_t *r = reg->retired; r && !freeing; r = r->next)
+    freeing = r->meter && r->grace_pass && r->grace_pass <= seq;
+  if (freeing && reg->fence) reg->fence(reg);
   for (spectator__retired_t **rp = &reg->retired; *rp;) {
     spectator__retired_t *r = *rp;
     if (!r->meter || !r->grace_pass || r->grace_pass > seq) {
@@ -670,7 +683,14 @@ bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t 
   for (; i < cur->end && rs->len < want; i++) {
     spectator__meter_t *m = meter_at(reg, i);
     if (!m) continue;
-    if (types[m->type]->measure(m, &ctx)) {
+    rs->type = m->type;
+    bool active = types[m->type]->measure(m, &ctx);
+    /* A meter sent as samples is active when one of its samples was taken. */
+    if (atomic_load_explicit(&m->sampled, memory_order_relaxed)) {
+      atomic_store_explicit(&m->sampled, 0, memory_order_relaxed);
+      active = true;
+    }
+    if (active) {
       m->last_active_ns = ctx.now_ns;
     } else if (atomic_load_explicit(&m->state, memory_order_relaxed) == SPECTATOR__TRANSIENT &&
                ctx.now_ns > m->last_active_ns &&

@@ -56,6 +56,8 @@ typedef struct spectator__retired {
 
 struct spectator__publisher; /* publisher.c */
 struct spectator__pollers;   /* poller.c */
+struct spectator__output;    /* output.c */
+struct spectator__samples;   /* samples.h */
 
 struct spectator_registry {
   /* The configuration; its strings and common tags are owned copies (the
@@ -90,6 +92,18 @@ struct spectator_registry {
 
   struct spectator__publisher *pub;   /* publisher.c; NULL until publisher_init */
   struct spectator__pollers *pollers; /* poller.c; NULL until pollers_init */
+  /* Where measurements go (location.h: spectator__out_kind_t), parsed from
+   * cfg.output_location when the registry is made. */
+  uint8_t output_kind;
+  /* The output that writes spectatord's line protocol (output.c), and its
+   * sample rings, which new timers and summaries record into (NULL for the
+   * aggregator and none). Made before any meter. */
+  struct spectator__output *output;
+  struct spectator__samples *samples;
+  /* Called before expired meters are freed, with snap_lock and lock held:
+   * takes every sample still in the rings (they point at meters). NULL
+   * without sample rings. Must not take snap_lock or lock. */
+  void (*fence)(struct spectator_registry *reg);
   bool is_global;
   struct spectator_registry *next_all; /* list of live registries (fork, exit) */
 };

@@ -3,17 +3,34 @@
  * integer nanoseconds so sums are exact (accum.h); reported in seconds.
  */
 #include "clock.h"
+#include "samples.h"
 #include "timer.h"
+
+/* With spectatord's lines each duration is a sample of its own (samples.h);
+ * otherwise it goes into the interval state. Out of line, so that the other
+ * path pays one compare and branch. */
+static __attribute__((noinline)) void sample(spectator_timer_t *t, int64_t nanos) {
+  spectator__samples_record(t->st.samples, t, (uint64_t)nanos);
+}
 
 void spectator_timer_record_ns(spectator_timer_t *t, int64_t nanos) {
   if (SPECTATOR__UNLIKELY(!t) || nanos < 0) return;
+  if (SPECTATOR__UNLIKELY(t->st.samples != NULL)) {
+    sample(t, nanos);
+    return;
+  }
   spectator__timer_state_record(&t->st, nanos);
 }
 
 void spectator_timer_record(spectator_timer_t *t, double seconds) {
   if (SPECTATOR__UNLIKELY(!t)) return;
   int64_t ns = spectator__seconds_to_ns(seconds);
-  if (ns >= 0) spectator__timer_state_record(&t->st, ns);
+  if (ns < 0) return;
+  if (SPECTATOR__UNLIKELY(t->st.samples != NULL)) {
+    sample(t, ns);
+    return;
+  }
+  spectator__timer_state_record(&t->st, ns);
 }
 
 uint64_t spectator_timer_count(const spectator_timer_t *t) {
@@ -35,7 +52,9 @@ int64_t spectator_stopwatch_record(spectator_stopwatch_t sw, spectator_timer_t *
 static void init(spectator__meter_t *m, const spectator__meter_params_t *p,
                  const spectator__meter_env_t *env) {
   (void)p;
-  spectator__timer_state_init(&((spectator_timer_t *)m)->st, env->stripes);
+  spectator_timer_t *t = (spectator_timer_t *)m;
+  spectator__timer_state_init(&t->st, env->stripes);
+  t->st.samples = env->samples;
 }
 
 static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
@@ -47,4 +66,5 @@ static void record(spectator__meter_t *m, double value) {
   spectator_timer_record((spectator_timer_t *)m, value);
 }
 
-SPECTATOR__METER_TYPE(timer, "timer", .init = init, .measure = measure, .record = record);
+SPECTATOR__METER_TYPE(timer, "timer", .init = init, .measure = measure, .record = record,
+                      .line_type = 't', .line_kind = SPECTATOR__LINES_SAMPLED_NS);
