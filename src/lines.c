@@ -3,6 +3,7 @@
  * (lines.h has the format).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,9 +273,14 @@ bool spectator__lines_add_record(spectator__lines_t *lb, const spectator__record
   unsigned t = r->type;
   if (t >= SPECTATOR__METER_TYPES || !types[t]->line_type) return false;
   uint8_t kind = types[t]->line_kind;
-  if (kind != SPECTATOR__LINES_MEASURED && kind != SPECTATOR__LINES_MEASURED_STATS) return false;
+  if (kind != SPECTATOR__LINES_MEASURED && kind != SPECTATOR__LINES_MEASURED_STATS &&
+      kind != SPECTATOR__LINES_MEASURED_U64)
+    return false;
   char v[SPECTATOR__MAX_NUMBER_LEN + 8];
-  size_t n = spectator__line_value(v, r->value);
+  size_t n = kind == SPECTATOR__LINES_MEASURED_U64
+                 ? (size_t)snprintf(v, sizeof(v), "%llu",
+                                    (unsigned long long)spectator__d2b(r->value))
+                 : spectator__line_value(v, r->value);
   /* A type with several statistics of one id keeps them apart with the
    * statistic tag (an id's own statistic tag wins). */
   const char *stat = NULL;

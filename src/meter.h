@@ -118,12 +118,15 @@ typedef struct {
  *   registry's sample rings by the recording call (samples.h); its 64 bits
  *   are a double.
  * - SAMPLED_NS: the same, its 64 bits are int64 nanoseconds, written as
- *   seconds. */
+ *   seconds.
+ * - MEASURED_U64: as MEASURED, but a record's value holds the 64 bits of a
+ *   uint64 (spectator__b2d), written as an integer: exact above 2^53. */
 typedef enum {
   SPECTATOR__LINES_MEASURED = 0,
   SPECTATOR__LINES_SAMPLED,
   SPECTATOR__LINES_SAMPLED_NS,
-  SPECTATOR__LINES_MEASURED_STATS
+  SPECTATOR__LINES_MEASURED_STATS,
+  SPECTATOR__LINES_MEASURED_U64
 } spectator__lines_kind_t;
 
 /* A meter type. */

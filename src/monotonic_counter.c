@@ -42,6 +42,12 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   bool updated = atomic_exchange_explicit(&mc->updated, 0, memory_order_acquire);
   double v = spectator__b2d(atomic_load_explicit(&mc->bits, memory_order_relaxed));
   if (isnan(v)) return false;
+  if (ctx->out && ctx->out->lines) {
+    /* spectatord's 'C' takes the value set and computes the increase
+     * itself: one line with the last value when it was set in the interval. */
+    if (updated) spectator__records_add_line(ctx->out, m->id, 0, v);
+    return updated;
+  }
   double prev = mc->prev;
   mc->prev = v;
   if (isnan(prev)) return updated;
@@ -65,9 +71,7 @@ static void record(spectator__meter_t *m, double value) {
   spectator_monotonic_counter_set((spectator_monotonic_counter_t *)m, value);
 }
 
-/* Its lines are the increase per interval as a counter ('c'): spectatord's
- * own monotonic counter ('C', the value set) would lose the increase between
- * its first two samples within one of its intervals, and would mix the
- * values of a parent and its forked child into one meter. */
+/* Its lines are spectatord's monotonic counter ('C'): the last value set in
+ * each interval. A forked child sends only values it sets itself. */
 SPECTATOR__METER_TYPE(monotonic_counter, "monotonic counter", .init = init, .measure = measure,
-                      .postfork_child = postfork_child, .record = record, .line_type = 'c');
+                      .postfork_child = postfork_child, .record = record, .line_type = 'C');

@@ -43,6 +43,12 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   if (updated) mc->has_value = true;
   if (!mc->has_value) return false;
   uint64_t v = atomic_load_explicit(&mc->value, memory_order_relaxed);
+  if (ctx->out && ctx->out->lines) {
+    /* spectatord's 'U' takes the value set, exact as a uint64, and computes
+     * the increase itself: one line when it was set in the interval. */
+    if (updated) spectator__records_add_line(ctx->out, m->id, 0, spectator__b2d(v));
+    return updated;
+  }
   uint64_t prev = mc->prev;
   bool had_prev = mc->has_prev;
   mc->prev = v;
@@ -72,9 +78,8 @@ static void record(spectator__meter_t *m, double value) {
     spectator_monotonic_counter_u64_set((spectator_monotonic_counter_u64_t *)m, (uint64_t)value);
 }
 
-/* Its lines are its increase per interval as a counter ('c'), computed here
- * in integers, as the double monotonic counter's: spectatord's 'U' (the value
- * set) would lose the increase between its first two values and mix the
- * values of a parent and its forked child into one meter. */
+/* Its lines are spectatord's uint64 monotonic counter ('U'): the last value
+ * set in each interval, written from the record's 64 bits as an integer. */
 SPECTATOR__METER_TYPE(monotonic_counter_u64, "uint64 monotonic counter", .measure = measure,
-                      .postfork_child = postfork_child, .record = record, .line_type = 'c');
+                      .postfork_child = postfork_child, .record = record, .line_type = 'U',
+                      .line_kind = SPECTATOR__LINES_MEASURED_U64);

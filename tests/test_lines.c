@@ -552,16 +552,16 @@ static void every_meter_type_has_its_symbol_and_its_interval_value(void **state)
   /* samples first (taken at the start of the publish), then meters in the
    * order they were made; no statistic tag anywhere. */
   assert_string_equal(s, "t:t:0.25\nt:t:1.5e-06\nd:d:1024\nT:pt:2.5\nD:pd:12.5\n"
-                         "c:c:3.5\ng:g:7\ng,60:gt:-1.25\ng,1:gf:1\nm:m:9.5\n");
+                         "c:c:3.5\ng:g:7\ng,60:gt:-1.25\ng,1:gf:1\nm:m:9.5\nC:mc:100\n");
   free(s);
-  /* The next interval: the monotonic counter's increase as a counter; a
-   * gauge not set again sends nothing (spectatord keeps reporting it); NaN
-   * stops it. */
+  /* The next interval: the monotonic counter's value set (spectatord
+   * computes the increase); a gauge not set again sends nothing (spectatord
+   * keeps reporting it); NaN stops it. */
   spectator_registry_lines_clear(r);
   spectator_monotonic_counter_set(mc, 142.5);
   spectator_gauge_set(spectator_registry_gauge(r, "gt", NULL), NAN);
   s = all_lines(r);
-  assert_string_equal(s, "g,60:gt:NaN\nc:mc:42.5\n");
+  assert_string_equal(s, "g,60:gt:NaN\nC:mc:142.5\n");
   free(s);
   /* Nothing recorded: nothing written. */
   spectator_registry_lines_clear(r);
@@ -580,8 +580,8 @@ static void every_meter_type_has_its_symbol_and_its_interval_value(void **state)
 
 /* The kinds spectatord knows as A and U, and the long task timer it does not
  * know: an age gauge sends the Unix time of its last set when it was set; the
- * uint64 monotonic counter its exact increase as a counter (as the double
- * one); a long task timer its two statistics as gauges every interval, kept
+ * uint64 monotonic counter the value set, exact as an integer, when it was
+ * set; a long task timer its two statistics as gauges every interval, kept
  * apart by their statistic tag. */
 static void age_gauges_uint64_counters_and_long_task_timers_have_their_lines(void **state) {
   (void)state;
@@ -600,20 +600,21 @@ static void age_gauges_uint64_counters_and_long_task_timers_have_their_lines(voi
   spectator_monotonic_counter_u64_t *u = spectator_registry_monotonic_counter_u64(r, "bytes", NULL);
   spectator_long_task_timer_t *ltt = spectator_registry_long_task_timer(r, "job", NULL);
   spectator_age_gauge_set(a, 1700000000.25);
-  spectator_monotonic_counter_u64_set(u, UINT64_MAX - 10); /* the first value: remembered */
+  spectator_monotonic_counter_u64_set(u, UINT64_MAX - 10); /* beyond 2^53: exact */
   int64_t task = spectator_long_task_timer_start(ltt);
   assert_true(task >= 0);
   tu_clock_advance(&clk, 3 * 1000000000LL);
   char *s = all_lines(r);
-  assert_string_equal(s, "A:last.success:1700000000.25\n"
+  assert_string_equal(s, "A:last.success:1700000000.25\nU:bytes:18446744073709551605\n"
                          "g:job,statistic=activeTasks:1\ng:job,statistic=duration:3\n");
   free(s);
   spectator_registry_lines_clear(r);
-  /* the counter wraps around: an increase of 15, exact */
+  /* the counter wraps around: spectatord takes 4 after 2^64 - 11 as an
+   * increase of 15 */
   spectator_monotonic_counter_u64_set(u, 4);
   tu_clock_advance(&clk, 1000000000LL);
   s = all_lines(r);
-  assert_string_equal(s, "c:bytes:15\ng:job,statistic=activeTasks:1\n"
+  assert_string_equal(s, "U:bytes:4\ng:job,statistic=activeTasks:1\n"
                          "g:job,statistic=duration:4\n");
   free(s);
   spectator_registry_free(r);
