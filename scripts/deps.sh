@@ -27,7 +27,8 @@ AGGREGATOR_PACKAGES=(
 )
 # The test suite: cmocka, a C++ compiler (the C++ tests), clang and its runtime
 # (the fuzz stage, the clang++ header check), valgrind, openssl (the local https
-# endpoint), abigail-tools (the ABI check), chromium (the aggregator page's test).
+# endpoint), abigail-tools (the ABI check), chromium (the aggregator page's test),
+# locales (a German locale's sources: numbers must keep their decimal point).
 TEST_PACKAGES=(
   libcmocka-dev
   g++
@@ -37,6 +38,7 @@ TEST_PACKAGES=(
   openssl
   abigail-tools
   chromium
+  locales
 )
 
 PACKAGES=("${BUILD_PACKAGES[@]}" "${AGGREGATOR_PACKAGES[@]}")

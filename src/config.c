@@ -17,6 +17,7 @@
 #include "config.h"
 #include "location.h"
 #include "log.h"
+#include "numfmt.h"
 
 /*
  * spectator_config_t is allocated by callers that may have been built against
@@ -108,7 +109,7 @@ static bool parse_double(const char *s, double *out) {
   if (!t) return false;
   char *end;
   errno = 0;
-  double v = strtod(t, &end);
+  double v = spectator__strtod(t, &end);
   if (errno || *end || !isfinite(v)) return false;
   *out = v;
   return true;

@@ -7,7 +7,15 @@
  * m / 10^k with m < 2^53 the division is correctly rounded exactly as a
  * correctly rounded parser reads "m e-k", so the check is one division. The
  * rest takes the shortest of %.15g and %.17g that reads back exactly.
+ *
+ * printf and strtod follow the program's LC_NUMERIC, and a program that
+ * called setlocale(LC_ALL, "") in a German locale would get "0,1": a comma
+ * inside JSON or a line. Both run with the thread switched to the "C"
+ * locale (uselocale is per thread; glibc's "C" locale object is static, so
+ * making it allocates nothing).
  */
+#include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,12 +73,37 @@ static size_t fmt_fast(char *out, double v) {
   return 0;
 }
 
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+
+/* Switch this thread to the "C" locale; returns what to give back to
+ * leave_c_locale (0 when it could not switch: the program's locale stays). */
+static locale_t enter_c_locale(void) {
+  pthread_once(&c_locale_once, make_c_locale);
+  return c_locale ? uselocale(c_locale) : (locale_t)0;
+}
+
+static void leave_c_locale(locale_t previous) {
+  if (previous) uselocale(previous);
+}
+
+double spectator__strtod(const char *s, char **end) {
+  locale_t previous = enter_c_locale();
+  double v = strtod(s, end);
+  leave_c_locale(previous);
+  return v;
+}
+
 size_t spectator__put_fraction(char *p, double v) {
   size_t n = v == 0 ? (p[0] = '0', 1) : fmt_fast(p, v); /* -0.0 is 0 */
   if (n) return n;
   char tmp[SPECTATOR__MAX_NUMBER_LEN + 8];
+  locale_t previous = enter_c_locale();
   snprintf(tmp, sizeof(tmp), "%.15g", v);
   if (strtod(tmp, NULL) != v) snprintf(tmp, sizeof(tmp), "%.17g", v);
+  leave_c_locale(previous);
   n = strlen(tmp);
   memcpy(p, tmp, n);
   return n;

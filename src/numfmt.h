@@ -42,6 +42,10 @@ static inline size_t spectator__put_u64(char *out, uint64_t v) {
   return n;
 }
 
+/* strtod in the "C" locale: a decimal point, whatever the program's
+ * LC_NUMERIC. Thread-safe. */
+double spectator__strtod(const char *s, char **end);
+
 /* A finite double that is not a whole number below 2^53, at p (room for
  * SPECTATOR__MAX_NUMBER_LEN bytes), no terminator; returns the length. */
 size_t spectator__put_fraction(char *p, double v);

@@ -241,6 +241,22 @@ static void config_from_env_reads_SPECTATOR_TIMEOUT_for_both_timeouts(void **sta
     expect_rejected("SPECTATOR_TIMEOUT", bad[i], NULL);
 }
 
+/* Numbers in the environment are read with a decimal point, as documented,
+ * whatever LC_NUMERIC the program set. */
+static void config_from_env_reads_a_decimal_point_whatever_the_locale(void **state) {
+  (void)state;
+  if (!tu_comma_locale()) {
+    tu_locale_reset();
+    skip(); /* no German locale, and no locale sources to make one */
+  }
+  spectator_config_t cfg;
+  setenv("SPECTATOR_TIMEOUT", "1.5", 1);
+  spectator_config_from_env(&cfg);
+  tu_locale_reset();
+  assert_true(cfg.timeout_s == 1.5);
+  tu_assert_log_count(0);
+}
+
 static void config_from_env_reads_SPECTATOR_MAX_METERS(void **state) {
   (void)state;
   spectator_config_t cfg;
@@ -631,6 +647,7 @@ int main(void) {
       T(config_from_env_keeps_the_default_frequency_for_invalid_values),
       T(config_from_env_reads_SPECTATOR_BATCH_SIZE),
       T(config_from_env_reads_SPECTATOR_TIMEOUT_for_both_timeouts),
+      T(config_from_env_reads_a_decimal_point_whatever_the_locale),
       T(config_from_env_reads_SPECTATOR_MAX_METERS),
       T(config_from_env_applies_valid_variables_and_logs_each_invalid_one),
       T(bad_values_are_logged_without_control_characters_and_cut_to_120_bytes),

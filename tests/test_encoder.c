@@ -17,6 +17,7 @@
 #include "numfmt.h"
 #include "sanitize.h"
 #include "sink.h"
+#include "test_util.h"
 
 /* Records borrow their ids (as they borrow a meter's in a registry): the ids
  * made here live until the test's teardown. */
@@ -240,6 +241,24 @@ static void encoder_writes_numbers_that_read_back_exactly(void **state) {
   assert_string_equal(buf, "-2.5");
 }
 
+/* A program may run with a locale whose decimal separator is a comma (it
+ * called setlocale(LC_ALL, "")); JSON and spectatord's lines need a point. */
+static void encoder_writes_a_decimal_point_whatever_the_locale(void **state) {
+  (void)state;
+  if (!tu_comma_locale()) {
+    tu_locale_reset();
+    skip(); /* no German locale, and no locale sources to make one */
+  }
+  const double values[] = {1.0 / 3, 0.1 + 0.2, 1e-300, 1e21, 2.5e-7, -1.7976931348623157e308};
+  char buf[sizeof(values) / sizeof(values[0])][40];
+  for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) number(buf[i], values[i]);
+  tu_locale_reset();
+  for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+    assert_null(strchr(buf[i], ','));
+    assert_true(strtod(buf[i], NULL) == values[i]);
+  }
+}
+
 static void encoder_drops_non_finite_values_before_they_reach_json(void **state) {
   (void)state;
   spectator__records_t rs;
@@ -426,6 +445,7 @@ int main(void) {
       cmocka_unit_test_teardown(gzip_sink_output_inflates_to_the_input, free_ids),
       cmocka_unit_test_teardown(encoder_gzip_batches_inflate_to_exactly_the_json_batches, free_ids),
       cmocka_unit_test_teardown(encoder_consumes_the_records_it_reads, free_ids),
+      cmocka_unit_test(encoder_writes_a_decimal_point_whatever_the_locale),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

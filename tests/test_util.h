@@ -16,6 +16,7 @@
 #ifndef SPECTATOR_TEST_UTIL_H
 #define SPECTATOR_TEST_UTIL_H
 
+#include <locale.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -288,5 +289,31 @@ static inline void tu_setenv(const char *name, const char *value) {
   else
     unsetenv(name);
 }
+
+/* ------------------------------------------------------------------------ */
+/* A locale whose decimal separator is a comma                               */
+/* ------------------------------------------------------------------------ */
+
+/* Switch LC_NUMERIC to German (decimal comma), compiled from glibc's locale
+ * sources into a directory of our own (LOCPATH) when the system has not
+ * installed it. Returns false when neither is possible (no locale sources:
+ * the `locales` package). tu_locale_reset() goes back to "C". */
+static inline bool tu_comma_locale(void) {
+  if (setlocale(LC_NUMERIC, "de_DE.UTF-8")) return true;
+  static char dir[] = "/tmp/spectator-locale-XXXXXX";
+  static bool made;
+  if (!made) {
+    if (!mkdtemp(dir)) return false;
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir);
+    if (system(cmd) != 0) return false;
+    made = true;
+  }
+  setenv("LOCPATH", dir, 1);
+  return setlocale(LC_NUMERIC, "de_DE.UTF-8") != NULL &&
+         localeconv()->decimal_point[0] == ',';
+}
+
+static inline void tu_locale_reset(void) { setlocale(LC_NUMERIC, "C"); }
 
 #endif /* SPECTATOR_TEST_UTIL_H */
