@@ -185,7 +185,9 @@ SPECTATOR_EXTERN const char *spectator_id_tag(const spectator_id_t *id, const ch
 /* 1 when both ids have the same name and the same canonical tags (two NULLs are
  * equal), else 0. */
 SPECTATOR_EXTERN int spectator_id_equals(const spectator_id_t *a, const spectator_id_t *b);
-/* A hash of the canonical form: equal ids hash equally. NULL hashes to 0. */
+/* A hash of the canonical form: equal ids hash equally. NULL hashes to 0. The
+ * hash is seeded per process (from the OS): do not store it or send it to
+ * another process. */
 SPECTATOR_EXTERN uint64_t spectator_id_hash(const spectator_id_t *id);
 /* Write "name{k1=v1,k2=v2}" into buf (always NUL-terminated when size > 0).
  * Returns the length the full text needs, like snprintf. */

@@ -28,12 +28,15 @@ static spectator__ratelimit_t rl_bad_id;
  * the strings' hashes folded together in order. Independent per-string chains
  * let the CPU overlap them, and the length in each string's seed makes
  * "ab","c" differ from "a","bc". */
-static inline uint64_t hash_str(const char *s) { return spectator__hash_bytes(s, strlen(s)); }
+static inline uint64_t hash_str(uint64_t seed, const char *s) {
+  return spectator__hash_bytes(seed, s, strlen(s));
+}
 
 static uint64_t hash_canon(const char *name, const char *const *kv, size_t ntags) {
-  uint64_t h = spectator__hash_fold(SPECTATOR__HASH_SEED ^ hash_str(name), SPECTATOR__HASH_K2);
+  uint64_t seed = spectator__hash_seed();
+  uint64_t h = spectator__hash_fold(seed ^ hash_str(seed, name), SPECTATOR__HASH_K2);
   for (size_t i = 0; i < 2 * ntags; i++)
-    h = spectator__hash_fold(h ^ hash_str(kv[i]), SPECTATOR__HASH_K2);
+    h = spectator__hash_fold(h ^ hash_str(seed, kv[i]), SPECTATOR__HASH_K2);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
