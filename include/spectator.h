@@ -157,9 +157,10 @@ SPECTATOR_EXTERN int spectator_log_level_parse(const char *s, spectator_log_leve
  * (sorted by key, a repeated key keeps its last value). Reference counted. */
 typedef struct spectator_id spectator_id_t;
 
-/* Create an id. Returns NULL (and logs on spectator.Registry) when name is NULL
- * or empty, when the tag array has a NULL or empty key or value or an odd
- * number of entries, or when memory runs out. Caller owns the result. */
+/* Create an id. Returns NULL (and logs on spectator.Registry, naming the id
+ * and what is wrong) when name is NULL or empty, when the tag array has an
+ * empty key, a NULL or empty value or an odd number of entries, or when memory
+ * runs out. Caller owns the result. */
 SPECTATOR_EXTERN spectator_id_t *spectator_id_new(const char *name, const char *const *tags);
 /* A new id with one more tag (replacing an existing value for that key).
  * Returns NULL on bad input as spectator_id_new(). `id` is not changed. */

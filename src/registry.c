@@ -470,7 +470,7 @@ static bool canon(spectator__canon_t *c, const spectator__meter_type_t *mt, cons
   int rc =
       id ? spectator__canon_init(c, NULL, id, NULL) : spectator__canon_init(c, name, NULL, tags);
   if (SPECTATOR__LIKELY(rc == 0)) return true;
-  spectator__canon_log_error(c, mt->name, name);
+  spectator__canon_log_error(c, mt->name, id ? id->name : name);
   return false;
 }
 
@@ -518,6 +518,17 @@ void spectator__registry_record(spectator_registry_t *reg, spectator__type_t typ
     conflict(m, type);
   spectator__smr_leave(smr);
   spectator__canon_free(&c);
+}
+
+void *spectator__registry_null_id(spectator_registry_t *reg, spectator__type_t type) {
+  const spectator__meter_type_t *mt = types[type];
+  if (!reg) { /* the NULL registry line */
+    log_null_registry(mt);
+    return mt->noop;
+  }
+  spectator__canon_t c = {.error = SPECTATOR__ID_NULL};
+  spectator__canon_log_error(&c, mt->name, NULL);
+  return mt->noop;
 }
 
 /* ------------------------------------------------------------------------ */

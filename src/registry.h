@@ -132,6 +132,8 @@ void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t ty
  * rate-limited log line. A hit takes no lock and allocates nothing. */
 void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type, const char *name,
                                 const char *const *tags, double value);
+/* A lookup by id given a NULL id: the type's no-op meter and a log line. */
+void *spectator__registry_null_id(spectator_registry_t *reg, spectator__type_t type);
 
 /* Where a snapshot stands. Zeroed memory is the start of one. */
 typedef struct {

@@ -135,52 +135,131 @@ static long bad_id_for_every_meter_type(void *p) {
   return 0;
 }
 
-/* Run one bad id in a child and check its four log lines: the 1st, 2nd, 4th
- * and 8th of the eight lookups (counter, timer, gauge, percentile
- * distribution summary) get through the rate limiter. */
+/* Run one bad id in a child and check its four log lines: the eight lookups
+ * (counter, timer, ... percentile distribution summary) are one mistake
+ * repeated (the same name, error and key), so its 1st, 2nd, 4th and 8th
+ * occurrences get through: counter, timer, gauge and percentile distribution
+ * summary. */
 static void check_bad_id(const char *name, const char *const *tags, const char *why,
                          const char *shown_name) {
   id_case_t c = {name, tags};
   assert_int_equal(tu_in_child(bad_id_for_every_meter_type, &c), 0);
   tu_assert_log_count(4);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, REG, "invalid id for counter", shown_name, why,
-                     "no-op", "(occurrence 1)");
-  tu_assert_log_line(1, SPECTATOR_LOG_WARN, REG, "invalid id for timer", why, "(occurrence 2)");
-  tu_assert_log_line(2, SPECTATOR_LOG_WARN, REG, "invalid id for gauge", why, "(occurrence 4)");
-  tu_assert_log_line(3, SPECTATOR_LOG_WARN, REG, "invalid id for percentile distribution summary",
-                     why, "(occurrence 8)");
+  const char *types[] = {"counter", "timer", "gauge", "percentile distribution summary"};
+  for (unsigned i = 0; i < 4; i++) {
+    char want[512];
+    snprintf(want, sizeof(want), "invalid id for %s %s: %s; using a no-op (occurrence %u)",
+             types[i], shown_name, why, 1u << i);
+    tu_assert_log_line(i, SPECTATOR_LOG_WARN, REG, "invalid id");
+    assert_string_equal(tu_log_line(i)->msg, want);
+  }
 }
 
-#define WHY_NAME "the name is NULL or empty"
-#define WHY_TAGS "odd number of entries"
+#define WHY_TAGS "an odd number of entries"
+#define NO_VALUE "has no value (a NULL value, or an odd number of entries in the tag array)"
 
 static void a_null_name_gives_noop_meters_and_a_rate_limited_log_line(void **state) {
   (void)state;
-  check_bad_id(NULL, NULL, WHY_NAME, "'(null)'");
-  check_bad_id(NULL, SPECTATOR_TAGS("k", "v"), WHY_NAME, "'(null)'");
+  check_bad_id(NULL, NULL, "the name is NULL", "'(null)'");
+  check_bad_id(NULL, SPECTATOR_TAGS("k", "v"), "the name is NULL", "'(null)'");
 }
 
 static void an_empty_name_gives_noop_meters_and_a_rate_limited_log_line(void **state) {
   (void)state;
-  check_bad_id("", NULL, WHY_NAME, "''");
-  check_bad_id("", SPECTATOR_TAGS("k", "v"), WHY_NAME, "''");
+  check_bad_id("", NULL, "the name is empty", "''");
+  check_bad_id("", SPECTATOR_TAGS("k", "v"), "the name is empty", "''");
 }
 
 static void an_odd_tag_array_gives_noop_meters_and_a_log_line(void **state) {
   (void)state;
-  check_bad_id("odd", SPECTATOR_TAGS("k"), WHY_TAGS, "'odd'");
-  check_bad_id("odd", SPECTATOR_TAGS("a", "1", "b"), WHY_TAGS, "'odd'");
+  check_bad_id("odd", SPECTATOR_TAGS("k"), "tag 'k' at position 0 " NO_VALUE, "'odd'");
+  check_bad_id("odd", SPECTATOR_TAGS("a", "1", "b"), "tag 'b' at position 2 " NO_VALUE, "'odd'");
 }
 
 static void a_null_or_empty_tag_value_or_an_empty_key_gives_noop_meters_and_a_log_line(
     void **state) {
   (void)state;
-  check_bad_id("tags", SPECTATOR_TAGS("k", NULL), "NULL or empty key or value", "'tags'");
-  check_bad_id("tags", SPECTATOR_TAGS("a", "1", "k", NULL), "NULL or empty key or value",
+  check_bad_id("tags", SPECTATOR_TAGS("k", NULL), "tag 'k' at position 0 " NO_VALUE, "'tags'");
+  check_bad_id("tags", SPECTATOR_TAGS("a", "1", "k", NULL), "tag 'k' at position 2 " NO_VALUE,
                "'tags'");
-  check_bad_id("tags", SPECTATOR_TAGS("k", ""), "NULL or empty key or value", "'tags'");
-  check_bad_id("tags", SPECTATOR_TAGS("", "v"), "NULL or empty key or value", "'tags'");
-  check_bad_id("tags", SPECTATOR_TAGS("a", "1", "", ""), "NULL or empty key or value", "'tags'");
+  check_bad_id("tags", SPECTATOR_TAGS("k", ""), "tag 'k' has an empty value", "'tags'");
+  check_bad_id("tags", SPECTATOR_TAGS("", "v"), "the tag key at position 0 is empty", "'tags'");
+  check_bad_id("tags", SPECTATOR_TAGS("a", "1", "", ""), "the tag key at position 2 is empty",
+               "'tags'");
+}
+
+/* The issue's report: eight different counters with an empty tag value gave
+ * lines for the 1st, 2nd, 4th and 8th only. Each is a mistake of its own and
+ * is named. */
+static long eight_counters_with_an_empty_status(void *p) {
+  (void)p;
+  spectator_registry_t *reg = child_registry(0);
+  CHECK(reg);
+  char name[32];
+  for (int i = 0; i < 8; i++) {
+    snprintf(name, sizeof(name), "http.requests.%d", i);
+    CHECK(spectator__is_noop(
+        spectator_registry_counter(reg, name, SPECTATOR_TAGS("method", "GET", "status", ""))));
+  }
+  CHECK(spectator_registry_size(reg) == 0);
+  spectator_registry_free(reg);
+  return 0;
+}
+
+static void eight_different_counters_with_an_empty_tag_value_are_each_named_in_a_warning(
+    void **state) {
+  (void)state;
+  assert_int_equal(tu_in_child(eight_counters_with_an_empty_status, NULL), 0);
+  tu_assert_log_count(8);
+  for (unsigned i = 0; i < 8; i++) {
+    char want[256];
+    snprintf(want, sizeof(want),
+             "invalid id for counter 'http.requests.%u': tag 'status' has an empty value; using "
+             "a no-op (occurrence 1)",
+             i);
+    tu_assert_log_line(i, SPECTATOR_LOG_WARN, REG, "invalid id");
+    assert_string_equal(tu_log_line(i)->msg, want);
+  }
+}
+
+/* Repeats of one mistake are limited; a different mistake on the same meter
+ * (another key, another error) or the same one on another meter is new. */
+static long repeated_and_interleaved_mistakes(void *p) {
+  (void)p;
+  spectator_registry_t *reg = child_registry(0);
+  CHECK(reg);
+  for (int i = 0; i < 10; i++) {
+    spectator_registry_counter(reg, "req", SPECTATOR_TAGS("status", ""));
+    if (i == 2) spectator_registry_counter(reg, "req", SPECTATOR_TAGS("method", "")); /* key */
+    if (i == 4) spectator_registry_counter(reg, "req", SPECTATOR_TAGS("", "x"));      /* error */
+    if (i == 6) spectator_registry_timer(reg, "lat", SPECTATOR_TAGS("status", ""));   /* name */
+  }
+  CHECK(spectator_registry_size(reg) == 0);
+  spectator_registry_free(reg);
+  return 0;
+}
+
+static void repeats_of_one_mistake_are_limited_and_never_hide_a_different_one(void **state) {
+  (void)state;
+  assert_int_equal(tu_in_child(repeated_and_interleaved_mistakes, NULL), 0);
+  const char *want[] = {
+      "invalid id for counter 'req': tag 'status' has an empty value; using a no-op "
+      "(occurrence 1)",
+      "invalid id for counter 'req': tag 'status' has an empty value; using a no-op "
+      "(occurrence 2)",
+      "invalid id for counter 'req': tag 'method' has an empty value; using a no-op "
+      "(occurrence 1)",
+      "invalid id for counter 'req': tag 'status' has an empty value; using a no-op "
+      "(occurrence 4)",
+      "invalid id for counter 'req': the tag key at position 0 is empty; using a no-op "
+      "(occurrence 1)",
+      "invalid id for timer 'lat': tag 'status' has an empty value; using a no-op "
+      "(occurrence 1)",
+      "invalid id for counter 'req': tag 'status' has an empty value; using a no-op "
+      "(occurrence 8)",
+  };
+  tu_assert_log_count(7);
+  for (size_t i = 0; i < 7; i++) assert_string_equal(tu_log_line(i)->msg, want[i]);
 }
 
 /* A NULL key cannot be told from the array's terminator: the tags end there.
@@ -244,9 +323,11 @@ static void a_null_id_gives_noop_meters_and_a_rate_limited_log_line(void **state
   (void)state;
   assert_int_equal(tu_in_child(null_id_for_every_meter_type, NULL), 0);
   tu_assert_log_count(4); /* 10 lookups: occurrences 1, 2, 4, 8 */
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, REG, "invalid id for counter", WHY_NAME);
-  tu_assert_log_line(3, SPECTATOR_LOG_WARN, REG, "invalid id for percentile timer", WHY_NAME,
-                     "(occurrence 8)");
+  assert_string_equal(tu_log_line(0)->msg,
+                      "invalid id for counter: the id is NULL; using a no-op (occurrence 1)");
+  assert_string_equal(
+      tu_log_line(3)->msg,
+      "invalid id for percentile timer: the id is NULL; using a no-op (occurrence 8)");
 }
 
 /* Ids themselves: bad input gives NULL and a log line. */
@@ -254,14 +335,16 @@ static long bad_ids(void *p) {
   (void)p;
   spectator_id_t *ok = spectator_id_new("ok", SPECTATOR_TAGS("k", "v"));
   CHECK(ok);
-  CHECK(!spectator_id_new(NULL, NULL));                      /* 1: logged */
-  CHECK(!spectator_id_new("x", SPECTATOR_TAGS("k")));        /* 2: logged */
-  CHECK(!spectator_id_with_tag(ok, NULL, "v"));              /* 3 */
-  CHECK(!spectator_id_with_tag(ok, "k", NULL));              /* 4: logged */
-  CHECK(!spectator_id_with_tag(ok, "", "v"));                /* 5 */
-  CHECK(!spectator_id_with_tags(ok, SPECTATOR_TAGS("a", ""))); /* 6 */
+  CHECK(!spectator_id_new(NULL, NULL));
+  CHECK(!spectator_id_new("x", SPECTATOR_TAGS("k")));
+  CHECK(!spectator_id_with_tag(ok, NULL, "v"));
+  CHECK(!spectator_id_with_tag(ok, "k", NULL));
+  CHECK(!spectator_id_with_tag(ok, "", "v"));
+  CHECK(!spectator_id_with_tags(ok, SPECTATOR_TAGS("a", "")));
   CHECK(!spectator_id_with_tag(NULL, "k", "v"));
   CHECK(!spectator_id_with_tags(NULL, NULL));
+  /* the same mistake again: its 2nd occurrence */
+  CHECK(!spectator_id_new("x", SPECTATOR_TAGS("k")));
   /* ok is unchanged and still works for a lookup. */
   CHECK(spectator_id_tag_count(ok) == 1);
   spectator_registry_t *reg = child_registry(0);
@@ -279,13 +362,23 @@ static long bad_ids(void *p) {
   return 0;
 }
 
-static void bad_ids_are_null_and_logged(void **state) {
+static void bad_ids_are_null_and_each_distinct_mistake_is_logged(void **state) {
   (void)state;
   assert_int_equal(tu_in_child(bad_ids, NULL), 0);
-  tu_assert_log_count(3); /* six bad ids: occurrences 1, 2, 4 */
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, REG, "invalid id", WHY_NAME);
-  tu_assert_log_line(1, SPECTATOR_LOG_WARN, REG, "invalid id", WHY_TAGS);
-  tu_assert_log_line(2, SPECTATOR_LOG_WARN, REG, "invalid id", "'ok'", "key or value");
+  const char *want[] = {
+      "invalid id '(null)': the name is NULL; returning NULL (occurrence 1)",
+      "invalid id 'x': tag 'k' at position 0 " NO_VALUE "; returning NULL (occurrence 1)",
+      "invalid id 'ok': the tag key is NULL; returning NULL (occurrence 1)",
+      "invalid id 'ok': tag 'k' has a NULL value; returning NULL (occurrence 1)",
+      "invalid id 'ok': the tag key is empty; returning NULL (occurrence 1)",
+      "invalid id 'ok': tag 'a' has an empty value; returning NULL (occurrence 1)",
+      "invalid id 'x': tag 'k' at position 0 " NO_VALUE "; returning NULL (occurrence 2)",
+  };
+  tu_assert_log_count(7);
+  for (size_t i = 0; i < 7; i++) {
+    tu_assert_log_line(i, SPECTATOR_LOG_WARN, REG, "invalid id");
+    assert_string_equal(tu_log_line(i)->msg, want[i]);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -733,10 +826,13 @@ int main(void) {
       cmocka_unit_test(an_empty_name_gives_noop_meters_and_a_rate_limited_log_line),
       cmocka_unit_test(an_odd_tag_array_gives_noop_meters_and_a_log_line),
       cmocka_unit_test(a_null_or_empty_tag_value_or_an_empty_key_gives_noop_meters_and_a_log_line),
+      cmocka_unit_test(
+          eight_different_counters_with_an_empty_tag_value_are_each_named_in_a_warning),
+      cmocka_unit_test(repeats_of_one_mistake_are_limited_and_never_hide_a_different_one),
       cmocka_unit_test(a_null_key_ends_the_tag_array),
       cmocka_unit_test(null_tags_are_valid_and_mean_no_tags),
       cmocka_unit_test(a_null_id_gives_noop_meters_and_a_rate_limited_log_line),
-      cmocka_unit_test(bad_ids_are_null_and_logged),
+      cmocka_unit_test(bad_ids_are_null_and_each_distinct_mistake_is_logged),
       cmocka_unit_test(null_meter_pointers_are_accepted_by_every_recording_and_getter_function),
       cmocka_unit_test(null_registry_pointers_are_accepted_by_every_registry_function),
       cmocka_unit_test(nan_infinite_and_negative_values_are_ignored_by_every_meter_type),

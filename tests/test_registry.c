@@ -197,15 +197,22 @@ static void bad_names_and_tags_give_a_noop_meter_and_one_log_line(void **state) 
   /* the bad-id limiter is process-wide: each case runs in a fresh child */
   assert_int_equal(tu_in_child(lookup_null_names, reg), 1);
   tu_assert_log_count(1);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "counter", "no-op",
-                     "the name is NULL or empty");
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "counter");
+  assert_string_equal(tu_log_line(0)->msg,
+                      "invalid id for counter '(null)': the name is NULL; using a no-op "
+                      "(occurrence 1)");
   assert_int_equal(tu_in_child(lookup_null_id, reg), 1);
   tu_assert_log_count(1);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "timer", "no-op");
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "timer");
+  assert_string_equal(tu_log_line(0)->msg,
+                      "invalid id for timer: the id is NULL; using a no-op (occurrence 1)");
   assert_int_equal(tu_in_child(lookup_odd_tags, reg), 1);
   tu_assert_log_count(1);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "gauge", "'odd'",
-                     "odd number of entries");
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "gauge");
+  assert_string_equal(tu_log_line(0)->msg,
+                      "invalid id for gauge 'odd': tag 'k' at position 0 has no value (a NULL "
+                      "value, or an odd number of entries in the tag array); using a no-op "
+                      "(occurrence 1)");
   spectator_registry_free(reg);
 }
 
