@@ -33,11 +33,14 @@
  * BAD INPUT
  *   Nothing here crashes or invokes undefined behaviour on bad input. Meter
  *   lookups never return NULL: a NULL or empty name, a malformed tag array, a
- *   type conflict or a full registry gives a no-op meter and one rate-limited
- *   log line on the `spectator.Registry` logger. Recording functions accept NULL
- *   meter pointers (no-op) and ignore values the meter type cannot accept (for
- *   example negative or NaN amounts on a counter). Functions that can fail for
- *   other reasons return 0 or a negative SPECTATOR_E* code.
+ *   type conflict or a full registry gives a no-op meter and a warning on the
+ *   `spectator.Registry` logger that names the meter and says what is wrong
+ *   (repeats of one mistake are rate limited, a different one is always
+ *   logged); a lookup a full registry refuses is also counted in
+ *   spectator.measurements{id=dropped,error=registry-full}. Recording functions
+ *   accept NULL meter pointers (no-op) and ignore values the meter type cannot
+ *   accept (for example negative or NaN amounts on a counter). Functions that
+ *   can fail for other reasons return 0 or a negative SPECTATOR_E* code.
  */
 #ifndef SPECTATOR_H
 #define SPECTATOR_H
@@ -228,7 +231,8 @@ typedef struct spectator_config {
                                      and the Netflix variables (nf.app, nf.region...) */
   size_t max_meters;              /* cap on meters alive (pinned and transient);
                                      default 100000; values above 2^24 ("no cap")
-                                     mean 2^24 */
+                                     mean 2^24. The library's own meters are not
+                                     counted */
   double meter_ttl_s;             /* meters idle this long are not reported, and
                                      transient ones (used only by spectator_record)
                                      are removed; a gauge reports its last value
@@ -326,7 +330,8 @@ SPECTATOR_EXTERN int spectator_registry_start(spectator_registry_t *reg);
  * thread is running is waited for. Idempotent; NULL is a no-op. Must not be
  * called from a log handler; from a poller's function it is refused (logged). */
 SPECTATOR_EXTERN void spectator_registry_stop(spectator_registry_t *reg);
-/* Number of meters in the registry (no-op meters are not counted). */
+/* Number of meters in the registry, the library's own (spectator.measurements,
+ * http.req.complete) included; no-op meters are not counted. */
 SPECTATOR_EXTERN size_t spectator_registry_size(spectator_registry_t *reg);
 
 /* ------------------------------------------------------------------------ */

@@ -51,13 +51,21 @@
  * Bad input and type conflicts give a shared static no-op meter of the
  * requested type: recording on it is harmless and it is never reported. The
  * number of live meters is capped (cfg.max_meters); past the cap lookups of
- * new ids give no-op meters and a rate-limited warning.
+ * new ids give no-op meters (one-shot calls record nothing), a warning that
+ * names the id (each distinct name pattern is reported, repeats are rate
+ * limited: log.h) and a count in
+ * spectator.measurements{id=dropped,error=registry-full}. The library's own
+ * meters, that counter among them, are outside the cap (they are what tells
+ * that the cap was reached), within a reserve of their own
+ * (SPECTATOR__SELF_METERS_MAX). Nothing is logged with a lock held or inside
+ * an SMR section.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "config.h"
+#include "hash.h"
 #include "id.h"
 #include "poller.h"
 #include "registry.h"
@@ -170,7 +178,7 @@ spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg) 
    * within what a slot can index. */
   if (reg->cfg.max_meters > SPECTATOR__MAX_METERS_LIMIT)
     reg->cfg.max_meters = SPECTATOR__MAX_METERS_LIMIT; /* "no cap", e.g. SIZE_MAX */
-  reg->max_positions = 2 * reg->cfg.max_meters;
+  reg->max_positions = 2 * reg->cfg.max_meters + SPECTATOR__SELF_METERS_MAX;
   if (reg->max_positions > SPECTATOR__SLOT_INDEX_MASK - 1)
     reg->max_positions = SPECTATOR__SLOT_INDEX_MASK - 1;
   reg->nchunks = reg->max_positions / SPECTATOR__CHUNK + 1;
@@ -387,21 +395,37 @@ static void *conflict(spectator__meter_t *m, spectator__type_t type) {
   return types[type]->noop;
 }
 
+/* Mistake kinds of the registry's log lines (spectator__mistake_key); the
+ * id errors use theirs (spectator__id_error_t), which are smaller. */
+enum { MISTAKE_FULL = 0x100, MISTAKE_SELF_FULL };
+
+/* What create_locked did. */
+typedef enum { FOUND, CREATED, REFUSED_FULL, REFUSED_SELF_FULL, NO_MEMORY } outcome_t;
+
 /* Called with reg->lock held: create, index and publish a new meter, pinned
- * or transient. */
+ * or transient; the library's own (self) outside the cap. */
 static spectator__meter_t *create_locked(spectator_registry_t *reg, const spectator__canon_t *c,
                                          spectator__type_t type, const spectator__meter_params_t *p,
-                                         uint8_t state) {
+                                         uint8_t state, bool self, outcome_t *outcome) {
   const spectator__meter_type_t *mt = types[type];
   size_t n = atomic_load_explicit(&reg->count, memory_order_relaxed);
-  size_t pos = n < reg->cfg.max_meters ? take_position(reg) : SIZE_MAX;
-  if (pos == SIZE_MAX) {
-    SPECTATOR__LOG_LIMITED(&reg->rl_full, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
-                           "registry is full (%zu meters, the max_meters cap): '%.*s' gets a "
-                           "no-op %s",
-                           n, SPECTATOR__LOG_STR(c->name), mt->name);
+  if (!self && n - reg->self_count >= reg->cfg.max_meters) {
+    *outcome = REFUSED_FULL;
     return NULL;
   }
+  if (self && reg->self_count >= SPECTATOR__SELF_METERS_MAX) {
+    *outcome = REFUSED_SELF_FULL;
+    return NULL;
+  }
+  /* Every position taken: by meters that expired and wait to be freed. The
+   * registry is as full as at its cap. */
+  if (!reg->nfree && atomic_load_explicit(&reg->end, memory_order_relaxed) >= reg->max_positions) {
+    *outcome = REFUSED_FULL;
+    return NULL;
+  }
+  *outcome = NO_MEMORY;
+  size_t pos = take_position(reg);
+  if (pos == SIZE_MAX) return NULL;
   spectator__table_t *t = table_reserve(reg);
   spectator_id_t *id = t ? spectator__id_from_canon(c) : NULL;
   bool own = state == SPECTATOR__TRANSIENT;
@@ -431,7 +455,9 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
   if (pos == atomic_load_explicit(&reg->end, memory_order_relaxed))
     atomic_store_explicit(&reg->end, pos + 1, memory_order_release);
   if (table_put(t, m, pos)) reg->table_used++;
+  if (self) reg->self_count++;
   atomic_store_explicit(&reg->count, n + 1, memory_order_release);
+  *outcome = CREATED;
   return m;
 }
 
@@ -440,12 +466,16 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
 /* ------------------------------------------------------------------------ */
 
 /* The meter for c of this type, created when there is none (state: what a
- * new one is), inside an SMR section. A transient meter a lookup finds is
- * pinned when want is SPECTATOR__PINNED. NULL: none could be had (logged). */
+ * new one is; self: one of the library's own), inside an SMR section. A
+ * transient meter a lookup finds is pinned when want is SPECTATOR__PINNED.
+ * NULL: none could be had (*outcome says why, for the caller to log outside
+ * the section). */
 static inline spectator__meter_t *find_or_create(spectator_registry_t *reg,
                                                  const spectator__canon_t *c,
                                                  spectator__type_t type,
-                                                 const spectator__meter_params_t *p, uint8_t want) {
+                                                 const spectator__meter_params_t *p, uint8_t want,
+                                                 bool self, outcome_t *outcome) {
+  *outcome = FOUND;
   spectator__meter_t *m = probe(reg, atomic_load_explicit(&reg->table, memory_order_acquire), c);
   if (m && want == SPECTATOR__PINNED &&
       atomic_load_explicit(&m->state, memory_order_relaxed) != SPECTATOR__PINNED) {
@@ -458,10 +488,107 @@ static inline spectator__meter_t *find_or_create(spectator_registry_t *reg,
     pthread_mutex_lock(&reg->lock);
     m = probe(reg, atomic_load_explicit(&reg->table, memory_order_relaxed), c);
     if (m && want == SPECTATOR__PINNED) atomic_store(&m->state, SPECTATOR__PINNED);
-    if (!m) m = create_locked(reg, c, type, p, want);
+    if (!m) m = create_locked(reg, c, type, p, want, self, outcome);
     pthread_mutex_unlock(&reg->lock);
   }
   return m;
+}
+
+/* The mistake key of a registry's line about a name: the same mistake in
+ * two registries is two mistakes. */
+static uint64_t registry_mistake(const spectator_registry_t *reg, unsigned kind, const char *name) {
+  return spectator__mistake_key(kind, name, NULL) ^
+         spectator__hash_fold((uint64_t)(uintptr_t)reg, SPECTATOR__HASH_K1);
+}
+
+static bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A name pattern being hashed, 128 bytes at a time. */
+typedef struct {
+  char buf[128];
+  size_t n;
+  uint64_t h;
+} pattern_t;
+
+static void pattern_flush(pattern_t *p) {
+  if (!p->n) return;
+  p->h = spectator__hash_fold(p->h ^ spectator__hash_bytes(spectator__hash_seed(), p->buf, p->n),
+                              SPECTATOR__HASH_K2);
+  p->n = 0;
+}
+
+static void pattern_put(pattern_t *p, char c) {
+  if (p->n == sizeof(p->buf)) pattern_flush(p);
+  p->buf[p->n++] = c;
+}
+
+/* The mistake key of a refused name's pattern: the name with each run of hex
+ * digits that holds a decimal digit ("42", "3f2a9c1e") read as one '#', so
+ * that "user.1234.requests" and "user.98.requests" are one mistake (ids made
+ * from numbers are what fills a registry) while different names are not. */
+static uint64_t pattern_mistake(const spectator_registry_t *reg, unsigned kind, const char *name) {
+  pattern_t p = {.n = 0, .h = registry_mistake(reg, kind, NULL)};
+  for (const char *s = name; *s;) {
+    if (!is_hex(*s)) {
+      pattern_put(&p, *s++);
+      continue;
+    }
+    const char *end = s;
+    bool digit = false;
+    for (; is_hex(*end); end++) digit |= *end >= '0' && *end <= '9';
+    if (digit)
+      pattern_put(&p, '#');
+    else
+      while (s < end) pattern_put(&p, *s++);
+    s = end;
+  }
+  pattern_flush(&p);
+  return p.h;
+}
+
+/* The counter of lookups the cap refused. */
+static spectator_counter_t *full_counter(spectator_registry_t *reg) {
+  spectator_counter_t *c = atomic_load_explicit(&reg->full_counter, memory_order_acquire);
+  if (!c) {
+    c = spectator__registry_lookup_self(reg, SPECTATOR__COUNTER, "spectator.measurements",
+                                        SPECTATOR_TAGS("id", "dropped", "error", "registry-full"));
+    if (spectator__is_noop(c)) return c; /* no memory: not kept, tried again next time */
+    atomic_store_explicit(&reg->full_counter, c, memory_order_release);
+  }
+  return c;
+}
+
+/* A lookup or one-shot call that got no meter (outside any lock or SMR
+ * section): a refusal of the cap is counted, and the id named in a warning. */
+static void refused(spectator_registry_t *reg, const spectator__canon_t *c,
+                    const spectator__meter_type_t *mt, outcome_t outcome) {
+  char id[256];
+  if (outcome == REFUSED_FULL) {
+    spectator_counter_increment(full_counter(reg));
+    uint64_t n = spectator__mistake_seen(pattern_mistake(reg, MISTAKE_FULL, c->name));
+    if (!n) return;
+    spectator__canon_format(c, id, sizeof(id));
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "registry is full (%zu meters, the max_meters cap): new %s '%s' dropped; "
+                   "using a no-op, counted in "
+                   "spectator.measurements{id=dropped,error=registry-full} (occurrence %llu)",
+                   reg->cfg.max_meters, mt->name, id, (unsigned long long)n);
+  } else if (outcome == REFUSED_SELF_FULL) {
+    uint64_t n = spectator__mistake_seen(registry_mistake(reg, MISTAKE_SELF_FULL, c->name));
+    if (!n) return;
+    spectator__canon_format(c, id, sizeof(id));
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "the registry already holds %zu meters of the library's own: new %s '%s' "
+                   "dropped (occurrence %llu)",
+                   SPECTATOR__SELF_METERS_MAX, mt->name, id, (unsigned long long)n);
+  } else if (outcome == NO_MEMORY) {
+    static spectator__ratelimit_t rl_nomem;
+    SPECTATOR__LOG_LIMITED(&rl_nomem, SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
+                           "out of memory creating %s '%.*s'; using a no-op", mt->name,
+                           SPECTATOR__LOG_STR(c->name));
+  }
 }
 
 /* Canonicalize a lookup's id; false (logged) for bad input. */
@@ -480,9 +607,11 @@ static void log_null_registry(const spectator__meter_type_t *mt) {
                          "%s lookup on a NULL registry; using a no-op", mt->name);
 }
 
-void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t type,
-                                 const char *name, const spectator_id_t *id,
-                                 const char *const *tags, const spectator__meter_params_t *p) {
+/* A lookup (self: of one of the library's own meters); inlined into each
+ * entry point. */
+static inline __attribute__((always_inline)) void *lookup(
+    spectator_registry_t *reg, spectator__type_t type, const char *name, const spectator_id_t *id,
+    const char *const *tags, const spectator__meter_params_t *p, bool self) {
   const spectator__meter_type_t *mt = types[type];
   if (SPECTATOR__UNLIKELY(!reg)) {
     log_null_registry(mt);
@@ -490,13 +619,27 @@ void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t ty
   }
   spectator__canon_t c;
   if (!canon(&c, mt, name, id, tags)) return mt->noop;
+  outcome_t outcome = NO_MEMORY;
   spectator__smr_slot_t *smr = spectator__smr_enter();
-  spectator__meter_t *m = smr ? find_or_create(reg, &c, type, p, SPECTATOR__PINNED) : NULL;
+  spectator__meter_t *m =
+      smr ? find_or_create(reg, &c, type, p, SPECTATOR__PINNED, self, &outcome) : NULL;
   spectator__smr_leave(smr);
+  if (SPECTATOR__UNLIKELY(!m)) refused(reg, &c, mt, outcome);
   spectator__canon_free(&c);
   if (!m) return mt->noop;
   if (SPECTATOR__UNLIKELY(m->type != type)) return conflict(m, type);
   return m;
+}
+
+void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t type,
+                                 const char *name, const spectator_id_t *id,
+                                 const char *const *tags, const spectator__meter_params_t *p) {
+  return lookup(reg, type, name, id, tags, p, false);
+}
+
+void *spectator__registry_lookup_self(spectator_registry_t *reg, spectator__type_t type,
+                                      const char *name, const char *const *tags) {
+  return lookup(reg, type, name, NULL, tags, NULL, true);
 }
 
 void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type, const char *name,
@@ -508,15 +651,19 @@ void spectator__registry_record(spectator_registry_t *reg, spectator__type_t typ
   }
   spectator__canon_t c;
   if (!canon(&c, mt, name, NULL, tags)) return;
+  outcome_t outcome = NO_MEMORY;
   spectator__smr_slot_t *smr = spectator__smr_enter();
   spectator__meter_t *m =
-      smr ? find_or_create(reg, &c, type, mt->defaults, SPECTATOR__TRANSIENT) : NULL;
+      smr ? find_or_create(reg, &c, type, mt->defaults, SPECTATOR__TRANSIENT, false, &outcome)
+          : NULL;
   /* Recorded inside the section: an expiring meter is not freed under it. */
-  if (m && SPECTATOR__LIKELY(m->type == type))
-    mt->record(m, value);
-  else if (m)
-    conflict(m, type);
+  bool conflicted = m && m->type != type;
+  if (m && SPECTATOR__LIKELY(!conflicted)) mt->record(m, value);
   spectator__smr_leave(smr);
+  if (conflicted)
+    conflict(m, type);
+  else if (SPECTATOR__UNLIKELY(!m))
+    refused(reg, &c, mt, outcome);
   spectator__canon_free(&c);
 }
 

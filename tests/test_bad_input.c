@@ -696,51 +696,92 @@ static void a_timer_and_a_percentile_timer_cannot_share_an_id(void **state) {
 /* Millions of distinct ids: the meter cap                                   */
 /* ------------------------------------------------------------------------ */
 
-static void a_full_registry_gives_noop_meters_and_a_rate_limited_warning(void **state) {
-  (void)state;
-  tu_log_clear();
-  spectator_registry_t *reg = mt_registry(NULL, 1000);
+#define FULL_TAGS SPECTATOR_TAGS("id", "dropped", "error", "registry-full", "statistic", "count")
+
+/* One name with 100,000 tag values (a cardinality explosion), then ten names
+ * that differ in a number only (one name pattern, other.#), into a registry
+ * capped at 1000 (in a child: the mistake table is process-wide). */
+static long overflow_the_cap(void *p) {
+  (void)p;
   enum { IDS = 100000, CAP = 1000 };
-  char name[32];
+  spectator_registry_t *reg = child_registry(CAP);
+  CHECK(reg);
+  char v[32];
   size_t noops = 0;
   for (int i = 0; i < IDS; i++) {
-    snprintf(name, sizeof(name), "id.%d", i);
-    spectator_counter_t *c = spectator_registry_counter(reg, name, SPECTATOR_TAGS("k", "v"));
+    snprintf(v, sizeof(v), "%d", i);
+    spectator_counter_t *c = spectator_registry_counter(reg, "id", SPECTATOR_TAGS("k", v));
     noops += spectator__is_noop(c);
     spectator_counter_increment(c);
   }
-  assert_int_equal(noops, IDS - CAP);
-  assert_int_equal(spectator_registry_size(reg), CAP);
-  /* 99000 refusals, logged at occurrences 1, 2, 4, ..., 65536: 17 lines. */
-  tu_assert_log_count(17);
-  for (size_t i = 0; i < 17; i++) {
-    char occ[32];
-    snprintf(occ, sizeof(occ), "(occurrence %llu)", 1ULL << i);
-    tu_assert_log_line(i, SPECTATOR_LOG_WARN, REG, "registry is full", "1000 meters", occ);
+  CHECK(noops == IDS - CAP);
+  for (int i = 0; i < 10; i++) {
+    snprintf(v, sizeof(v), "other.%d", i);
+    CHECK(spectator__is_noop(spectator_registry_timer(reg, v, NULL)));
   }
-  /* Existing ids still get their real meters. */
-  spectator_counter_t *first = spectator_registry_counter(reg, "id.0", SPECTATOR_TAGS("k", "v"));
-  spectator_counter_t *last = spectator_registry_counter(reg, "id.999", SPECTATOR_TAGS("k", "v"));
-  assert_false(spectator__is_noop(first));
-  assert_false(spectator__is_noop(last));
-  spectator_counter_add(first, 10);
-  spectator_measurements_t *ms = mt_snapshot(reg);
-  mt_assert_measurement_count(ms, CAP);
-  mt_assert_measurement(ms, "id.0", SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, 11);
-  mt_assert_measurement(ms, "id.999", SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, 1);
-  mt_assert_absent(ms, "id.1000", SPECTATOR_TAGS("k", "v", "statistic", "count"));
-  double sum = 0;
-  for (size_t i = 0; i < CAP; i++) sum += spectator_measurements_get(ms, i)->value;
-  assert_true(sum == CAP + 10);
-  spectator_measurements_free(ms);
   /* Every type is refused once full. */
   meters_t m = lookup_all(reg, "new", NULL);
-  assert_true(all_noop(&m));
+  CHECK(all_noop(&m));
   record_all(&m);
-  mt_expect_empty(reg);
+  /* The cap's meters and the registry-full counter, outside the cap. */
+  CHECK(spectator_registry_size(reg) == CAP + 1);
+  /* Existing ids still get their real meters. */
+  spectator_counter_t *first = spectator_registry_counter(reg, "id", SPECTATOR_TAGS("k", "0"));
+  CHECK(!spectator__is_noop(first));
+  spectator_counter_add(first, 10);
+  spectator_measurements_t *ms = spectator_registry_snapshot(reg);
+  CHECK(spectator_measurements_count(ms) == CAP + 1);
+  const spectator_measurement_t *full =
+      spectator_measurements_find(ms, "spectator.measurements", FULL_TAGS);
+  /* every refused lookup: 99,000 + 10 + the 8 of lookup_all */
+  CHECK(full && full->op == SPECTATOR_OP_ADD && full->value == IDS - CAP + 10 + 8);
+  const spectator_measurement_t *m0 =
+      spectator_measurements_find(ms, "id", SPECTATOR_TAGS("k", "0", "statistic", "count"));
+  CHECK(m0 && m0->value == 11);
+  CHECK(!spectator_measurements_find(ms, "id", SPECTATOR_TAGS("k", "1000", "statistic", "count")));
+  double sum = 0;
+  for (size_t i = 0; i < spectator_measurements_count(ms); i++)
+    sum += spectator_measurements_get(ms, i)->value;
+  CHECK(sum == CAP + 10 + full->value);
+  spectator_measurements_free(ms);
+  /* The next interval counts from zero: two more refusals. */
+  spectator_registry_counter(reg, "id", SPECTATOR_TAGS("k", "x"));
+  spectator_registry_counter(reg, "id", SPECTATOR_TAGS("k", "x"));
+  ms = spectator_registry_snapshot(reg);
+  full = spectator_measurements_find(ms, "spectator.measurements", FULL_TAGS);
+  CHECK(spectator_measurements_count(ms) == 1 && full && full->value == 2);
+  spectator_measurements_free(ms);
   spectator_registry_free(reg);
+  return 0;
+}
+
+static void a_full_registry_counts_every_refused_lookup_and_names_the_ids(void **state) {
+  (void)state;
+  assert_int_equal(tu_in_child(overflow_the_cap, NULL), 0);
+  /* "id": 99,000 + 2 refusals, logged at occurrences 1, 2, 4, ..., 65536
+   * (17 lines); other.# at its 1st, 2nd, 4th and 8th name; "new" at its 1st,
+   * 2nd, 4th and 8th lookup (the eight types). */
+  tu_assert_log_count(17 + 4 + 4);
+  const char *prefix = "registry is full (1000 meters, the max_meters cap): new ";
+  const char *suffix = " dropped; using a no-op, counted in "
+                       "spectator.measurements{id=dropped,error=registry-full}";
+  char want[512];
+  for (unsigned i = 0; i < 17; i++) {
+    snprintf(want, sizeof(want), "%scounter 'id{k=%u}'%s (occurrence %u)", prefix,
+             1000 + (1u << i) - 1, suffix, 1u << i);
+    tu_assert_log_line(i, SPECTATOR_LOG_WARN, REG, "registry is full");
+    assert_string_equal(tu_log_line(i)->msg, want);
+  }
+  for (unsigned i = 0; i < 4; i++) {
+    snprintf(want, sizeof(want), "%stimer 'other.%u'%s (occurrence %u)", prefix, (1u << i) - 1,
+             suffix, 1u << i);
+    assert_string_equal(tu_log_line(17 + i)->msg, want);
+  }
+  const char *types[] = {"counter", "timer", "gauge", "percentile distribution summary"};
+  for (unsigned i = 0; i < 4; i++) {
+    snprintf(want, sizeof(want), "%s%s 'new'%s (occurrence %u)", prefix, types[i], suffix, 1u << i);
+    assert_string_equal(tu_log_line(21 + i)->msg, want);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -842,7 +883,7 @@ int main(void) {
       cmocka_unit_test(control_characters_cannot_forge_log_lines),
       cmocka_unit_test(the_same_id_as_two_types_gives_the_second_a_noop_and_logs_once),
       cmocka_unit_test(a_timer_and_a_percentile_timer_cannot_share_an_id),
-      cmocka_unit_test(a_full_registry_gives_noop_meters_and_a_rate_limited_warning),
+      cmocka_unit_test(a_full_registry_counts_every_refused_lookup_and_names_the_ids),
       cmocka_unit_test(invalid_percentile_ranges_use_the_defaults_and_log_a_warning),
       cmocka_unit_test(an_id_with_hundreds_of_tags_is_kept_whole),
   };
