@@ -85,6 +85,7 @@ static void record(spectator__meter_t *m, double value) {
 /* The default range: every amount an int64 holds. */
 static const spectator__meter_params_t defaults = {0, 0, SPECTATOR__TWO_POW_63};
 
-SPECTATOR__METER_TYPE(percentile_dist_summary, "percentile distribution summary", .init = init,
-                      .measure = measure, .record = record, .defaults = &defaults, .line_type = 'D',
+SPECTATOR__METER_TYPE(percentile_dist_summary, "percentile distribution summary",
+                      .extra_tag = "percentile", .init = init, .measure = measure, .record = record,
+                      .defaults = &defaults, .line_type = 'D',
                       .line_kind = SPECTATOR__LINES_SAMPLED);

@@ -88,6 +88,6 @@ static void record(spectator__meter_t *m, double value) {
 /* The default range: 10 ms to 60 s. */
 static const spectator__meter_params_t defaults = {0, 0.01, 60};
 
-SPECTATOR__METER_TYPE(percentile_timer, "percentile timer", .init = init, .measure = measure,
-                      .record = record, .defaults = &defaults, .line_type = 'T',
+SPECTATOR__METER_TYPE(percentile_timer, "percentile timer", .extra_tag = "percentile", .init = init,
+                      .measure = measure, .record = record, .defaults = &defaults, .line_type = 'T',
                       .line_kind = SPECTATOR__LINES_SAMPLED_NS);

@@ -145,6 +145,38 @@ static const char **merge_common_tags(const spectator_config_t *cfg, bool *ok) {
   return out;
 }
 
+/* Keys the aggregator does not count as user tags (the name is counted as
+ * one on its own). */
+static bool reserved_key(const char *k) {
+  return strncmp(k, "nf.", 3) == 0 || strncmp(k, "atlas.", 6) == 0 || strcmp(k, "name") == 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The sorted, unique user-tag keys of the common tags (common_user_keys);
+ * false when memory runs out. Once per registry, so a lookup that creates a
+ * meter counts its user tags in O(its tags x log(common tags)). */
+static bool index_common_keys(spectator_registry_t *reg) {
+  const char *const *common = reg->cfg.common_tags;
+  size_t n = 0;
+  for (size_t i = 0; common && common[i]; i += 2) n += !reserved_key(common[i]);
+  if (!n) return true;
+  const char **keys = malloc(n * sizeof(*keys));
+  if (!keys) return false;
+  n = 0;
+  for (size_t i = 0; common[i]; i += 2)
+    if (!reserved_key(common[i])) keys[n++] = common[i];
+  qsort(keys, n, sizeof(*keys), cmp_str);
+  size_t u = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!u || strcmp(keys[u - 1], keys[i]) != 0) keys[u++] = keys[i];
+  reg->common_user_keys = keys;
+  reg->ncommon_user_keys = u;
+  return true;
+}
+
 static void free_config_copies(spectator_config_t *cfg) {
   for (size_t i = 0; cfg->common_tags && cfg->common_tags[i]; i++)
     free((char *)cfg->common_tags[i]);
@@ -184,9 +216,11 @@ spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg) 
   reg->nchunks = reg->max_positions / SPECTATOR__CHUNK + 1;
   reg->chunks = calloc(reg->nchunks, sizeof(*reg->chunks));
   spectator__table_t *t = table_new(64);
+  if (ok && reg->cfg.common_tags) ok = index_common_keys(reg);
   if (!ok || !reg->chunks || !t) {
     free(t);
     free(reg->chunks);
+    free(reg->common_user_keys);
     free_config_copies(&reg->cfg);
     free(reg);
     goto nomem;
@@ -238,6 +272,7 @@ void spectator__registry_destroy(spectator_registry_t *reg) {
   free(reg->free_pos);
   pthread_mutex_destroy(&reg->lock);
   pthread_mutex_destroy(&reg->snap_lock);
+  free(reg->common_user_keys);
   free_config_copies(&reg->cfg);
   free(reg);
 }
@@ -397,7 +432,7 @@ static void *conflict(spectator__meter_t *m, spectator__type_t type) {
 
 /* Mistake kinds of the registry's log lines (spectator__mistake_key); the
  * id errors use theirs (spectator__id_error_t), which are smaller. */
-enum { MISTAKE_FULL = 0x100, MISTAKE_SELF_FULL };
+enum { MISTAKE_FULL = 0x100, MISTAKE_SELF_FULL, MISTAKE_USER_TAGS };
 
 /* What create_locked did. */
 typedef enum { FOUND, CREATED, REFUSED_FULL, REFUSED_SELF_FULL, NO_MEMORY } outcome_t;
@@ -494,6 +529,30 @@ static inline spectator__meter_t *find_or_create(spectator_registry_t *reg,
   return m;
 }
 
+/* The user tags every datapoint of m will carry, as the aggregator counts
+ * them: the name, and the keys outside nf.* and atlas.* of the id, the
+ * statistic tag and the type's own tag (percentile), and of the common tags
+ * the ones these do not override. */
+static size_t user_tags(const spectator_registry_t *reg, const spectator__meter_t *m) {
+  const spectator_id_t *id = m->id;
+  size_t own = 0, overridden = 0;
+#define OWN(k)                                                                                \
+  do {                                                                                        \
+    const char *k_ = (k);                                                                     \
+    if (reserved_key(k_)) break;                                                              \
+    own++;                                                                                    \
+    overridden +=                                                                             \
+        reg->ncommon_user_keys && bsearch(&k_, reg->common_user_keys, reg->ncommon_user_keys, \
+                                          sizeof(*reg->common_user_keys), cmp_str) != NULL;   \
+  } while (0)
+  for (size_t i = 0; i < id->ntags; i++) OWN(id->tags[2 * i]);
+  if (!spectator_id_tag(id, "statistic")) OWN("statistic");
+  const char *extra = types[m->type]->extra_tag;
+  if (extra && !spectator_id_tag(id, extra)) OWN(extra);
+#undef OWN
+  return 1 + own + reg->ncommon_user_keys - overridden;
+}
+
 /* The mistake key of a registry's line about a name: the same mistake in
  * two registries is two mistakes. */
 static uint64_t registry_mistake(const spectator_registry_t *reg, unsigned kind, const char *name) {
@@ -546,6 +605,22 @@ static uint64_t pattern_mistake(const spectator_registry_t *reg, unsigned kind, 
   }
   pattern_flush(&p);
   return p.h;
+}
+
+/* A new meter whose datapoints will carry n user tags: a warning past what
+ * the aggregator accepts (outside any lock or SMR section). */
+static void check_user_tags(const spectator_registry_t *reg, const spectator__meter_type_t *mt,
+                            const char *name, size_t n) {
+  if (n <= SPECTATOR__MAX_USER_TAGS) return;
+  const char *extra = mt->extra_tag;
+  SPECTATOR__LOG_MISTAKE(registry_mistake(reg, MISTAKE_USER_TAGS, name), SPECTATOR_LOG_WARN,
+                         SPECTATOR_LOGGER_REGISTRY,
+                         "%s '%.*s' has %zu user tags (its name, its tag keys, the common tag "
+                         "keys and the statistic%s%s tag%s it adds, except nf.* and atlas.* "
+                         "keys): the aggregator accepts at most %d and will reject its "
+                         "measurements",
+                         mt->name, SPECTATOR__LOG_STR(name), n, extra ? " and " : "",
+                         extra ? extra : "", extra ? "s" : "", SPECTATOR__MAX_USER_TAGS);
 }
 
 /* The counter of lookups the cap refused. */
@@ -623,8 +698,10 @@ static inline __attribute__((always_inline)) void *lookup(
   spectator__smr_slot_t *smr = spectator__smr_enter();
   spectator__meter_t *m =
       smr ? find_or_create(reg, &c, type, p, SPECTATOR__PINNED, self, &outcome) : NULL;
+  size_t ntags = SPECTATOR__UNLIKELY(outcome == CREATED) ? user_tags(reg, m) : 0;
   spectator__smr_leave(smr);
   if (SPECTATOR__UNLIKELY(!m)) refused(reg, &c, mt, outcome);
+  if (SPECTATOR__UNLIKELY(ntags)) check_user_tags(reg, mt, c.name, ntags);
   spectator__canon_free(&c);
   if (!m) return mt->noop;
   if (SPECTATOR__UNLIKELY(m->type != type)) return conflict(m, type);
@@ -659,11 +736,13 @@ void spectator__registry_record(spectator_registry_t *reg, spectator__type_t typ
   /* Recorded inside the section: an expiring meter is not freed under it. */
   bool conflicted = m && m->type != type;
   if (m && SPECTATOR__LIKELY(!conflicted)) mt->record(m, value);
+  size_t ntags = SPECTATOR__UNLIKELY(outcome == CREATED) ? user_tags(reg, m) : 0;
   spectator__smr_leave(smr);
   if (conflicted)
     conflict(m, type);
   else if (SPECTATOR__UNLIKELY(!m))
     refused(reg, &c, mt, outcome);
+  if (SPECTATOR__UNLIKELY(ntags)) check_user_tags(reg, mt, c.name, ntags);
   spectator__canon_free(&c);
 }
 

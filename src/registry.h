@@ -59,6 +59,9 @@ typedef struct spectator__retired {
  * about publishing) is never refused by it. They are still bounded: at most
  * this many. */
 #define SPECTATOR__SELF_METERS_MAX ((size_t)1024)
+/* The aggregator rejects a datapoint with more user tags than this: the
+ * name and every key outside nf.* and atlas.*. */
+#define SPECTATOR__MAX_USER_TAGS 20
 
 struct spectator__publisher; /* publisher.c */
 struct spectator__pollers;   /* poller.c */
@@ -80,7 +83,12 @@ struct spectator_registry {
   _Atomic size_t end;   /* positions used so far: a snapshot looks at [0, end) */
   _Atomic size_t count; /* live meters (expired ones are not) */
   size_t self_count;    /* of count, the library's own, outside the cap (lock) */
-  size_t *free_pos;     /* positions of freed meters, for reuse (lock) */
+  /* The common tags' keys that count as user tags (not nf.*, atlas.* or
+   * name), sorted and unique: what every measurement carries unless its id
+   * has the key. */
+  const char **common_user_keys;
+  size_t ncommon_user_keys;
+  size_t *free_pos; /* positions of freed meters, for reuse (lock) */
   size_t nfree, free_cap;
   spectator__slab_t *slab;       /* where new pinned meters go; older blocks follow `next` */
   spectator__retired_t *retired; /* waiting to be freed (snap_lock and lock) */

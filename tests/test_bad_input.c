@@ -857,8 +857,93 @@ static void an_id_with_hundreds_of_tags_is_kept_whole(void **state) {
   assert_string_equal(spectator_id_tag(m->id, "statistic"), "count");
   assert_string_equal(spectator_id_tag_key(m->id, 0), "k000");
   spectator_measurements_free(ms);
-  tu_assert_log_count(0);
+  /* kept, with a warning that the aggregator will not take it */
+  tu_assert_log_count(1);
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, REG, "'many'");
+  assert_string_equal(tu_log_line(0)->msg,
+                      "counter 'many' has 302 user tags (its name, its tag keys, the common tag "
+                      "keys and the statistic tag it adds, except nf.* and atlas.* keys): the "
+                      "aggregator accepts at most 20 and will reject its measurements "
+                      "(occurrence 1)");
   spectator_registry_free(reg);
+}
+
+/* n user tags: keys u01.. and their values, plus the extra pairs. */
+static const char *const *user_tags(size_t n, const char *const *extra) {
+  static char keys[64][24];
+  static const char *tags[2 * 64 + 16];
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    snprintf(keys[i], sizeof(keys[i]), "u%02zu", i + 1);
+    tags[j++] = keys[i];
+    tags[j++] = "v";
+  }
+  for (size_t i = 0; extra && extra[i]; i++) tags[j++] = extra[i];
+  tags[j] = NULL;
+  return tags;
+}
+
+#define OVER_20(type, name, n, added)                                                       \
+  type " '" name "' has " #n " user tags (its name, its tag keys, the common tag keys and " \
+       "the " added " it adds, except nf.* and atlas.* keys): the aggregator accepts at "   \
+       "most 20 and will reject its measurements (occurrence 1)"
+
+/* The aggregator counts the name and every key outside nf.* and atlas.*:
+ * the statistic tag a meter adds and the percentile tag percentile meters
+ * add count too, and so do the common tags. More than 20: one warning at
+ * creation, and the meter works as any other. */
+static long count_user_tags(void *p) {
+  (void)p;
+  const char *const nf[] = {"nf.app", "www",     "nf.stack", "main", "atlas.dstype",
+                            "rate",   "nf.zone", "z",        NULL};
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.env_common_tags = 0;
+  cfg.auto_start = 0;
+  spectator_registry_t *reg = spectator_registry_new(&cfg);
+  CHECK(reg);
+  /* name + 18 + statistic = 20: fine, with nf.* and atlas.* keys on top */
+  spectator_counter_t *ok = spectator_registry_counter(reg, "ok", user_tags(18, nf));
+  /* name + 19 + statistic = 21 */
+  spectator_counter_t *c = spectator_registry_counter(reg, "c21", user_tags(19, NULL));
+  /* an id's own statistic tag is the one the meter reports: 20 */
+  spectator_counter_t *own = spectator_registry_counter(
+      reg, "own", user_tags(18, SPECTATOR_TAGS("statistic", "totalAmount")));
+  /* percentile meters add percentile too: name + 18 + 2 = 21 */
+  spectator_percentile_timer_t *pt =
+      spectator_registry_percentile_timer(reg, "pt21", user_tags(18, NULL), 0.01, 60);
+  spectator_percentile_dist_summary_t *pd =
+      spectator_registry_percentile_dist_summary(reg, "pd20", user_tags(17, NULL), 0, 100);
+  /* the same warning is not repeated at lookups of the same meter */
+  CHECK(spectator_registry_counter(reg, "c21", user_tags(19, NULL)) == c);
+  CHECK(!spectator__is_noop(ok) && !spectator__is_noop(c) && !spectator__is_noop(own) &&
+        !spectator__is_noop(pt) && !spectator__is_noop(pd));
+  spectator_counter_increment(c);
+  spectator_measurements_t *ms = spectator_registry_snapshot(reg);
+  CHECK(spectator_measurements_count(ms) == 1);
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+
+  /* common tags count: 15 + name + statistic + 4 common = 21 ("name" and
+   * a key the id has count once; nf.* not at all) */
+  cfg.common_tags = SPECTATOR_TAGS("c1", "1", "c2", "2", "c3", "3", "c4", "4", "u01", "x", "nf.app",
+                                   "www", "c1", "again");
+  reg = spectator_registry_new(&cfg);
+  CHECK(reg);
+  CHECK(!spectator__is_noop(spectator_registry_gauge(reg, "g21", user_tags(15, NULL))));
+  CHECK(!spectator__is_noop(spectator_registry_gauge(reg, "g20", user_tags(14, NULL))));
+  spectator_registry_free(reg);
+  return 0;
+}
+
+static void more_than_20_user_tags_warn_once_at_creation_and_the_meter_is_kept(void **state) {
+  (void)state;
+  assert_int_equal(tu_in_child(count_user_tags, NULL), 0);
+  tu_assert_log_count(3);
+  assert_string_equal(tu_log_line(0)->msg, OVER_20("counter", "c21", 21, "statistic tag"));
+  assert_string_equal(tu_log_line(1)->msg,
+                      OVER_20("percentile timer", "pt21", 21, "statistic and percentile tags"));
+  assert_string_equal(tu_log_line(2)->msg, OVER_20("gauge", "g21", 21, "statistic tag"));
 }
 
 int main(void) {
@@ -886,6 +971,7 @@ int main(void) {
       cmocka_unit_test(a_full_registry_counts_every_refused_lookup_and_names_the_ids),
       cmocka_unit_test(invalid_percentile_ranges_use_the_defaults_and_log_a_warning),
       cmocka_unit_test(an_id_with_hundreds_of_tags_is_kept_whole),
+      cmocka_unit_test(more_than_20_user_tags_warn_once_at_creation_and_the_meter_is_kept),
   };
   return cmocka_run_group_tests(tests, mt_setup_capture, mt_teardown_capture);
 }
