@@ -4,9 +4,9 @@
  * Input (consumed in order; running out of bytes ends it):
  *   byte       batch size: 1..8, or 10000 when >= 0xf0
  *   byte       number of common tag pairs (0..3), then that many key, value strings
- *   records:   flags byte: bit 0 op (max/add), bits 1-2 statistic (none, count,
- *              max, totalTime), bit 3 percentile tag (next byte is a timer
- *              bucket index),
+ *   records:   flags byte: bit 0 unused (a record's op follows its statistic),
+ *              bits 1-2 statistic (none, count, max, totalTime), bit 3
+ *              percentile tag (next byte is a timer bucket index),
  *              bits 4-6 number of tags, bit 7 value from one byte (a small whole
  *              number) instead of 8 bytes of double; then the name and the tags
  *   string:    length byte; with bit 7 set, one of a few fixed strings chosen to
@@ -21,10 +21,12 @@
  *   -._A-Za-z0-9^~, every record has a name;
  * - the datapoints over all batches are exactly the expected ones: the common
  *   tags, the id's tags, statistic, percentile and name, later keys winning,
- *   sanitized (spectator__sanitize, itself checked for its contract), with
- *   the records of one batch of batch_size records that sanitize alike merged
- *   (adds summed in order, maxes kept) and compared bit for bit; each batch of
- *   records is one body; a merged value that is not finite is never sent;
+ *   sanitized (spectator__sanitize, itself checked for its contract), the op
+ *   of the final statistic tag (add for count, totalAmount, totalTime,
+ *   totalOfSquares, percentile; max otherwise), with the records of one batch
+ *   of batch_size records that sanitize alike merged (adds summed in order,
+ *   maxes kept) and compared bit for bit; each batch of records is one body; a
+ *   merged value that is not finite is never sent;
  * - the same records encoded with gzip give batches that inflate back to
  *   exactly the JSON batches.
  */
@@ -163,6 +165,15 @@ typedef struct {
   size_t group; /* the batch of records it comes from */
 } expect_t;
 
+/* The op of a final statistic tag value, as every Spectator client has it. */
+static int model_op(const char *statistic) {
+  static const char *const adds[] = {"count", "totalAmount", "totalTime", "totalOfSquares",
+                                     "percentile"};
+  for (size_t i = 0; statistic && i < 5; i++)
+    if (strcmp(statistic, adds[i]) == 0) return SPECTATOR_OP_ADD;
+  return SPECTATOR_OP_MAX;
+}
+
 static int decode_int(const cJSON *j, double max) {
   FUZZ_CHECK(cJSON_IsNumber(j));
   double d = j->valuedouble;
@@ -233,7 +244,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t rec = 0; rec < MAX_RECORDS; rec++) {
     uint8_t flags;
     if (!rd_u8(&r, &flags)) break;
-    int op = (flags & 1) ? SPECTATOR_OP_MAX : SPECTATOR_OP_ADD;
     spectator__stat_t stat = stats[(flags >> 1) & 3];
     unsigned pct = 0;
     if (flags & 8) {
@@ -264,7 +274,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     spectator_id_t *id = spectator_id_new(name, ntags ? tags : NULL);
     if (!id) continue; /* bad ids never reach a snapshot */
     ids[nids++] = id;
-    spectator__records_add(&rs, id, stat, pct, op, value);
+    size_t before = rs.len;
+    spectator__records_add(&rs, id, stat, pct, value);
+    if (rs.len > before)
+      FUZZ_CHECK(rs.tail->items[rs.tail->len - 1].op ==
+                 model_op(stat ? spectator__stat_names[stat] : spectator_id_tag(id, "statistic")));
   }
   FUZZ_CHECK(rs.lost == 0);
 
@@ -276,7 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   spectator__records_init(&copy);
   SPECTATOR__RECORDS_FOREACH(&rs, rec) {
     size_t group = nrecords++ / batch_size;
-    spectator__records_add(&copy, rec->id, rec->stat, rec->pct, rec->op, rec->value);
+    spectator__records_add(&copy, rec->id, rec->stat, rec->pct, rec->value);
     FUZZ_CHECK(isfinite(rec->value)); /* records_add drops the rest */
     kv_t m = {.n = 0};
     for (size_t c = 0; c < ncommon; c++) kv_set(&m, common[2 * c], common[2 * c + 1]);

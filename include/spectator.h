@@ -689,7 +689,9 @@ SPECTATOR_EXTERN int64_t spectator_stopwatch_record_percentile(spectator_stopwat
 #define SPECTATOR_OP_MAX 10
 
 /* One measurement as a publish sends it (before common tags and character
- * sanitization are applied): the id carries the `statistic` tag. */
+ * sanitization are applied): the id carries the `statistic` tag, and op
+ * follows it (add for count, totalAmount, totalTime, totalOfSquares and
+ * percentile, max for any other). */
 typedef struct spectator_measurement {
   const spectator_id_t *id; /* owned by the snapshot */
   int op;                   /* SPECTATOR_OP_ADD or SPECTATOR_OP_MAX */

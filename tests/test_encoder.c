@@ -15,6 +15,7 @@
 #include "deps.h"
 #include "encoder.h"
 #include "numfmt.h"
+#include "registry.h"
 #include "sanitize.h"
 #include "sink.h"
 #include "test_util.h"
@@ -48,6 +49,9 @@ static unsigned pct_code(const char *pct) {
   return (idx + 1) | (pct[0] == 'D' ? SPECTATOR__PCT_SUMMARY : 0);
 }
 
+/* A record of (name, tags) with statistic stat (NULL: the id's own) and
+ * percentile tag pct, whose op must come out as op (records take it from
+ * the final statistic). */
 static void add(spectator__records_t *rs, const char *name, const char *const *tags,
                 const char *stat, const char *pct, int op, double v) {
   spectator_id_t *id = spectator_id_new(name, tags);
@@ -58,7 +62,9 @@ static void add(spectator__records_t *rs, const char *name, const char *const *t
     assert_non_null(ids);
   }
   ids[nids++] = id;
-  spectator__records_add(rs, id, stat_code(stat), pct_code(pct), op, v);
+  size_t before = rs->len;
+  spectator__records_add(rs, id, stat_code(stat), pct_code(pct), v);
+  if (rs->len > before) assert_int_equal(rs->tail->items[rs->tail->len - 1].op, op);
 }
 
 /* gunzip a whole gzip member; *out is malloc'd. */
@@ -272,6 +278,92 @@ static void encoder_drops_non_finite_values_before_they_reach_json(void **state)
   spectator__records_free(&rs);
 }
 
+/* As every Spectator client: the op comes from the final statistic tag, an
+ * id's own included: add for count, totalAmount, totalTime, totalOfSquares
+ * and percentile, max for anything else. */
+static void encoder_op_follows_the_final_statistic_tag(void **state) {
+  (void)state;
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  const struct {
+    const char *stat;
+    int op;
+  } cases[] = {{"count", 0},      {"totalAmount", 0}, {"totalTime", 0}, {"totalOfSquares", 0},
+               {"percentile", 0}, {"gauge", 10},      {"max", 10},      {"activeTasks", 10},
+               {"duration", 10},  {"Count", 10},      {"custom", 10}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    add(&rs, "g", SPECTATOR_TAGS("statistic", cases[i].stat), NULL, NULL, cases[i].op, 1);
+  /* a statistic set by the meter overrides the id's own, and gives the op */
+  add(&rs, "t", SPECTATOR_TAGS("statistic", "gauge"), "totalTime", NULL, SPECTATOR_OP_ADD, 2);
+  add(&rs, "t", SPECTATOR_TAGS("statistic", "count"), "max", NULL, SPECTATOR_OP_MAX, 2);
+  char *s = encode_one(&rs, NULL, 100, 1);
+  assert_string_equal(s, "[15,\"Count\",\"activeTasks\",\"count\",\"custom\",\"duration\","
+                         "\"g\",\"gauge\",\"max\",\"name\",\"percentile\",\"statistic\","
+                         "\"t\",\"totalAmount\",\"totalOfSquares\",\"totalTime\","
+                         "2,8,5,10,2,0,1,"
+                         "2,8,5,10,12,0,1,"
+                         "2,8,5,10,14,0,1,"
+                         "2,8,5,10,13,0,1,"
+                         "2,8,5,10,9,0,1,"
+                         "2,8,5,10,6,10,1,"
+                         "2,8,5,10,7,10,1,"
+                         "2,8,5,10,1,10,1,"
+                         "2,8,5,10,4,10,1,"
+                         "2,8,5,10,0,10,1,"
+                         "2,8,5,10,3,10,1,"
+                         "2,8,11,10,14,0,2,"
+                         "2,8,11,10,7,10,2]");
+  free(s);
+  spectator__records_free(&rs);
+}
+
+/* Every statistic a meter sets gets the op its name has. */
+static void every_statistic_a_meter_sets_has_the_op_of_its_name(void **state) {
+  (void)state;
+  spectator_id_t *id = spectator_id_new("s", NULL);
+  assert_non_null(id);
+  for (int i = 1; i < SPECTATOR__STAT_COUNT_OF_NAMES; i++) {
+    spectator__records_t rs;
+    spectator__records_init(&rs);
+    spectator__records_add(&rs, id, (spectator__stat_t)i, 0, 1);
+    assert_int_equal(rs.len, 1);
+    if (rs.head->items[0].op != spectator__stat_op(spectator__stat_names[i]))
+      print_error("statistic %s\n", spectator__stat_names[i]);
+    assert_int_equal(rs.head->items[0].op, spectator__stat_op(spectator__stat_names[i]));
+    spectator__records_free(&rs);
+  }
+  assert_int_equal(spectator__stat_op("activeTasks"), SPECTATOR_OP_MAX);
+  assert_int_equal(spectator__stat_op("duration"), SPECTATOR_OP_MAX);
+  assert_int_equal(spectator__stat_op(NULL), SPECTATOR_OP_MAX);
+  spectator_id_free(id);
+}
+
+/* The same from real meters: a registry's snapshot records, encoded as a
+ * publish encodes them. */
+static void encoder_sends_meters_with_the_op_of_their_statistic_tag(void **state) {
+  (void)state;
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.env_common_tags = 0;
+  cfg.auto_start = 0;
+  spectator_registry_t *reg = spectator_registry_new(&cfg);
+  assert_non_null(reg);
+  spectator_gauge_set(spectator_registry_gauge(reg, "g", SPECTATOR_TAGS("statistic", "count")), 3);
+  spectator_counter_add(spectator_registry_counter(reg, "c", SPECTATOR_TAGS("statistic", "max")),
+                        4);
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  spectator__cursor_t cur = {0};
+  spectator__registry_collect(reg, &cur, &rs, SIZE_MAX);
+  char *s = encode_one(&rs, NULL, 10, 1);
+  spectator__registry_collect_end(reg, &cur);
+  assert_string_equal(s, "[6,\"c\",\"count\",\"g\",\"max\",\"name\",\"statistic\","
+                         "2,4,2,5,1,0,3,"
+                         "2,4,0,5,3,10,4]");
+  free(s);
+  spectator_registry_free(reg);
+}
+
 static void sanitize_replaces_everything_outside_the_allowed_set(void **state) {
   (void)state;
   char out[64];
@@ -441,6 +533,9 @@ int main(void) {
       cmocka_unit_test_teardown(encoder_splits_25000_measurements_into_batches_of_10000, free_ids),
       cmocka_unit_test_teardown(encoder_writes_numbers_that_read_back_exactly, free_ids),
       cmocka_unit_test_teardown(encoder_drops_non_finite_values_before_they_reach_json, free_ids),
+      cmocka_unit_test_teardown(encoder_op_follows_the_final_statistic_tag, free_ids),
+      cmocka_unit_test_teardown(encoder_sends_meters_with_the_op_of_their_statistic_tag, free_ids),
+      cmocka_unit_test_teardown(every_statistic_a_meter_sets_has_the_op_of_its_name, free_ids),
       cmocka_unit_test_teardown(sanitize_replaces_everything_outside_the_allowed_set, free_ids),
       cmocka_unit_test_teardown(gzip_sink_output_inflates_to_the_input, free_ids),
       cmocka_unit_test_teardown(encoder_gzip_batches_inflate_to_exactly_the_json_batches, free_ids),
