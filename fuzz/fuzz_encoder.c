@@ -24,13 +24,14 @@
  *   sanitized (spectator__sanitize, itself checked for its contract), the op
  *   of the final statistic tag (add for count, totalAmount, totalTime,
  *   totalOfSquares, percentile; max otherwise), with the records of one batch
- *   of batch_size records that sanitize alike merged (adds summed in order,
- *   maxes kept) and compared bit for bit; each batch of records is one body; a
- *   merged value that is not finite is never sent;
+ *   of batch_size records that sanitize alike merged (adds summed in order
+ *   saturating at +-DBL_MAX, maxes kept) and compared bit for bit; each batch
+ *   of records is one body; NaN is never recorded, nothing non-finite is sent;
  * - the same records encoded with gzip give batches that inflate back to
  *   exactly the JSON batches.
  */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <zlib.h>
 
@@ -174,6 +175,12 @@ static int model_op(const char *statistic) {
   return SPECTATOR_OP_MAX;
 }
 
+/* a + b, kept within the doubles. */
+static double model_add(double a, double b) {
+  double s = a + b;
+  return isinf(s) ? (s > 0 ? DBL_MAX : -DBL_MAX) : s;
+}
+
 static int decode_int(const cJSON *j, double max) {
   FUZZ_CHECK(cJSON_IsNumber(j));
   double d = j->valuedouble;
@@ -276,9 +283,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ids[nids++] = id;
     size_t before = rs.len;
     spectator__records_add(&rs, id, stat, pct, value);
-    if (rs.len > before)
-      FUZZ_CHECK(rs.tail->items[rs.tail->len - 1].op ==
+    /* NaN is dropped; everything else is recorded, within the doubles */
+    FUZZ_CHECK(rs.len == before + (isnan(value) ? 0 : 1));
+    if (rs.len > before) {
+      const spectator__record_t *last = &rs.tail->items[rs.tail->len - 1];
+      FUZZ_CHECK(last->value == (isinf(value) ? (value > 0 ? DBL_MAX : -DBL_MAX) : value));
+      FUZZ_CHECK(last->op ==
                  model_op(stat ? spectator__stat_names[stat] : spectator_id_tag(id, "statistic")));
+    }
   }
   FUZZ_CHECK(rs.lost == 0);
 
@@ -291,7 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   SPECTATOR__RECORDS_FOREACH(&rs, rec) {
     size_t group = nrecords++ / batch_size;
     spectator__records_add(&copy, rec->id, rec->stat, rec->pct, rec->value);
-    FUZZ_CHECK(isfinite(rec->value)); /* records_add drops the rest */
+    FUZZ_CHECK(isfinite(rec->value));
     kv_t m = {.n = 0};
     for (size_t c = 0; c < ncommon; c++) kv_set(&m, common[2 * c], common[2 * c + 1]);
     for (size_t t = 0; t < spectator_id_tag_count(rec->id); t++)
@@ -316,7 +328,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (rec->op == SPECTATOR_OP_MAX)
         exp[e].value = rec->value > exp[e].value ? rec->value : exp[e].value;
       else
-        exp[e].value += rec->value;
+        exp[e].value = model_add(exp[e].value, rec->value);
     }
   }
   size_t nfinite = 0;
@@ -405,6 +417,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(table);
     cJSON_Delete(root);
   }
+  /* every datapoint is sent: values stay within the doubles */
+  FUZZ_CHECK(nfinite == nexp && pl.dropped == 0);
   FUZZ_CHECK(total == nfinite && pl.measurements == nfinite);
   for (size_t e = 0; e < nexp; e++) FUZZ_CHECK(exp[e].seen == isfinite(exp[e].value));
 

@@ -493,7 +493,8 @@ SPECTATOR_EXTERN void spectator_registry_record(spectator_registry_t *reg,
                                                 const char *const *tags, double value);
 
 /* Recording. NULL meters are a no-op. Lock-free, allocation-free, no clock, no
- * system call, no logging. */
+ * system call, no logging. An interval value beyond the doubles (a sum that
+ * overflowed) is reported as DBL_MAX. */
 /* Counters: add 1, or `amount`; amounts <= 0, NaN or infinite are ignored. */
 SPECTATOR_EXTERN void spectator_counter_increment(spectator_counter_t *c);
 SPECTATOR_EXTERN void spectator_counter_add(spectator_counter_t *c, double amount);

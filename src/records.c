@@ -141,13 +141,25 @@ void spectator__records_add_line(spectator__records_t *rs, const spectator_id_t 
 
 static void add(spectator__records_t *rs, const spectator_id_t *id, spectator__stat_t stat,
                 unsigned pct, int op, double value, uint32_t opt) {
-  if (!spectator__finite(value) && !(rs->lines && isnan(value))) {
-    if (spectator__log_enabled(SPECTATOR_LOG_DEBUG))
+  /* Beyond the doubles (an interval sum that overflowed): the largest finite
+   * double, as huge as can be sent, instead of nothing. NaN is dropped, but
+   * for lines, where it stops a gauge. */
+  if (SPECTATOR__UNLIKELY(!spectator__finite(value)) && !(rs->lines && isnan(value))) {
+    bool nan = isnan(value);
+    if (spectator__log_enabled(SPECTATOR_LOG_DEBUG)) {
+      bool set = stat != SPECTATOR__STAT_NONE && stat < SPECTATOR__STAT_COUNT_OF_NAMES;
+      const char *own = set ? NULL : spectator_id_tag(id, "statistic");
       spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY,
-                     "dropping non-finite value of %.*s (statistic %s)",
+                     nan ? "dropping a NaN value of %.*s (statistic %s)"
+                         : "%.*s (statistic %s) overflowed the doubles: reported as the largest "
+                           "finite double",
                      SPECTATOR__LOG_STR(id->name),
-                     spectator__stat_names[stat] ? spectator__stat_names[stat] : "-");
-    return;
+                     set   ? spectator__stat_names[stat]
+                     : own ? own
+                           : "-");
+    }
+    if (nan) return;
+    value = value > 0 ? DBL_MAX : -DBL_MAX;
   }
   spectator__record_chunk_t *c = rs->tail;
   if (!c || c->len == SPECTATOR__RECORD_CHUNK) {

@@ -265,17 +265,45 @@ static void encoder_writes_a_decimal_point_whatever_the_locale(void **state) {
   }
 }
 
-static void encoder_drops_non_finite_values_before_they_reach_json(void **state) {
+/* Records never hold a value JSON cannot carry: NaN is dropped, a value
+ * beyond the doubles is the largest finite one. */
+static void encoder_never_writes_a_non_finite_value(void **state) {
   (void)state;
   spectator__records_t rs;
   spectator__records_init(&rs);
   add(&rs, "a", NULL, "gauge", NULL, SPECTATOR_OP_MAX, NAN);
   add(&rs, "b", NULL, "gauge", NULL, SPECTATOR_OP_MAX, INFINITY);
   add(&rs, "c", NULL, "gauge", NULL, SPECTATOR_OP_MAX, -INFINITY);
-  assert_int_equal(rs.len, 0);
-  char *s = encode_one(&rs, NULL, 10, 0);
-  assert_null(s);
+  assert_int_equal(rs.len, 2);
+  char *s = encode_one(&rs, NULL, 10, 1);
+  assert_string_equal(s, "[5,\"b\",\"c\",\"gauge\",\"name\",\"statistic\","
+                         "2,3,0,4,2,10,1.7976931348623157e+308,"
+                         "2,3,1,4,2,10,-1.7976931348623157e+308]");
+  free(s);
   spectator__records_free(&rs);
+}
+
+/* Two ids that sanitize alike merge by adding their values: a sum beyond the
+ * doubles is sent as +-DBL_MAX instead of being lost. */
+static void encoder_merged_adds_saturate_at_dbl_max(void **state) {
+  (void)state;
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  add(&rs, "a b", NULL, "count", NULL, SPECTATOR_OP_ADD, 1e308);
+  add(&rs, "a_b", NULL, "count", NULL, SPECTATOR_OP_ADD, 1e308);
+  add(&rs, "n m", SPECTATOR_TAGS("statistic", "count"), NULL, NULL, SPECTATOR_OP_ADD, -1e308);
+  add(&rs, "n_m", SPECTATOR_TAGS("statistic", "count"), NULL, NULL, SPECTATOR_OP_ADD, -1e308);
+  add(&rs, "n m", SPECTATOR_TAGS("statistic", "count"), NULL, NULL, SPECTATOR_OP_ADD, 1e308);
+  spectator__payload_t pl;
+  assert_int_equal(spectator__encode(&rs, NULL, 10, SPECTATOR__ENCODE_RAW, &pl), 0);
+  assert_int_equal(pl.dropped, 0);
+  assert_int_equal(pl.measurements, 2);
+  const char *want = "[5,\"a_b\",\"count\",\"n_m\",\"name\",\"statistic\","
+                     "2,3,0,4,1,0,1.7976931348623157e+308,"
+                     "2,3,2,4,1,0,-7.976931348623157e+307]";
+  assert_int_equal(pl.batches[0].len, strlen(want));
+  assert_memory_equal(pl.batches[0].data, want, strlen(want));
+  spectator__payload_free(&pl);
 }
 
 /* As every Spectator client: the op comes from the final statistic tag, an
@@ -532,7 +560,8 @@ int main(void) {
                                 free_ids),
       cmocka_unit_test_teardown(encoder_splits_25000_measurements_into_batches_of_10000, free_ids),
       cmocka_unit_test_teardown(encoder_writes_numbers_that_read_back_exactly, free_ids),
-      cmocka_unit_test_teardown(encoder_drops_non_finite_values_before_they_reach_json, free_ids),
+      cmocka_unit_test_teardown(encoder_never_writes_a_non_finite_value, free_ids),
+      cmocka_unit_test_teardown(encoder_merged_adds_saturate_at_dbl_max, free_ids),
       cmocka_unit_test_teardown(encoder_op_follows_the_final_statistic_tag, free_ids),
       cmocka_unit_test_teardown(encoder_sends_meters_with_the_op_of_their_statistic_tag, free_ids),
       cmocka_unit_test_teardown(every_statistic_a_meter_sets_has_the_op_of_its_name, free_ids),

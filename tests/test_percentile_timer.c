@@ -368,8 +368,10 @@ static void percentile_dist_summary_clamps_amounts_to_its_range(void **state) {
   spectator_percentile_dist_summary_record(d, 1e300);
   spectator_percentile_dist_summary_record(d, 100);
   spectator_measurements_t *ms = mt_snapshot(reg);
-  /* 1e300^2 overflows: totalOfSquares is dropped for this interval. */
-  mt_assert_measurement_count(ms, 6);
+  /* 1e300^2 overflows: totalOfSquares is reported as DBL_MAX. */
+  mt_assert_measurement_count(ms, 7);
+  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
+                        SPECTATOR_OP_ADD, DBL_MAX);
   mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "count"),
                         SPECTATOR_OP_ADD, 5);
   mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "totalAmount"),
@@ -415,7 +417,7 @@ static void percentile_dist_summary_uses_the_default_range_when_the_range_is_inv
     spectator_percentile_dist_summary_record(d, 5000);
     spectator_percentile_dist_summary_record(d, 1e300); /* -> 2^63-1: the last bucket */
     spectator_measurements_t *ms = mt_snapshot(reg);
-    mt_assert_measurement_count(ms, 6); /* 3 buckets; totalOfSquares overflowed */
+    mt_assert_measurement_count(ms, 7); /* 3 buckets; totalOfSquares saturated */
     assert_bucket(ms, name, "D0000", 1);
     assert_bucket(ms, name, "D0033", 1);
     assert_bucket(ms, name, "D0113", 1);
@@ -427,7 +429,7 @@ static void percentile_dist_summary_uses_the_default_range_when_the_range_is_inv
   spectator_percentile_dist_summary_record(d, 0);
   spectator_percentile_dist_summary_record(d, DBL_MAX);
   spectator_measurements_t *ms = mt_snapshot(reg);
-  mt_assert_measurement_count(ms, 5); /* 2 buckets; totalOfSquares overflowed */
+  mt_assert_measurement_count(ms, 6); /* 2 buckets; totalOfSquares saturated */
   assert_bucket(ms, "wide", "D0001", 1);
   assert_bucket(ms, "wide", "D0113", 1);
   spectator_measurements_free(ms);
