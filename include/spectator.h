@@ -374,10 +374,11 @@ SPECTATOR_EXTERN spectator_max_gauge_t *spectator_max_gauge(const char *name,
                                                             const char *const *tags);
 SPECTATOR_EXTERN spectator_monotonic_counter_t *spectator_monotonic_counter(
     const char *name, const char *const *tags);
-/* Percentile meters: values are clamped to [min, max] before bucketing (the
- * timer's range is in seconds). min/max that are not finite, negative or with
- * min > max give the defaults (10 ms .. 60 s for timers, 0 .. INT64_MAX for
- * summaries) and a log line. The range of an existing meter is kept. */
+/* Percentile meters: every value, a negative one too, is clamped to [min, max]
+ * before bucketing (the timer's range is in seconds), so the buckets always
+ * sum to the count. min/max that are not finite, negative or with min > max
+ * give the defaults (10 ms .. 60 s for timers, 0 .. INT64_MAX for summaries)
+ * and a log line. The range of an existing meter is kept. */
 SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_percentile_timer(const char *name,
                                                                           const char *const *tags,
                                                                           double min_seconds,
@@ -498,10 +499,13 @@ SPECTATOR_EXTERN void spectator_registry_record(spectator_registry_t *reg,
 /* Counters: add 1, or `amount`; amounts <= 0, NaN or infinite are ignored. */
 SPECTATOR_EXTERN void spectator_counter_increment(spectator_counter_t *c);
 SPECTATOR_EXTERN void spectator_counter_add(spectator_counter_t *c, double amount);
-/* Timers: negative, NaN durations are ignored; +inf is ignored too. */
+/* Timers: a negative duration is counted and adds nothing else (as Spectator
+ * Java; with spectatord's lines it is not sent); NaN and infinite durations
+ * are ignored. */
 SPECTATOR_EXTERN void spectator_timer_record(spectator_timer_t *t, double seconds);
 SPECTATOR_EXTERN void spectator_timer_record_ns(spectator_timer_t *t, int64_t nanos);
-/* Distribution summaries: negative, NaN and infinite amounts are ignored. */
+/* Distribution summaries: a negative amount is counted and adds nothing else;
+ * NaN and infinite amounts are ignored. */
 SPECTATOR_EXTERN void spectator_dist_summary_record(spectator_dist_summary_t *d, double amount);
 /* Gauges: the last value set is reported each interval until the TTL runs out
  * without a new set; NaN stops reporting. Infinite values are ignored. */
@@ -512,6 +516,8 @@ SPECTATOR_EXTERN void spectator_max_gauge_set(spectator_max_gauge_t *g, double v
  * the increase between snapshots is reported. NaN/inf ignored. */
 SPECTATOR_EXTERN void spectator_monotonic_counter_set(spectator_monotonic_counter_t *m,
                                                       double value);
+/* Percentile meters: as timers and summaries; a negative value is counted in
+ * the first bucket of the range. */
 SPECTATOR_EXTERN void spectator_percentile_timer_record(spectator_percentile_timer_t *t,
                                                         double seconds);
 SPECTATOR_EXTERN void spectator_percentile_timer_record_ns(spectator_percentile_timer_t *t,

@@ -464,7 +464,10 @@ static void null_registry_pointers_are_accepted_by_every_registry_function(void 
 /* NaN, infinities and negative values                                       */
 /* ------------------------------------------------------------------------ */
 
-static void nan_infinite_and_negative_values_are_ignored_by_every_meter_type(void **state) {
+/* NaN and infinities are ignored by every type; negative values by counters
+ * only (a negative duration or amount is counted by timers and summaries, a
+ * negative value is a value for gauges: their own tests cover that). */
+static void nan_and_infinite_values_are_ignored_by_every_meter_type(void **state) {
   (void)state;
   tu_clock_t clock = {0};
   spectator_registry_t *reg = mt_registry(&clock, 0);
@@ -480,7 +483,6 @@ static void nan_infinite_and_negative_values_are_ignored_by_every_meter_type(voi
   m.pd = spectator_registry_percentile_dist_summary(reg, "pd", NULL, 0, 1000);
   const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
   const double negative[] = {-1, -1e-300, -DBL_MAX};
-  const int64_t negative_ns[] = {-1, -1000000000, INT64_MIN};
   for (int round = 0; round < 2; round++) {
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
       spectator_counter_add(m.c, bad[i]);
@@ -492,15 +494,8 @@ static void nan_infinite_and_negative_values_are_ignored_by_every_meter_type(voi
       spectator_percentile_timer_record(m.pt, bad[i]);
       spectator_percentile_dist_summary_record(m.pd, bad[i]);
     }
-    for (size_t i = 0; i < sizeof(negative) / sizeof(negative[0]); i++) {
+    for (size_t i = 0; i < sizeof(negative) / sizeof(negative[0]); i++)
       spectator_counter_add(m.c, negative[i]);
-      spectator_timer_record(m.t, negative[i]);
-      spectator_timer_record_ns(m.t, negative_ns[i]);
-      spectator_dist_summary_record(m.d, negative[i]);
-      spectator_percentile_timer_record(m.pt, negative[i]);
-      spectator_percentile_timer_record_ns(m.pt, negative_ns[i]);
-      spectator_percentile_dist_summary_record(m.pd, negative[i]);
-    }
     spectator_counter_increment(good);
     mt_expect_single(reg, "good", COUNT_TAGS, SPECTATOR_OP_ADD, 1);
   }
@@ -519,7 +514,9 @@ static void nan_infinite_and_negative_values_are_ignored_by_every_meter_type(voi
   mt_assert_measurement(ms, "good", COUNT_TAGS, SPECTATOR_OP_ADD, 1);
   mt_assert_measurement(ms, "m", SPECTATOR_TAGS("k", "v", "statistic", "count"), SPECTATOR_OP_ADD,
                         1);
+  mt_assert_measurement(ms, "t", SPECTATOR_TAGS("statistic", "count"), SPECTATOR_OP_ADD, 1);
   mt_assert_measurement(ms, "t", SPECTATOR_TAGS("statistic", "totalTime"), SPECTATOR_OP_ADD, 1);
+  mt_assert_measurement(ms, "d", SPECTATOR_TAGS("statistic", "count"), SPECTATOR_OP_ADD, 1);
   mt_assert_measurement(ms, "d", SPECTATOR_TAGS("statistic", "totalAmount"), SPECTATOR_OP_ADD, 1);
   mt_assert_measurement(ms, "g", SPECTATOR_TAGS("statistic", "gauge"), SPECTATOR_OP_MAX, -1);
   mt_assert_measurement(ms, "mg", SPECTATOR_TAGS("statistic", "max"), SPECTATOR_OP_MAX, -2);
@@ -961,7 +958,7 @@ int main(void) {
       cmocka_unit_test(bad_ids_are_null_and_each_distinct_mistake_is_logged),
       cmocka_unit_test(null_meter_pointers_are_accepted_by_every_recording_and_getter_function),
       cmocka_unit_test(null_registry_pointers_are_accepted_by_every_registry_function),
-      cmocka_unit_test(nan_infinite_and_negative_values_are_ignored_by_every_meter_type),
+      cmocka_unit_test(nan_and_infinite_values_are_ignored_by_every_meter_type),
       cmocka_unit_test(a_one_megabyte_name_and_tag_value_are_kept_in_the_snapshot),
       cmocka_unit_test(a_log_line_about_a_huge_bad_name_is_bounded),
       cmocka_unit_test(non_ascii_bytes_in_names_and_tags_are_kept_in_the_snapshot_id),

@@ -1,8 +1,9 @@
 /*
  * Unit tests for src/dist_summary.c: what a distribution summary reports:
  * count, totalAmount and totalOfSquares with op add and max with
- * op max, in base units, per interval; negative, NaN and infinite amounts
- * ignored, zero amounts counted, nothing for an idle interval.
+ * op max, in base units, per interval; a negative amount counted and nothing
+ * else, NaN and infinite amounts ignored, zero amounts counted, nothing for an
+ * idle interval, sums beyond the doubles reported as DBL_MAX.
  */
 #include <float.h>
 #include <math.h>
@@ -92,12 +93,34 @@ static void dist_summary_counts_zero_amounts(void **state) {
   spectator_registry_free(reg);
 }
 
-static void dist_summary_ignores_negative_nan_and_infinite_amounts(void **state) {
+/* As Spectator Java: a negative amount is counted and adds nothing else. */
+static void dist_summary_counts_a_negative_amount_and_adds_nothing_else(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_dist_summary_t *d =
       spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"));
-  const double bad[] = {-1, -0.5, -DBL_MAX, NAN, -NAN, INFINITY, -INFINITY};
+  spectator_dist_summary_record(d, 7);
+  spectator_dist_summary_record(d, -1);
+  spectator_dist_summary_record(d, -0.5);
+  spectator_dist_summary_record(d, -DBL_MAX);
+  assert_int_equal(spectator_dist_summary_count(d), 4);
+  assert_true(spectator_dist_summary_total(d) == 7);
+  spectator_measurements_t *ms = mt_snapshot(reg);
+  mt_assert_summary_alone(ms, "size", 4, 7, 49, 7);
+  spectator_measurements_free(ms);
+  spectator_dist_summary_record(d, -3);
+  ms = mt_snapshot(reg);
+  mt_assert_summary_alone(ms, "size", 1, 0, 0, 0);
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+}
+
+static void dist_summary_ignores_nan_and_infinite_amounts(void **state) {
+  (void)state;
+  spectator_registry_t *reg = mt_registry(NULL, 0);
+  spectator_dist_summary_t *d =
+      spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"));
+  const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     spectator_dist_summary_record(d, bad[i]);
   assert_int_equal(spectator_dist_summary_count(d), 0);
@@ -203,7 +226,8 @@ int main(void) {
       cmocka_unit_test(dist_summary_sums_fractional_and_whole_amounts_exactly),
       cmocka_unit_test(dist_summary_sums_large_whole_amounts_exactly),
       cmocka_unit_test(dist_summary_counts_zero_amounts),
-      cmocka_unit_test(dist_summary_ignores_negative_nan_and_infinite_amounts),
+      cmocka_unit_test(dist_summary_counts_a_negative_amount_and_adds_nothing_else),
+      cmocka_unit_test(dist_summary_ignores_nan_and_infinite_amounts),
       cmocka_unit_test(dist_summary_reports_nothing_for_an_idle_interval),
       cmocka_unit_test(dist_summary_statistics_that_overflow_a_double_saturate_at_dbl_max),
       cmocka_unit_test(dist_summary_with_a_statistic_tag_reports_its_four_statistics),
