@@ -21,8 +21,9 @@
  *   -._A-Za-z0-9^~, every record has a name;
  * - the datapoints over all batches are exactly the expected ones: the common
  *   tags, the id's tags, statistic, percentile and name, later keys winning,
- *   sanitized (spectator__sanitize, itself checked for its contract), the op
- *   of the final statistic tag (add for count, totalAmount, totalTime,
+ *   sanitized (spectator__sanitize, checked against a reference model that
+ *   decodes UTF-8 and counts UTF-16 units, and for its contract), the op of
+ *   the final statistic tag (add for count, totalAmount, totalTime,
  *   totalOfSquares, percentile; max otherwise), with the records of one batch
  *   of batch_size records that sanitize alike merged (adds summed in order
  *   saturating at +-DBL_MAX, maxes kept) and compared bit for bit; each batch
@@ -55,9 +56,11 @@ static bool rd_u8(reader_t *r, uint8_t *out) {
   return true;
 }
 
-static const char *const fixed[] = {"a b",  "a_b",          "a\xc3\xa9",  "a_",     "a\xff",
-                                    "name", "statistic",    "percentile", "nf.app", "count",
-                                    "x",    "\xe2\x82\xac", "_",          "a\x01",  "A"};
+static const char *const fixed[] = {"a b",    "a_b",         "a\xc3\xa9", "a_",
+                                    "a\xff",  "name",        "statistic", "percentile",
+                                    "nf.app", "count",       "x",         "\xe2\x82\xac",
+                                    "_",      "a\x01",       "A",         "a\xf0\x9f\x98\x80",
+                                    "a__",    "\xed\xa0\x80"};
 
 /* A string owned by the caller's pool; NULL when the input ran out. */
 static char *rd_str(reader_t *r, char **pool, size_t *npool) {
@@ -88,13 +91,53 @@ static bool allowed(unsigned char c) {
          c == '.' || c == '_' || c == '^' || c == '~';
 }
 
-/* spectator__sanitize's contract: only allowed characters, allowed ones kept
- * in order, never longer, idempotent. Returns a malloc'd copy. */
+/* The reference model of sanitizing, written apart from sanitize.c: decode
+ * UTF-8 into code points (overlong forms, surrogates and values above
+ * U+10FFFF are not code points), then every character that is not allowed
+ * becomes one '_' per UTF-16 unit (two above U+FFFF), every byte of what does
+ * not decode one '_'. */
+static void ref_sanitize(const char *in, char *out) {
+  const unsigned char *s = (const unsigned char *)in;
+  size_t o = 0;
+  while (*s) {
+    if (allowed(*s)) {
+      out[o++] = (char)*s++;
+      continue;
+    }
+    size_t len = *s < 0x80             ? 1
+                 : (*s & 0xe0) == 0xc0 ? 2
+                 : (*s & 0xf0) == 0xe0 ? 3
+                 : (*s & 0xf8) == 0xf0 ? 4
+                                       : 0;
+    uint32_t cp = len == 2 ? *s & 0x1fu : len == 3 ? *s & 0x0fu : *s & 0x07u;
+    bool ok = len >= 1;
+    for (size_t i = 1; ok && i < len; i++) {
+      ok = (s[i] & 0xc0) == 0x80; /* a NUL stops this before reading past it */
+      cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if (ok && len > 1) {
+      static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= least[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    }
+    if (!ok) len = 1;
+    out[o++] = '_';
+    if (ok && cp > 0xffff) out[o++] = '_';
+    s += len;
+  }
+  out[o] = '\0';
+}
+
+/* spectator__sanitize: exactly the reference model, and its contract: only
+ * allowed characters, allowed ones kept in order, never longer, idempotent.
+ * Returns a malloc'd copy. */
 static char *sanitize(const char *s) {
   size_t n = strlen(s);
-  char *out = malloc(n + 1);
-  FUZZ_CHECK(out);
+  char *out = malloc(n + 1), *ref = malloc(2 * n + 1);
+  FUZZ_CHECK(out && ref);
   size_t len = spectator__sanitize(s, out);
+  ref_sanitize(s, ref);
+  FUZZ_CHECK(strcmp(out, ref) == 0);
+  free(ref);
   FUZZ_CHECK(len == strlen(out) && len <= n);
   FUZZ_CHECK((n == 0) == (len == 0));
   for (size_t i = 0; i < len; i++) FUZZ_CHECK(allowed((unsigned char)out[i]));

@@ -397,12 +397,65 @@ static void sanitize_replaces_everything_outside_the_allowed_set(void **state) {
   char out[64];
   assert_int_equal(spectator__sanitize("Az09-._^~ /:{}\"\\\xff", out), 17);
   assert_string_equal(out, "Az09-._^~________");
-  /* one character, one underscore: U+00E9 (2 bytes), U+20AC (3), U+1F600 (4) */
-  assert_int_equal(spectator__sanitize("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80x", out), 4);
-  assert_string_equal(out, "___x");
   /* a broken sequence is one underscore per byte */
   assert_int_equal(spectator__sanitize("\xc3x\xe2\x82", out), 4);
   assert_string_equal(out, "_x__");
+}
+
+/* Characters count as the aggregator (Java) counts them: in UTF-16 units. */
+static void sanitize_counts_characters_in_utf16_units(void **state) {
+  (void)state;
+  const struct {
+    const char *in, *out;
+  } cases[] = {
+      /* U+00E9 (2 bytes), U+20AC (3), U+1F600 (4: outside the BMP, two units) */
+      {"\xc3\xa9", "_"},
+      {"\xe2\x82\xac", "_"},
+      {"\xf0\x9f\x98\x80", "__"},
+      {"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z", "a____z"},
+      /* the first and last code points of each length */
+      {"\xc2\x80", "_"},
+      {"\xdf\xbf", "_"},
+      {"\xe0\xa0\x80", "_"},
+      {"\xef\xbf\xbf", "_"},
+      {"\xf0\x90\x80\x80", "__"},
+      {"\xf4\x8f\xbf\xbf", "__"},
+      /* not well formed: one underscore per byte */
+      {"\xc0\xaf", "__"},              /* overlong '/' */
+      {"\xe0\x80\xaf", "___"},         /* overlong '/' */
+      {"\xf0\x80\x80\xaf", "____"},    /* overlong '/' */
+      {"\xed\xa0\x80", "___"},         /* a surrogate, U+D800 */
+      {"\xf4\x90\x80\x80", "____"},    /* above U+10FFFF */
+      {"\xf5\x80\x80\x80", "____"},    /* no such lead byte */
+      {"\xf0\x9f\x98x", "___x"},       /* cut short */
+      {"\x80\xbf", "__"},              /* continuation bytes alone */
+      {"\xf0\x9f\x98\x80\x80", "___"}, /* one emoji, one stray byte */
+  };
+  char out[64], buf[64];
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    size_t n = spectator__sanitize(cases[i].in, out);
+    if (strcmp(out, cases[i].out) != 0) print_error("case %zu\n", i);
+    assert_string_equal(out, cases[i].out);
+    assert_int_equal(n, strlen(cases[i].out));
+    /* in place */
+    strcpy(buf, cases[i].in);
+    assert_int_equal(spectator__sanitize(buf, buf), n);
+    assert_string_equal(buf, cases[i].out);
+  }
+}
+
+/* And the same through the encoder: exact bytes of the body. */
+static void encoder_sends_an_emoji_as_two_underscores(void **state) {
+  (void)state;
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  add(&rs, "cache\xf0\x9f\x94\xa5", SPECTATOR_TAGS("k", "caf\xc3\xa9"), "count", NULL,
+      SPECTATOR_OP_ADD, 1);
+  char *s = encode_one(&rs, NULL, 10, 1);
+  assert_string_equal(s, "[6,\"cache__\",\"caf_\",\"count\",\"k\",\"name\",\"statistic\","
+                         "3,3,1,4,0,5,2,0,1]");
+  free(s);
+  spectator__records_free(&rs);
 }
 
 /* in through a gzip sink whose first output guess is for a body of `hint`
@@ -566,6 +619,8 @@ int main(void) {
       cmocka_unit_test_teardown(encoder_sends_meters_with_the_op_of_their_statistic_tag, free_ids),
       cmocka_unit_test_teardown(every_statistic_a_meter_sets_has_the_op_of_its_name, free_ids),
       cmocka_unit_test_teardown(sanitize_replaces_everything_outside_the_allowed_set, free_ids),
+      cmocka_unit_test_teardown(sanitize_counts_characters_in_utf16_units, free_ids),
+      cmocka_unit_test_teardown(encoder_sends_an_emoji_as_two_underscores, free_ids),
       cmocka_unit_test_teardown(gzip_sink_output_inflates_to_the_input, free_ids),
       cmocka_unit_test_teardown(encoder_gzip_batches_inflate_to_exactly_the_json_batches, free_ids),
       cmocka_unit_test_teardown(encoder_consumes_the_records_it_reads, free_ids),
