@@ -228,7 +228,9 @@ typedef struct spectator_config {
   const char *const *common_tags; /* added to every measurement sent; NULL = none.
                                      These win over the environment's common tags */
   int env_common_tags;            /* nonzero (default): also add SPECTATOR_COMMON_TAGS
-                                     and the Netflix variables (nf.app, nf.region...) */
+                                     and the Netflix variables (nf.app, nf.region...;
+                                     not nf.ami), without the keys listed in
+                                     ATLAS_SKIP_COMMON_TAGS */
   size_t max_meters;              /* cap on meters alive (pinned and transient);
                                      default 100000; values above 2^24 ("no cap")
                                      mean 2^24. The library's own meters are not

@@ -123,13 +123,17 @@ static char *dup_str(const char *s) {
 }
 
 /* Merge environment and configured common tags into one NULL-terminated array
- * of owned strings (configured tags last, so they win when encoded). */
+ * of owned strings (configured tags last, so they win when encoded). With
+ * env_common_tags, ATLAS_SKIP_COMMON_TAGS removes keys from the whole set,
+ * the configured tags included (the environment's were filtered by
+ * spectator__env_common_tags). */
 static const char **merge_common_tags(const spectator_config_t *cfg, bool *ok) {
   char **env = cfg->env_common_tags ? spectator__env_common_tags() : NULL;
   *ok = !(cfg->env_common_tags && !env);
+  const char *const *conf = cfg->common_tags;
   size_t n = 0;
   for (size_t i = 0; env && env[i]; i++) n++;
-  for (size_t i = 0; cfg->common_tags && cfg->common_tags[i]; i++) n++;
+  for (size_t i = 0; conf && conf[i]; i++) n++;
   const char **out = calloc(n + 1, sizeof(*out));
   if (!out) {
     free(env);
@@ -139,8 +143,13 @@ static const char **merge_common_tags(const spectator_config_t *cfg, bool *ok) {
   size_t j = 0;
   for (size_t i = 0; env && env[i]; i++)
     if (!(out[j++] = dup_str(env[i]))) *ok = false;
-  for (size_t i = 0; cfg->common_tags && cfg->common_tags[i]; i++)
-    if (!(out[j++] = dup_str(cfg->common_tags[i]))) *ok = false;
+  for (size_t i = 0; conf && conf[i]; i += 2) {
+    if (cfg->env_common_tags && spectator__env_skips_common_tag(conf[i], strlen(conf[i]))) continue;
+    out[j] = dup_str(conf[i]);
+    out[j + 1] = dup_str(conf[i + 1]);
+    if (!out[j] || !out[j + 1]) *ok = false;
+    j += 2;
+  }
   free(env);
   return out;
 }
