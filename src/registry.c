@@ -512,14 +512,12 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
 /* The meter for c of this type, created when there is none (state: what a
  * new one is; self: one of the library's own), inside an SMR section. A
  * transient meter a lookup finds is pinned when want is SPECTATOR__PINNED.
- * NULL: none could be had (*outcome says why, for the caller to log outside
- * the section). */
-static inline spectator__meter_t *find_or_create(spectator_registry_t *reg,
-                                                 const spectator__canon_t *c,
-                                                 spectator__type_t type,
-                                                 const spectator__meter_params_t *p, uint8_t want,
-                                                 bool self, outcome_t *outcome) {
-  *outcome = FOUND;
+ * *outcome, which the caller sets to FOUND, is set on a miss: CREATED, or
+ * why there is none (NULL returned), for the caller to log outside the
+ * section. */
+static inline __attribute__((always_inline)) spectator__meter_t *find_or_create(
+    spectator_registry_t *reg, const spectator__canon_t *c, spectator__type_t type,
+    const spectator__meter_params_t *p, uint8_t want, bool self, outcome_t *outcome) {
   spectator__meter_t *m = probe(reg, atomic_load_explicit(&reg->table, memory_order_acquire), c);
   if (m && want == SPECTATOR__PINNED &&
       atomic_load_explicit(&m->state, memory_order_relaxed) != SPECTATOR__PINNED) {
@@ -646,8 +644,10 @@ static spectator_counter_t *full_counter(spectator_registry_t *reg) {
 
 /* A lookup or one-shot call that got no meter (outside any lock or SMR
  * section): a refusal of the cap is counted, and the id named in a warning. */
-static void refused(spectator_registry_t *reg, const spectator__canon_t *c,
-                    const spectator__meter_type_t *mt, outcome_t outcome) {
+static __attribute__((noinline)) void refused(spectator_registry_t *reg,
+                                              const spectator__canon_t *c,
+                                              const spectator__meter_type_t *mt,
+                                              outcome_t outcome) {
   char id[256];
   if (outcome == REFUSED_FULL) {
     spectator_counter_increment(full_counter(reg));
@@ -691,6 +691,17 @@ static void log_null_registry(const spectator__meter_type_t *mt) {
                          "%s lookup on a NULL registry; using a no-op", mt->name);
 }
 
+/* After a lookup that missed (outside any lock or SMR section): a refusal,
+ * or a new pinned meter whose user tags are counted. */
+static __attribute__((noinline)) void missed(spectator_registry_t *reg, const spectator__canon_t *c,
+                                             const spectator__meter_type_t *mt,
+                                             spectator__meter_t *m, outcome_t outcome) {
+  if (!m)
+    refused(reg, c, mt, outcome);
+  else if (outcome == CREATED)
+    check_user_tags(reg, mt, c->name, user_tags(reg, m));
+}
+
 /* A lookup (self: of one of the library's own meters); inlined into each
  * entry point. */
 static inline __attribute__((always_inline)) void *lookup(
@@ -703,14 +714,13 @@ static inline __attribute__((always_inline)) void *lookup(
   }
   spectator__canon_t c;
   if (!canon(&c, mt, name, id, tags)) return mt->noop;
-  outcome_t outcome = NO_MEMORY;
+  outcome_t outcome = FOUND;
   spectator__smr_slot_t *smr = spectator__smr_enter();
-  spectator__meter_t *m =
-      smr ? find_or_create(reg, &c, type, p, SPECTATOR__PINNED, self, &outcome) : NULL;
-  size_t ntags = SPECTATOR__UNLIKELY(outcome == CREATED) ? user_tags(reg, m) : 0;
+  spectator__meter_t *m = smr ? find_or_create(reg, &c, type, p, SPECTATOR__PINNED, self, &outcome)
+                              : (outcome = NO_MEMORY, NULL);
   spectator__smr_leave(smr);
-  if (SPECTATOR__UNLIKELY(!m)) refused(reg, &c, mt, outcome);
-  if (SPECTATOR__UNLIKELY(ntags)) check_user_tags(reg, mt, c.name, ntags);
+  /* A pinned meter is never freed: read after the section. */
+  if (SPECTATOR__UNLIKELY(outcome != FOUND)) missed(reg, &c, mt, m, outcome);
   spectator__canon_free(&c);
   if (!m) return mt->noop;
   if (SPECTATOR__UNLIKELY(m->type != type)) return conflict(m, type);
@@ -737,11 +747,11 @@ void spectator__registry_record(spectator_registry_t *reg, spectator__type_t typ
   }
   spectator__canon_t c;
   if (!canon(&c, mt, name, NULL, tags)) return;
-  outcome_t outcome = NO_MEMORY;
+  outcome_t outcome = FOUND;
   spectator__smr_slot_t *smr = spectator__smr_enter();
   spectator__meter_t *m =
       smr ? find_or_create(reg, &c, type, mt->defaults, SPECTATOR__TRANSIENT, false, &outcome)
-          : NULL;
+          : (outcome = NO_MEMORY, NULL);
   /* Recorded inside the section: an expiring meter is not freed under it. */
   bool conflicted = m && m->type != type;
   if (m && SPECTATOR__LIKELY(!conflicted)) mt->record(m, value);
