@@ -95,6 +95,7 @@ static struct {
   uint64_t since; /* when it entered the table (mistakes_clock) */
 } mistakes[SPECTATOR__MISTAKES];
 static uint64_t mistakes_clock;
+static _Atomic uint64_t mistakes_timeouts;
 
 void spectator__log_prefork(void) {
   pthread_mutex_lock(&handler_lock);
@@ -208,8 +209,10 @@ uint64_t spectator__mistake_seen(uint64_t key) {
   /* Held for a scan of the table and nothing else, but a thread that exit()
    * interrupted from a signal handler may hold it forever: a bounded wait,
    * after which the line is logged (never lost). */
-  if (spectator__mutex_lock_until(&mistakes_lock, spectator__monotonic_ns() + HANDLER_WAIT_NS))
+  if (spectator__mutex_lock_until(&mistakes_lock, spectator__monotonic_ns() + HANDLER_WAIT_NS)) {
+    atomic_fetch_add_explicit(&mistakes_timeouts, 1, memory_order_relaxed);
     return 1;
+  }
   size_t victim = 0;
   uint64_t n = 0;
   for (size_t i = 0; i < SPECTATOR__MISTAKES; i++) {
@@ -231,6 +234,10 @@ uint64_t spectator__mistake_seen(uint64_t key) {
   }
   pthread_mutex_unlock(&mistakes_lock);
   return (n & (n - 1)) == 0 ? n : 0;
+}
+
+uint64_t spectator__mistake_timeouts(void) {
+  return atomic_load_explicit(&mistakes_timeouts, memory_order_relaxed);
 }
 
 /* Error strings live here too: they are what a log line says. */

@@ -63,6 +63,10 @@ uint64_t spectator__ratelimit(spectator__ratelimit_t *rl);
  * the line is let through); never on a recording path. */
 #define SPECTATOR__MISTAKES 256
 uint64_t spectator__mistake_seen(uint64_t key);
+/* How many calls were let through (returning 1, counting nothing) because
+ * the table's lock was not had within the 100 ms: under valgrind or a heavily
+ * loaded machine, not only after a signal handler. Tests read it. */
+uint64_t spectator__mistake_timeouts(void);
 
 #define SPECTATOR__LOG_MISTAKE(key, level, logger, fmt, ...)               \
   do {                                                                     \

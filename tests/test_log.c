@@ -499,28 +499,44 @@ static void mistake_limiter_shared_by_4_threads_lets_each_power_of_two_through_o
   pthread_barrier_init(&barrier, NULL, RL_THREADS);
   mistake_arg_t args[RL_THREADS];
   pthread_t th[RL_THREADS];
+  uint64_t timeouts = spectator__mistake_timeouts();
   for (int t = 0; t < RL_THREADS; t++) {
     args[t] = (mistake_arg_t){&barrier, 77, {0}, 0};
     assert_int_equal(pthread_create(&th[t], NULL, mistake_worker, &args[t]), 0);
   }
   for (int t = 0; t < RL_THREADS; t++) assert_int_equal(pthread_join(th[t], NULL), 0);
   pthread_barrier_destroy(&barrier);
+  timeouts = spectator__mistake_timeouts() - timeouts;
   /* 2^16 occurrences of key 77, while 2^16 other keys come and go: a key
-   * seen that often is never forgotten, so 2^0 .. 2^16 pass, each once */
+   * seen that often is never forgotten, so 2^0 .. 2^16 pass, each once. A
+   * call that waited more than 100 ms for the table (valgrind runs one
+   * thread at a time) returned 1 and counted nothing: with t of them, up to
+   * t more 1s, and the last power of two may not be reached. */
   uint64_t seen = 0;
-  size_t total = 0;
+  size_t total = 0, ones = 0;
   for (int t = 0; t < RL_THREADS; t++) {
     for (size_t i = 0; i < args[t].n; i++) {
       uint64_t r = args[t].passed[i];
       assert_int_equal(r & (r - 1), 0);
       int bit = __builtin_ctzll(r);
+      if (r == 1 && ones++) continue;
       assert_int_equal(seen & (1ULL << bit), 0);
       seen |= 1ULL << bit;
       total++;
     }
   }
-  assert_int_equal(total, 17);
-  assert_int_equal(seen, (1ULL << 17) - 1);
+  assert_true(ones <= timeouts + 1);
+  if (timeouts == 0) {
+    assert_int_equal(total, 17);
+    assert_int_equal(seen, (1ULL << 17) - 1);
+  } else {
+    uint64_t counted = (uint64_t)RL_THREADS * RL_CALLS - timeouts; /* at least */
+    int last = 63 - __builtin_clzll(counted);
+    assert_true((seen & ((2ULL << last) - 1)) == ((2ULL << last) - 1));
+    assert_true(seen >> 17 == 0);
+    print_message("%llu calls waited too long for the mistake table\n",
+                  (unsigned long long)timeouts);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
