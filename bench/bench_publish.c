@@ -288,7 +288,7 @@ static double ms_since(int64_t t0) { return (double)(bench_now_ns() - t0) / 1e6;
 static void copy_records(const spectator__records_t *from, spectator__records_t *to) {
   spectator__records_init(to);
   SPECTATOR__RECORDS_FOREACH(from, r)
-  spectator__records_add(to, r->id, r->stat, r->pct, r->op, r->value);
+  spectator__records_add(to, r->id, r->stat, r->pct, r->value);
   if (to->lost) abort();
 }
 

@@ -13,7 +13,7 @@ build=${1:-$src/build-bench}
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECTATOR_BUILD_BENCH=ON \
   -DSPECTATOR_BUILD_TESTS=OFF -DSPECTATOR_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target bench_hotpath bench_contention bench_lookup \
-  bench_publish bench_memory bench_startup bench_lines >/dev/null
+  bench_publish bench_memory bench_collisions bench_startup bench_lines >/dev/null
 
 b=$build/bench
 echo "# spectator-c benchmarks"
@@ -28,4 +28,5 @@ echo "$(uname -srm); $(nproc) CPUs: $(awk -F': ' '/model name/ { print $2; exit 
 "$b/bench_memory"
 "$b/bench_lines"
 [ "${BENCH_NO_CALLGRIND:-0}" = 1 ] || BENCH_PROG=bench_lines CALLGRIND_CALLS=4000 "$here/callgrind.sh" "$build"
+"$b/bench_collisions"
 "$b/bench_startup" "$b"

@@ -4,9 +4,9 @@
  * Input (consumed in order; running out of bytes ends it):
  *   byte       batch size: 1..8, or 10000 when >= 0xf0
  *   byte       number of common tag pairs (0..3), then that many key, value strings
- *   records:   flags byte: bit 0 op (max/add), bits 1-2 statistic (none, count,
- *              max, totalTime), bit 3 percentile tag (next byte is a timer
- *              bucket index),
+ *   records:   flags byte: bit 0 unused (a record's op follows its statistic),
+ *              bits 1-2 statistic (none, count, max, totalTime), bit 3
+ *              percentile tag (next byte is a timer bucket index),
  *              bits 4-6 number of tags, bit 7 value from one byte (a small whole
  *              number) instead of 8 bytes of double; then the name and the tags
  *   string:    length byte; with bit 7 set, one of a few fixed strings chosen to
@@ -21,14 +21,18 @@
  *   -._A-Za-z0-9^~, every record has a name;
  * - the datapoints over all batches are exactly the expected ones: the common
  *   tags, the id's tags, statistic, percentile and name, later keys winning,
- *   sanitized (spectator__sanitize, itself checked for its contract), with
- *   the records of one batch of batch_size records that sanitize alike merged
- *   (adds summed in order, maxes kept) and compared bit for bit; each batch of
- *   records is one body; a merged value that is not finite is never sent;
+ *   sanitized (spectator__sanitize, checked against a reference model that
+ *   decodes UTF-8 and counts UTF-16 units, and for its contract), the op of
+ *   the final statistic tag (add for count, totalAmount, totalTime,
+ *   totalOfSquares, percentile; max otherwise), with the records of one batch
+ *   of batch_size records that sanitize alike merged (adds summed in order
+ *   saturating at +-DBL_MAX, maxes kept) and compared bit for bit; each batch
+ *   of records is one body; NaN is never recorded, nothing non-finite is sent;
  * - the same records encoded with gzip give batches that inflate back to
  *   exactly the JSON batches.
  */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <zlib.h>
 
@@ -52,9 +56,11 @@ static bool rd_u8(reader_t *r, uint8_t *out) {
   return true;
 }
 
-static const char *const fixed[] = {"a b",  "a_b",          "a\xc3\xa9",  "a_",     "a\xff",
-                                    "name", "statistic",    "percentile", "nf.app", "count",
-                                    "x",    "\xe2\x82\xac", "_",          "a\x01",  "A"};
+static const char *const fixed[] = {"a b",    "a_b",         "a\xc3\xa9", "a_",
+                                    "a\xff",  "name",        "statistic", "percentile",
+                                    "nf.app", "count",       "x",         "\xe2\x82\xac",
+                                    "_",      "a\x01",       "A",         "a\xf0\x9f\x98\x80",
+                                    "a__",    "\xed\xa0\x80"};
 
 /* A string owned by the caller's pool; NULL when the input ran out. */
 static char *rd_str(reader_t *r, char **pool, size_t *npool) {
@@ -85,13 +91,53 @@ static bool allowed(unsigned char c) {
          c == '.' || c == '_' || c == '^' || c == '~';
 }
 
-/* spectator__sanitize's contract: only allowed characters, allowed ones kept
- * in order, never longer, idempotent. Returns a malloc'd copy. */
+/* The reference model of sanitizing, written apart from sanitize.c: decode
+ * UTF-8 into code points (overlong forms, surrogates and values above
+ * U+10FFFF are not code points), then every character that is not allowed
+ * becomes one '_' per UTF-16 unit (two above U+FFFF), every byte of what does
+ * not decode one '_'. */
+static void ref_sanitize(const char *in, char *out) {
+  const unsigned char *s = (const unsigned char *)in;
+  size_t o = 0;
+  while (*s) {
+    if (allowed(*s)) {
+      out[o++] = (char)*s++;
+      continue;
+    }
+    size_t len = *s < 0x80             ? 1
+                 : (*s & 0xe0) == 0xc0 ? 2
+                 : (*s & 0xf0) == 0xe0 ? 3
+                 : (*s & 0xf8) == 0xf0 ? 4
+                                       : 0;
+    uint32_t cp = len == 2 ? *s & 0x1fu : len == 3 ? *s & 0x0fu : *s & 0x07u;
+    bool ok = len >= 1;
+    for (size_t i = 1; ok && i < len; i++) {
+      ok = (s[i] & 0xc0) == 0x80; /* a NUL stops this before reading past it */
+      cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if (ok && len > 1) {
+      static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= least[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    }
+    if (!ok) len = 1;
+    out[o++] = '_';
+    if (ok && cp > 0xffff) out[o++] = '_';
+    s += len;
+  }
+  out[o] = '\0';
+}
+
+/* spectator__sanitize: exactly the reference model, and its contract: only
+ * allowed characters, allowed ones kept in order, never longer, idempotent.
+ * Returns a malloc'd copy. */
 static char *sanitize(const char *s) {
   size_t n = strlen(s);
-  char *out = malloc(n + 1);
-  FUZZ_CHECK(out);
+  char *out = malloc(n + 1), *ref = malloc(2 * n + 1);
+  FUZZ_CHECK(out && ref);
   size_t len = spectator__sanitize(s, out);
+  ref_sanitize(s, ref);
+  FUZZ_CHECK(strcmp(out, ref) == 0);
+  free(ref);
   FUZZ_CHECK(len == strlen(out) && len <= n);
   FUZZ_CHECK((n == 0) == (len == 0));
   for (size_t i = 0; i < len; i++) FUZZ_CHECK(allowed((unsigned char)out[i]));
@@ -163,6 +209,21 @@ typedef struct {
   size_t group; /* the batch of records it comes from */
 } expect_t;
 
+/* The op of a final statistic tag value, as every Spectator client has it. */
+static int model_op(const char *statistic) {
+  static const char *const adds[] = {"count", "totalAmount", "totalTime", "totalOfSquares",
+                                     "percentile"};
+  for (size_t i = 0; statistic && i < 5; i++)
+    if (strcmp(statistic, adds[i]) == 0) return SPECTATOR_OP_ADD;
+  return SPECTATOR_OP_MAX;
+}
+
+/* a + b, kept within the doubles. */
+static double model_add(double a, double b) {
+  double s = a + b;
+  return isinf(s) ? (s > 0 ? DBL_MAX : -DBL_MAX) : s;
+}
+
 static int decode_int(const cJSON *j, double max) {
   FUZZ_CHECK(cJSON_IsNumber(j));
   double d = j->valuedouble;
@@ -233,7 +294,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t rec = 0; rec < MAX_RECORDS; rec++) {
     uint8_t flags;
     if (!rd_u8(&r, &flags)) break;
-    int op = (flags & 1) ? SPECTATOR_OP_MAX : SPECTATOR_OP_ADD;
     spectator__stat_t stat = stats[(flags >> 1) & 3];
     unsigned pct = 0;
     if (flags & 8) {
@@ -264,7 +324,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     spectator_id_t *id = spectator_id_new(name, ntags ? tags : NULL);
     if (!id) continue; /* bad ids never reach a snapshot */
     ids[nids++] = id;
-    spectator__records_add(&rs, id, stat, pct, op, value);
+    size_t before = rs.len;
+    spectator__records_add(&rs, id, stat, pct, value);
+    /* NaN is dropped; everything else is recorded, within the doubles */
+    FUZZ_CHECK(rs.len == before + (isnan(value) ? 0 : 1));
+    if (rs.len > before) {
+      const spectator__record_t *last = &rs.tail->items[rs.tail->len - 1];
+      FUZZ_CHECK(last->value == (isinf(value) ? (value > 0 ? DBL_MAX : -DBL_MAX) : value));
+      FUZZ_CHECK(last->op ==
+                 model_op(stat ? spectator__stat_names[stat] : spectator_id_tag(id, "statistic")));
+    }
   }
   FUZZ_CHECK(rs.lost == 0);
 
@@ -276,8 +345,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   spectator__records_init(&copy);
   SPECTATOR__RECORDS_FOREACH(&rs, rec) {
     size_t group = nrecords++ / batch_size;
-    spectator__records_add(&copy, rec->id, rec->stat, rec->pct, rec->op, rec->value);
-    FUZZ_CHECK(isfinite(rec->value)); /* records_add drops the rest */
+    spectator__records_add(&copy, rec->id, rec->stat, rec->pct, rec->value);
+    FUZZ_CHECK(isfinite(rec->value));
     kv_t m = {.n = 0};
     for (size_t c = 0; c < ncommon; c++) kv_set(&m, common[2 * c], common[2 * c + 1]);
     for (size_t t = 0; t < spectator_id_tag_count(rec->id); t++)
@@ -302,7 +371,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (rec->op == SPECTATOR_OP_MAX)
         exp[e].value = rec->value > exp[e].value ? rec->value : exp[e].value;
       else
-        exp[e].value += rec->value;
+        exp[e].value = model_add(exp[e].value, rec->value);
     }
   }
   size_t nfinite = 0;
@@ -391,6 +460,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(table);
     cJSON_Delete(root);
   }
+  /* every datapoint is sent: values stay within the doubles */
+  FUZZ_CHECK(nfinite == nexp && pl.dropped == 0);
   FUZZ_CHECK(total == nfinite && pl.measurements == nfinite);
   for (size_t e = 0; e < nexp; e++) FUZZ_CHECK(exp[e].seen == isfinite(exp[e].value));
 

@@ -81,7 +81,14 @@ static void check_registry(const spectator_id_t *id, const char *name, const cha
                                ? spectator_id_ref(id)
                                : spectator_id_with_tag(id, "statistic", "count");
   FUZZ_CHECK(expect && spectator_id_equals(m->id, expect));
-  FUZZ_CHECK(m->value == 1 && m->op == SPECTATOR_OP_ADD);
+  /* The op follows the final statistic tag: add for these, max otherwise. */
+  static const char *const adds[] = {"count", "totalAmount", "totalTime", "totalOfSquares",
+                                     "percentile"};
+  const char *stat = spectator_id_tag(expect, "statistic");
+  int op = SPECTATOR_OP_MAX;
+  for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++)
+    if (strcmp(stat, adds[i]) == 0) op = SPECTATOR_OP_ADD;
+  FUZZ_CHECK(m->value == 1 && m->op == op);
   spectator_id_free(expect);
   spectator_measurements_free(ms);
   spectator_registry_free(reg);

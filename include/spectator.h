@@ -33,11 +33,14 @@
  * BAD INPUT
  *   Nothing here crashes or invokes undefined behaviour on bad input. Meter
  *   lookups never return NULL: a NULL or empty name, a malformed tag array, a
- *   type conflict or a full registry gives a no-op meter and one rate-limited
- *   log line on the `spectator.Registry` logger. Recording functions accept NULL
- *   meter pointers (no-op) and ignore values the meter type cannot accept (for
- *   example negative or NaN amounts on a counter). Functions that can fail for
- *   other reasons return 0 or a negative SPECTATOR_E* code.
+ *   type conflict or a full registry gives a no-op meter and a warning on the
+ *   `spectator.Registry` logger that names the meter and says what is wrong
+ *   (repeats of one mistake are rate limited, a different one is always
+ *   logged); a lookup a full registry refuses is also counted in
+ *   spectator.measurements{id=dropped,error=registry-full}. Recording functions
+ *   accept NULL meter pointers (no-op) and ignore values the meter type cannot
+ *   accept (for example negative or NaN amounts on a counter). Functions that
+ *   can fail for other reasons return 0 or a negative SPECTATOR_E* code.
  */
 #ifndef SPECTATOR_H
 #define SPECTATOR_H
@@ -157,9 +160,10 @@ SPECTATOR_EXTERN int spectator_log_level_parse(const char *s, spectator_log_leve
  * (sorted by key, a repeated key keeps its last value). Reference counted. */
 typedef struct spectator_id spectator_id_t;
 
-/* Create an id. Returns NULL (and logs on spectator.Registry) when name is NULL
- * or empty, when the tag array has a NULL or empty key or value or an odd
- * number of entries, or when memory runs out. Caller owns the result. */
+/* Create an id. Returns NULL (and logs on spectator.Registry, naming the id
+ * and what is wrong) when name is NULL or empty, when the tag array has an
+ * empty key, a NULL or empty value or an odd number of entries, or when memory
+ * runs out. Caller owns the result. */
 SPECTATOR_EXTERN spectator_id_t *spectator_id_new(const char *name, const char *const *tags);
 /* A new id with one more tag (replacing an existing value for that key).
  * Returns NULL on bad input as spectator_id_new(). `id` is not changed. */
@@ -185,7 +189,9 @@ SPECTATOR_EXTERN const char *spectator_id_tag(const spectator_id_t *id, const ch
 /* 1 when both ids have the same name and the same canonical tags (two NULLs are
  * equal), else 0. */
 SPECTATOR_EXTERN int spectator_id_equals(const spectator_id_t *a, const spectator_id_t *b);
-/* A hash of the canonical form: equal ids hash equally. NULL hashes to 0. */
+/* A hash of the canonical form: equal ids hash equally. NULL hashes to 0. The
+ * hash is seeded per process (from the OS): do not store it or send it to
+ * another process. */
 SPECTATOR_EXTERN uint64_t spectator_id_hash(const spectator_id_t *id);
 /* Write "name{k1=v1,k2=v2}" into buf (always NUL-terminated when size > 0).
  * Returns the length the full text needs, like snprintf. */
@@ -222,10 +228,13 @@ typedef struct spectator_config {
   const char *const *common_tags; /* added to every measurement sent; NULL = none.
                                      These win over the environment's common tags */
   int env_common_tags;            /* nonzero (default): also add SPECTATOR_COMMON_TAGS
-                                     and the Netflix variables (nf.app, nf.region...) */
+                                     and the Netflix variables (nf.app, nf.region...;
+                                     not nf.ami), without the keys listed in
+                                     ATLAS_SKIP_COMMON_TAGS */
   size_t max_meters;              /* cap on meters alive (pinned and transient);
                                      default 100000; values above 2^24 ("no cap")
-                                     mean 2^24 */
+                                     mean 2^24. The library's own meters are not
+                                     counted */
   double meter_ttl_s;             /* meters idle this long are not reported, and
                                      transient ones (used only by spectator_record)
                                      are removed; a gauge reports its last value
@@ -323,7 +332,8 @@ SPECTATOR_EXTERN int spectator_registry_start(spectator_registry_t *reg);
  * thread is running is waited for. Idempotent; NULL is a no-op. Must not be
  * called from a log handler; from a poller's function it is refused (logged). */
 SPECTATOR_EXTERN void spectator_registry_stop(spectator_registry_t *reg);
-/* Number of meters in the registry (no-op meters are not counted). */
+/* Number of meters in the registry, the library's own (spectator.measurements,
+ * http.req.complete) included; no-op meters are not counted. */
 SPECTATOR_EXTERN size_t spectator_registry_size(spectator_registry_t *reg);
 
 /* ------------------------------------------------------------------------ */
@@ -366,10 +376,11 @@ SPECTATOR_EXTERN spectator_max_gauge_t *spectator_max_gauge(const char *name,
                                                             const char *const *tags);
 SPECTATOR_EXTERN spectator_monotonic_counter_t *spectator_monotonic_counter(
     const char *name, const char *const *tags);
-/* Percentile meters: values are clamped to [min, max] before bucketing (the
- * timer's range is in seconds). min/max that are not finite, negative or with
- * min > max give the defaults (10 ms .. 60 s for timers, 0 .. INT64_MAX for
- * summaries) and a log line. The range of an existing meter is kept. */
+/* Percentile meters: every value, a negative one too, is clamped to [min, max]
+ * before bucketing (the timer's range is in seconds), so the buckets always
+ * sum to the count. min/max that are not finite, negative or with min > max
+ * give the defaults (10 ms .. 60 s for timers, 0 .. INT64_MAX for summaries)
+ * and a log line. The range of an existing meter is kept. */
 SPECTATOR_EXTERN spectator_percentile_timer_t *spectator_percentile_timer(const char *name,
                                                                           const char *const *tags,
                                                                           double min_seconds,
@@ -485,14 +496,18 @@ SPECTATOR_EXTERN void spectator_registry_record(spectator_registry_t *reg,
                                                 const char *const *tags, double value);
 
 /* Recording. NULL meters are a no-op. Lock-free, allocation-free, no clock, no
- * system call, no logging. */
+ * system call, no logging. An interval value beyond the doubles (a sum that
+ * overflowed) is reported as DBL_MAX. */
 /* Counters: add 1, or `amount`; amounts <= 0, NaN or infinite are ignored. */
 SPECTATOR_EXTERN void spectator_counter_increment(spectator_counter_t *c);
 SPECTATOR_EXTERN void spectator_counter_add(spectator_counter_t *c, double amount);
-/* Timers: negative, NaN durations are ignored; +inf is ignored too. */
+/* Timers: a negative duration is counted and adds nothing else (as Spectator
+ * Java; with spectatord's lines it is not sent); NaN and infinite durations
+ * are ignored. */
 SPECTATOR_EXTERN void spectator_timer_record(spectator_timer_t *t, double seconds);
 SPECTATOR_EXTERN void spectator_timer_record_ns(spectator_timer_t *t, int64_t nanos);
-/* Distribution summaries: negative, NaN and infinite amounts are ignored. */
+/* Distribution summaries: a negative amount is counted and adds nothing else;
+ * NaN and infinite amounts are ignored. */
 SPECTATOR_EXTERN void spectator_dist_summary_record(spectator_dist_summary_t *d, double amount);
 /* Gauges: the last value set is reported each interval until the TTL runs out
  * without a new set; NaN stops reporting. Infinite values are ignored. */
@@ -503,6 +518,8 @@ SPECTATOR_EXTERN void spectator_max_gauge_set(spectator_max_gauge_t *g, double v
  * the increase between snapshots is reported. NaN/inf ignored. */
 SPECTATOR_EXTERN void spectator_monotonic_counter_set(spectator_monotonic_counter_t *m,
                                                       double value);
+/* Percentile meters: as timers and summaries; a negative value is counted in
+ * the first bucket of the range. */
 SPECTATOR_EXTERN void spectator_percentile_timer_record(spectator_percentile_timer_t *t,
                                                         double seconds);
 SPECTATOR_EXTERN void spectator_percentile_timer_record_ns(spectator_percentile_timer_t *t,
@@ -681,7 +698,9 @@ SPECTATOR_EXTERN int64_t spectator_stopwatch_record_percentile(spectator_stopwat
 #define SPECTATOR_OP_MAX 10
 
 /* One measurement as a publish sends it (before common tags and character
- * sanitization are applied): the id carries the `statistic` tag. */
+ * sanitization are applied): the id carries the `statistic` tag, and op
+ * follows it (add for count, totalAmount, totalTime, totalOfSquares and
+ * percentile, max for any other). */
 typedef struct spectator_measurement {
   const spectator_id_t *id; /* owned by the snapshot */
   int op;                   /* SPECTATOR_OP_ADD or SPECTATOR_OP_MAX */

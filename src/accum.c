@@ -74,12 +74,10 @@ bool spectator__timer_state_measure(spectator__timer_state_t *st, const spectato
   if (count == 0 && total == 0 && sq == 0 && max == 0) return false;
   /* Four statistics of one id: each sets its own statistic tag (an id's own
    * statistic tag is only kept by single-statistic meters). */
-  spectator__records_add(ctx->out, id, SPECTATOR__STAT_COUNT, 0, SPECTATOR_OP_ADD, (double)count);
-  spectator__records_add(ctx->out, id, SPECTATOR__STAT_TOTAL_TIME, 0, SPECTATOR_OP_ADD,
-                         (double)total / 1e9);
-  spectator__records_add(ctx->out, id, SPECTATOR__STAT_TOTAL_OF_SQUARES, 0, SPECTATOR_OP_ADD,
-                         sq / 1e18);
-  spectator__records_add(ctx->out, id, SPECTATOR__STAT_MAX, 0, SPECTATOR_OP_MAX, (double)max / 1e9);
+  spectator__records_add(ctx->out, id, SPECTATOR__STAT_COUNT, 0, (double)count);
+  spectator__records_add(ctx->out, id, SPECTATOR__STAT_TOTAL_TIME, 0, (double)total / 1e9);
+  spectator__records_add(ctx->out, id, SPECTATOR__STAT_TOTAL_OF_SQUARES, 0, sq / 1e18);
+  spectator__records_add(ctx->out, id, SPECTATOR__STAT_MAX, 0, (double)max / 1e9);
   return true;
 }
 
@@ -93,10 +91,10 @@ bool spectator__summary_state_measure(spectator__summary_state_t *st, const spec
   double max = spectator__b2d(atomic_exchange_explicit(&st->max_bits, 0, memory_order_relaxed));
   if (count == 0 && total == 0 && sq == 0 && max == 0) return false;
   /* Four statistics of one id, as for timers. */
-  spectator__records_add(ctx->out, id, SPECTATOR__STAT_COUNT, 0, SPECTATOR_OP_ADD, (double)count);
-  spectator__records_add(ctx->out, id, SPECTATOR__STAT_TOTAL_AMOUNT, 0, SPECTATOR_OP_ADD, total);
-  spectator__records_add(ctx->out, id, SPECTATOR__STAT_TOTAL_OF_SQUARES, 0, SPECTATOR_OP_ADD, sq);
-  spectator__records_add(ctx->out, id, SPECTATOR__STAT_MAX, 0, SPECTATOR_OP_MAX, max);
+  spectator__records_add(ctx->out, id, SPECTATOR__STAT_COUNT, 0, (double)count);
+  spectator__records_add(ctx->out, id, SPECTATOR__STAT_TOTAL_AMOUNT, 0, total);
+  spectator__records_add(ctx->out, id, SPECTATOR__STAT_TOTAL_OF_SQUARES, 0, sq);
+  spectator__records_add(ctx->out, id, SPECTATOR__STAT_MAX, 0, max);
   return true;
 }
 
@@ -130,8 +128,7 @@ bool spectator__pct_counts_measure(spectator__pct_counts_t *b, const spectator_i
     uint64_t n = atomic_exchange_explicit(&b->n[i], 0, memory_order_relaxed);
     if (!n) continue;
     spectator__records_add(ctx->out, id, SPECTATOR__STAT_PERCENTILE,
-                           (unsigned)(i + 1) | (summary ? SPECTATOR__PCT_SUMMARY : 0),
-                           SPECTATOR_OP_ADD, (double)n);
+                           (unsigned)(i + 1) | (summary ? SPECTATOR__PCT_SUMMARY : 0), (double)n);
     any = true;
   }
   return any;

@@ -115,8 +115,11 @@ static inline void spectator__sqsum_add_saturating(spectator__sqsum_t *s, uint64
   if (hi) spectator__add_saturating(&s->hi, hi);
 }
 
-/* Everything but the count, which the caller has added. */
+/* Everything but the count, which the caller has added. A duration that is
+ * not positive adds nothing (Spectator Java counts a negative one and adds
+ * nothing else; a zero one changes no sum and no max). */
 static inline void spectator__timer_cell_record(spectator__timer_cell_t *c, int64_t nanos) {
+  if (nanos <= 0) return;
   spectator__add_saturating(&c->total_ns, (uint64_t)nanos);
   spectator__sqsum_add_saturating(&c->sq_ns, (uint64_t)nanos);
   int64_t cur = atomic_load_explicit(&c->max_ns, memory_order_relaxed);
@@ -125,10 +128,11 @@ static inline void spectator__timer_cell_record(spectator__timer_cell_t *c, int6
   }
 }
 
-/* Record nanos >= 0. A CAS on the count (which, when it fails, shows that
- * another thread is recording on the same timer: from then on the timer
- * records into stripes), two relaxed fetch_adds (total, low word of the
- * square) and a relaxed load of the max, which is only CAS'd when it grows. */
+/* Record a duration of nanos (a negative one is counted, nothing else). A CAS
+ * on the count (which, when it fails, shows that another thread is recording
+ * on the same timer: from then on the timer records into stripes), two
+ * relaxed fetch_adds (total, low word of the square) and a relaxed load of
+ * the max, which is only CAS'd when it grows. */
 static inline void spectator__timer_state_record(spectator__timer_state_t *st, int64_t nanos) {
   uintptr_t w = atomic_load_explicit(&st->stripes, memory_order_acquire);
   spectator__timer_cell_t *c = &st->base;
@@ -156,13 +160,29 @@ static inline void spectator__timer_state_record(spectator__timer_state_t *st, i
   spectator__timer_cell_record(c, nanos);
 }
 
-/* Seconds to nanoseconds for a timer: -1 when the value must be ignored
- * (negative, NaN, infinite), saturating at INT64_MAX. */
+/* Seconds to nanoseconds in the common case: true, with *ns, for a duration
+ * of 0 to 2^63 ns (the two tests fail for NaN too). */
+static inline bool spectator__seconds_in_range(double seconds, int64_t *ns) {
+  double d = seconds * 1e9;
+  if (SPECTATOR__UNLIKELY(!(d >= 0 && d < SPECTATOR__TWO_POW_63))) return false;
+  *ns = (int64_t)d;
+  return true;
+}
+
+/* What spectator__seconds_to_ns returns for a value a timer ignores. */
+#define SPECTATOR__NS_IGNORED INT64_MIN
+
+/* Seconds to nanoseconds for a timer, any value (the slow path of
+ * spectator__seconds_in_range): saturating at INT64_MAX, -1 for a negative
+ * duration (counted, nothing else), SPECTATOR__NS_IGNORED for NaN and
+ * infinities. */
 static inline int64_t spectator__seconds_to_ns(double seconds) {
-  if (!(seconds >= 0) || seconds > DBL_MAX) return -1; /* NaN, <0, inf */
-  double ns = seconds * 1e9;
-  if (ns >= SPECTATOR__TWO_POW_63) return INT64_MAX;
-  return (int64_t)ns;
+  if (SPECTATOR__LIKELY(seconds >= 0)) {
+    double ns = seconds * 1e9;
+    if (ns < SPECTATOR__TWO_POW_63) return (int64_t)ns;
+    return seconds <= DBL_MAX ? INT64_MAX : SPECTATOR__NS_IGNORED;
+  }
+  return seconds >= -DBL_MAX ? -1 : SPECTATOR__NS_IGNORED; /* NaN fails both tests */
 }
 
 /* Attach a new timer state to its registry's stripes, with blocks ready
@@ -184,19 +204,23 @@ typedef struct {
   struct spectator__samples *samples; /* as in spectator__timer_state_t */
 } spectator__summary_state_t;
 
-/* True for the amounts a summary records: finite and >= 0. */
+/* True for the amounts a summary records: finite (a negative one is counted,
+ * nothing else). */
 static inline bool spectator__summary_amount_ok(double amount) {
-  return amount >= 0 && amount <= DBL_MAX;
+  return amount >= -DBL_MAX && amount <= DBL_MAX;
 }
 
 /* Record an amount that passed spectator__summary_amount_ok. Whole amounts
  * below 2^32 (the common case: bytes, items) are summed exactly in integers,
- * squares included; other amounts use double CAS loops. The max is kept as the
- * bit pattern of a non-negative double, which orders like the double itself,
- * so it is an integer compare-and-swap. */
+ * squares included; other amounts use double CAS loops. An amount that is not
+ * positive is counted and adds nothing else (as a negative duration on a
+ * timer; a zero changes no sum and no max). The max is kept as the bit
+ * pattern of a non-negative double, which orders like the double itself, so
+ * it is an integer compare-and-swap. A square beyond the doubles makes the
+ * sum of squares infinite, which the snapshot reports as DBL_MAX. */
 static inline void spectator__summary_state_record(spectator__summary_state_t *st, double amount) {
-  if (amount == 0) amount = 0; /* -0.0 would order above every positive value */
   atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
+  if (!(amount > 0)) return;
   if (spectator__is_small_whole(amount)) {
     atomic_fetch_add_explicit(&st->total.ints, (uint64_t)(uint32_t)amount, memory_order_relaxed);
     spectator__sqsum_add_u64(&st->sq, (uint64_t)(uint32_t)amount);
@@ -222,7 +246,9 @@ typedef struct {
   _Atomic uint64_t n[SPECTATOR__PCT_LENGTH];
 } spectator__pct_counts_t;
 
-/* Count v, clamped to [lo, hi] first. */
+/* Count v, clamped to [lo, hi] first: a value below the range, a negative
+ * one too, goes to the range's first bucket, so the buckets always sum to the
+ * count (Spectator Java). */
 static inline void spectator__pct_counts_add(spectator__pct_counts_t *b, int64_t v, int64_t lo,
                                              int64_t hi) {
   v = v < lo ? lo : (v > hi ? hi : v);

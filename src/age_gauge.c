@@ -102,7 +102,7 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
     return updated;
   }
   spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_GAUGE), 0,
-                         SPECTATOR_OP_MAX, age_at(g, ctx->now_ns));
+                         age_at(g, ctx->now_ns));
   return atomic_exchange_explicit(&g->updated, 0, memory_order_relaxed);
 }
 

@@ -280,7 +280,8 @@ static const struct {
   const char *vars[3];
 } nf_tags[] = {
     {"nf.account", {"NETFLIX_ACCOUNT_ID", "EC2_OWNER_ID", NULL}},
-    {"nf.ami", {"EC2_AMI_ID", NULL, NULL}},
+    /* nf.ami (EC2_AMI_ID) is left out, as Spectator Java's commonTagsForAtlas
+     * does: it is not among the keys metrics should carry. */
     {"nf.app", {"NETFLIX_APP", NULL, NULL}},
     {"nf.asg", {"NETFLIX_AUTO_SCALE_GROUP", NULL, NULL}},
     {"nf.cluster", {"NETFLIX_CLUSTER", NULL, NULL}},
@@ -313,6 +314,19 @@ static void trim_span(const char **s, size_t *n) {
   while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
 }
 
+bool spectator__env_skips_common_tag(const char *key, size_t len) {
+  const char *p = getenv("ATLAS_SKIP_COMMON_TAGS");
+  while (p && *p) {
+    const char *end = strchr(p, ',');
+    const char *k = p;
+    size_t klen = end ? (size_t)(end - p) : strlen(p);
+    trim_span(&k, &klen);
+    if (klen && klen == len && memcmp(k, key, len) == 0) return true;
+    p = end ? end + 1 : NULL;
+  }
+  return false;
+}
+
 char **spectator__env_common_tags(void) {
   const char *extra = getenv("SPECTATOR_COMMON_TAGS");
   size_t extra_len = extra ? strlen(extra) : 0;
@@ -334,7 +348,9 @@ char **spectator__env_common_tags(void) {
         bad_env(nf_tags[t].vars[j], v, "a value of at most 1024 characters");
         continue;
       }
-      pairs[n++] = (span_pair_t){nf_tags[t].tag, v, strlen(nf_tags[t].tag), len};
+      size_t klen = strlen(nf_tags[t].tag);
+      if (!spectator__env_skips_common_tag(nf_tags[t].tag, klen))
+        pairs[n++] = (span_pair_t){nf_tags[t].tag, v, klen, len};
       break;
     }
   }
@@ -349,7 +365,7 @@ char **spectator__env_common_tags(void) {
     trim_span(&k, &klen);
     if (v) trim_span(&v, &vlen);
     if (eq && klen && vlen) {
-      pairs[n++] = (span_pair_t){k, v, klen, vlen};
+      if (!spectator__env_skips_common_tag(k, klen)) pairs[n++] = (span_pair_t){k, v, klen, vlen};
     } else if ((eq || klen) && ++malformed <= MAX_LOGGED_MALFORMED) {
       /* blank entries ("a=1, ,b=2", "a=1, ") are skipped silently */
       spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,

@@ -12,8 +12,9 @@
  * (case-insensitive, trimmed) is true, 0/false/no/empty is false; anything else
  * is false and logged. */
 bool spectator__parse_flag(const char *name, const char *value);
-/* Common tags from the environment: SPECTATOR_COMMON_TAGS then the Netflix
- * variables (first non-empty, trimmed). Returns a NULL-terminated alternating
+/* Common tags from the environment: the Netflix variables (first non-empty,
+ * trimmed; nf.ami is not read) then SPECTATOR_COMMON_TAGS, without the keys
+ * ATLAS_SKIP_COMMON_TAGS names. Returns a NULL-terminated alternating
  * array allocated as one block (free() it), or NULL when memory runs out. */
 char **spectator__env_common_tags(void);
 /* The least publish interval and request timeout accepted, in seconds. */
@@ -22,6 +23,9 @@ char **spectator__env_common_tags(void);
 /* Settings that are valid but absurd (positive, below the floors above) are
  * logged on spectator.init and replaced by their defaults. */
 void spectator__config_apply_floors(spectator_config_t *cfg);
+/* True when ATLAS_SKIP_COMMON_TAGS (comma-separated keys, each trimmed) names
+ * the len bytes at key. */
+bool spectator__env_skips_common_tag(const char *key, size_t len);
 /* Validate a config; logs on spectator.init; 0 or SPECTATOR_EINVAL. */
 int spectator__config_validate(const spectator_config_t *cfg);
 /* Bytes of spectator_config_t in release 0.1.0 (up to clock_ctx), which its

@@ -135,8 +135,7 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   for (size_t i = 0, n = spectator__stripes_count(w); i < n; i++)
     v += spectator__dsum_take(sum_cell(&cells[i]));
   if (v == 0) return false;
-  spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_COUNT), 0,
-                         SPECTATOR_OP_ADD, v);
+  spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_COUNT), 0, v);
   return true;
 }
 

@@ -1,6 +1,7 @@
 /*
- * Distribution summaries: count, total amount, total of squares and max of
- * non-negative amounts per interval, in base units (accum.h).
+ * Distribution summaries: count, total amount, total of squares and max
+ * per interval, in base units (accum.h). A negative amount is counted and
+ * adds nothing else; NaN and infinities are ignored.
  */
 #include "accum.h"
 #include "meter.h"
@@ -11,10 +12,11 @@ struct spectator_dist_summary {
   spectator__summary_state_t st;
 } SPECTATOR__ALIGNED;
 
-/* A line per sample (samples.h); out of line, so that the other path pays
- * one compare and branch. */
+/* A line per sample (samples.h), but for a negative amount (spectatord keeps
+ * the statistics); out of line, so that the other path pays one compare and
+ * branch. */
 static __attribute__((noinline)) void sample(spectator_dist_summary_t *d, double amount) {
-  spectator__samples_record(d->st.samples, d, spectator__d2b(amount));
+  if (amount >= 0) spectator__samples_record(d->st.samples, d, spectator__d2b(amount));
 }
 
 void spectator_dist_summary_record(spectator_dist_summary_t *d, double amount) {

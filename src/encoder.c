@@ -8,8 +8,9 @@
  * later keys overriding earlier ones; every key and value sanitized to
  * `-._A-Za-z0-9^~` (anything else becomes `_`). Sanitizing can make two ids
  * equal, so datapoints are merged by their sanitized tag set (adds summed in
- * record order, maxes kept) before they are cut into batches of at most
- * batch_size. A merged value that is not finite is dropped.
+ * record order, saturating at +-DBL_MAX, maxes kept) before they are cut into
+ * batches of at most batch_size. A value that is not finite (records never
+ * hold one) is dropped and counted.
  *
  * It runs once per publish on up to hundreds of thousands of records, so it
  * is built for time and memory (bench/bench_publish.c, docs/performance.md):
@@ -207,6 +208,19 @@ static void row_add(encoder_t *e, const uint32_t *pairs, uint32_t npairs, int op
   e->nrows++;
 }
 
+/* a + b, or +-DBL_MAX when the sum leaves the doubles (two huge adds of ids
+ * that sanitize alike): the value stays as large as it can be sent in strict
+ * JSON, instead of the datapoint being lost. Logged at debug. */
+static double add_saturating(double a, double b) {
+  double sum = a + b;
+  if (SPECTATOR__LIKELY(spectator__finite(sum))) return sum;
+  if (spectator__log_enabled(SPECTATOR_LOG_DEBUG))
+    spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY,
+                   "merging two datapoints overflowed the doubles: sent as the largest finite "
+                   "double");
+  return sum > 0 ? DBL_MAX : -DBL_MAX;
+}
+
 /* Merge equal datapoints into the first one (adds summed in record order,
  * maxes kept). The index is far bigger than the caches and every row lands
  * at a random slot, so slots are prefetched a few rows ahead. */
@@ -224,7 +238,7 @@ static void merge_rows(encoder_t *e) {
         if (row->op == SPECTATOR_OP_MAX)
           first->value = row->value > first->value ? row->value : first->value;
         else
-          first->value += row->value;
+          first->value = add_saturating(first->value, row->value);
         row->merged = 1;
         break;
       }

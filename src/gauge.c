@@ -65,8 +65,7 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   if (!updated && (uint64_t)ctx->now_ns - (uint64_t)g->last_set_ns > (uint64_t)g->ttl_ns &&
       ctx->now_ns > g->last_set_ns)
     return false;
-  spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_GAUGE), 0,
-                         SPECTATOR_OP_MAX, v);
+  spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_GAUGE), 0, v);
   return updated;
 }
 

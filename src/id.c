@@ -22,18 +22,19 @@
 #include "log.h"
 #include "pairs.h"
 
-static spectator__ratelimit_t rl_bad_id;
-
 /* The hash of a canonical form: each string hashed on its own (hash.h), then
  * the strings' hashes folded together in order. Independent per-string chains
  * let the CPU overlap them, and the length in each string's seed makes
  * "ab","c" differ from "a","bc". */
-static inline uint64_t hash_str(const char *s) { return spectator__hash_bytes(s, strlen(s)); }
+static inline uint64_t hash_str(uint64_t seed, const char *s) {
+  return spectator__hash_bytes(seed, s, strlen(s));
+}
 
 static uint64_t hash_canon(const char *name, const char *const *kv, size_t ntags) {
-  uint64_t h = spectator__hash_fold(SPECTATOR__HASH_SEED ^ hash_str(name), SPECTATOR__HASH_K2);
+  uint64_t seed = spectator__hash_seed();
+  uint64_t h = spectator__hash_fold(seed ^ hash_str(seed, name), SPECTATOR__HASH_K2);
   for (size_t i = 0; i < 2 * ntags; i++)
-    h = spectator__hash_fold(h ^ hash_str(kv[i]), SPECTATOR__HASH_K2);
+    h = spectator__hash_fold(h ^ hash_str(seed, kv[i]), SPECTATOR__HASH_K2);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
@@ -84,10 +85,12 @@ static size_t sort_unique(const char **kv, size_t n) {
   return out;
 }
 
-static const char bad_name[] = "the name is NULL or empty";
-static const char bad_tags[] =
-    "the tags have a NULL or empty key or value, or an odd number of entries";
-static const char no_memory[] = "out of memory";
+static int fail(spectator__canon_t *c, spectator__id_error_t error, size_t pos, const char *key) {
+  c->error = error;
+  c->error_pos = pos;
+  c->error_key = key;
+  return error == SPECTATOR__ID_NO_MEMORY ? SPECTATOR_ENOMEM : SPECTATOR_EINVAL;
+}
 
 int spectator__canon_init(spectator__canon_t *c, const char *name, const spectator_id_t *base,
                           const char *const *tags) {
@@ -95,30 +98,26 @@ int spectator__canon_init(spectator__canon_t *c, const char *name, const spectat
   c->kv = c->inline_kv;
   c->ntags = 0;
   c->hash = 0;
-  c->error = NULL;
+  c->error = SPECTATOR__ID_OK; /* error_pos and error_key are set with an error */
   c->name = base ? base->name : name;
-  if (!c->name || !c->name[0]) {
-    c->error = bad_name;
-    return SPECTATOR_EINVAL;
-  }
+  if (!c->name) return fail(c, SPECTATOR__ID_NAME_NULL, 0, NULL);
+  if (!c->name[0]) return fail(c, SPECTATOR__ID_NAME_EMPTY, 0, NULL);
 
   size_t n_extra = 0;
   if (tags) {
     for (size_t i = 0; tags[i]; i += 2) {
-      if (!tags[i + 1] || !tags[i][0] || !tags[i + 1][0]) {
-        c->error = bad_tags;
-        return SPECTATOR_EINVAL;
-      }
+      /* A NULL after a key ends the array: whether the value was NULL or
+       * the array has an odd number of entries cannot be told apart. */
+      if (!tags[i + 1]) return fail(c, SPECTATOR__ID_VALUE_MISSING, i, tags[i]);
+      if (!tags[i][0]) return fail(c, SPECTATOR__ID_KEY_EMPTY, i, tags[i]);
+      if (!tags[i + 1][0]) return fail(c, SPECTATOR__ID_VALUE_EMPTY, i, tags[i]);
       n_extra++;
     }
   }
   size_t n = (base ? base->ntags : 0) + n_extra;
   if (n > SPECTATOR__CANON_INLINE) {
     c->heap_kv = malloc(2 * n * sizeof(*c->heap_kv));
-    if (!c->heap_kv) {
-      c->error = no_memory;
-      return SPECTATOR_ENOMEM;
-    }
+    if (!c->heap_kv) return fail(c, SPECTATOR__ID_NO_MEMORY, 0, NULL);
     c->kv = c->heap_kv;
   }
   size_t j = 0;
@@ -129,8 +128,7 @@ int spectator__canon_init(spectator__canon_t *c, const char *name, const spectat
   size_t u = sort_unique(c->kv, n);
   if (u == (size_t)-1) {
     spectator__canon_free(c);
-    c->error = no_memory;
-    return SPECTATOR_ENOMEM;
+    return fail(c, SPECTATOR__ID_NO_MEMORY, 0, NULL);
   }
   c->ntags = u;
   c->hash = hash_canon(c->name, c->kv, u);
@@ -174,17 +172,102 @@ spectator_id_t *spectator__id_from_canon(const spectator__canon_t *c) {
   return id;
 }
 
+uint64_t spectator__mistake_key(unsigned kind, const char *name, const char *detail) {
+  uint64_t seed = spectator__hash_seed();
+  uint64_t h = spectator__hash_fold(seed ^ kind, SPECTATOR__HASH_K1);
+  h = spectator__hash_fold(h ^ (name ? hash_str(seed, name) : 0), SPECTATOR__HASH_K2);
+  return spectator__hash_fold(h ^ (detail ? hash_str(seed, detail) : 1), SPECTATOR__HASH_K2);
+}
+
+void spectator__canon_format(const spectator__canon_t *c, char *buf, size_t size) {
+  size_t len = 0;
+  bool cut = false;
+#define PUT(s)                                                  \
+  do {                                                          \
+    const char *s_ = (s);                                       \
+    size_t l_ = strlen(s_);                                     \
+    if (len + l_ + 4 > size) { /* room for "..." and the NUL */ \
+      l_ = size > len + 4 ? size - len - 4 : 0;                 \
+      cut = true;                                               \
+    }                                                           \
+    memcpy(buf + len, s_, l_);                                  \
+    len += l_;                                                  \
+  } while (0)
+  if (size < 4) {
+    if (size) buf[0] = '\0';
+    return;
+  }
+  PUT(c->name);
+  for (size_t i = 0; i < c->ntags && !cut; i++) {
+    PUT(i ? "," : "{");
+    PUT(c->kv[2 * i]);
+    PUT("=");
+    PUT(c->kv[2 * i + 1]);
+  }
+  if (c->ntags && !cut) PUT("}");
+#undef PUT
+  if (cut) {
+    memcpy(buf + len, "...", 3);
+    len += 3;
+  }
+  buf[len] = '\0';
+}
+
+/* What is wrong, as the end of "invalid id for counter 'x': ...". */
+static void describe(const spectator__canon_t *c, char *buf, size_t size) {
+  const char *key = c->error_key ? c->error_key : "(null)";
+  int kl = spectator__strnlen_log(key);
+  switch (c->error) {
+  case SPECTATOR__ID_NULL: snprintf(buf, size, "the id is NULL"); break;
+  case SPECTATOR__ID_NAME_NULL: snprintf(buf, size, "the name is NULL"); break;
+  case SPECTATOR__ID_NAME_EMPTY: snprintf(buf, size, "the name is empty"); break;
+  case SPECTATOR__ID_KEY_NULL: snprintf(buf, size, "the tag key is NULL"); break;
+  case SPECTATOR__ID_KEY_EMPTY:
+    if (c->error_pos == SIZE_MAX)
+      snprintf(buf, size, "the tag key is empty");
+    else
+      snprintf(buf, size, "the tag key at position %zu is empty", c->error_pos);
+    break;
+  case SPECTATOR__ID_VALUE_NULL: snprintf(buf, size, "tag '%.*s' has a NULL value", kl, key); break;
+  case SPECTATOR__ID_VALUE_MISSING:
+    snprintf(buf, size,
+             "tag '%.*s' at position %zu has no value (a NULL value, or an odd number of "
+             "entries in the tag array)",
+             kl, key, c->error_pos);
+    break;
+  case SPECTATOR__ID_VALUE_EMPTY:
+    snprintf(buf, size, "tag '%.*s' has an empty value", kl, key);
+    break;
+  case SPECTATOR__ID_NO_MEMORY:
+  default: snprintf(buf, size, "out of memory"); break;
+  }
+}
+
 void spectator__canon_log_error(const spectator__canon_t *c, const char *what, const char *name) {
-  SPECTATOR__LOG_LIMITED(&rl_bad_id, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
-                         "invalid id for %s '%.*s': %s; using a no-op", what,
-                         SPECTATOR__LOG_STR(name), c->error ? c->error : no_memory);
+  uint64_t key = spectator__mistake_key((unsigned)c->error, name, c->error_key);
+  uint64_t n = spectator__mistake_seen(key);
+  if (!n) return;
+  char why[256];
+  describe(c, why, sizeof(why));
+  if (c->error == SPECTATOR__ID_NULL)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "invalid id for %s: %s; using a no-op (occurrence %llu)", what ? what : "id",
+                   why, (unsigned long long)n);
+  else if (what)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "invalid id for %s '%.*s': %s; using a no-op (occurrence %llu)", what,
+                   SPECTATOR__LOG_STR(name), why, (unsigned long long)n);
+  else
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "invalid id '%.*s': %s; returning NULL (occurrence %llu)",
+                   SPECTATOR__LOG_STR(name), why, (unsigned long long)n);
 }
 
 static spectator_id_t *make_id(const char *name, const spectator_id_t *base,
                                const char *const *tags) {
   spectator__canon_t c;
   if (spectator__canon_init(&c, name, base, tags) != 0) {
-    spectator__canon_log_error(&c, "id", base ? base->name : name);
+    spectator__canon_log_error(&c, NULL, base ? base->name : name);
     return NULL;
   }
   spectator_id_t *id = spectator__id_from_canon(&c);
@@ -199,10 +282,17 @@ spectator_id_t *spectator_id_new(const char *name, const char *const *tags) {
 spectator_id_t *spectator_id_with_tag(const spectator_id_t *id, const char *key,
                                       const char *value) {
   if (!id) return NULL;
-  /* A NULL key must not end the array early: report it as bad tags. */
-  if (!key || !value) {
-    spectator__canon_t c = {.error = bad_tags};
-    spectator__canon_log_error(&c, "id", id->name);
+  /* A NULL key or value here is known for what it is (in an array, a NULL
+   * ends it), and there is no array position to report. */
+  spectator__canon_t c = {.error = SPECTATOR__ID_OK, .error_pos = SIZE_MAX, .error_key = key};
+  if (!key)
+    c.error = SPECTATOR__ID_KEY_NULL;
+  else if (!value)
+    c.error = SPECTATOR__ID_VALUE_NULL;
+  else if (!key[0])
+    c.error = SPECTATOR__ID_KEY_EMPTY;
+  if (c.error != SPECTATOR__ID_OK) {
+    spectator__canon_log_error(&c, NULL, id->name);
     return NULL;
   }
   const char *const tags[] = {key, value, NULL};

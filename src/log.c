@@ -87,9 +87,26 @@ void spectator_log_set_handler(spectator_log_fn fn, void *ctx) {
   pthread_mutex_unlock(&handler_lock);
 }
 
-void spectator__log_prefork(void) { pthread_mutex_lock(&handler_lock); }
-void spectator__log_postfork_parent(void) { pthread_mutex_unlock(&handler_lock); }
+/* The distinct-mistake table (log.h). key 0 marks an empty entry. */
+static pthread_mutex_t mistakes_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  uint64_t key;
+  uint64_t count;
+  uint64_t since; /* when it entered the table (mistakes_clock) */
+} mistakes[SPECTATOR__MISTAKES];
+static uint64_t mistakes_clock;
+static _Atomic uint64_t mistakes_timeouts;
+
+void spectator__log_prefork(void) {
+  pthread_mutex_lock(&handler_lock);
+  pthread_mutex_lock(&mistakes_lock);
+}
+void spectator__log_postfork_parent(void) {
+  pthread_mutex_unlock(&mistakes_lock);
+  pthread_mutex_unlock(&handler_lock);
+}
 void spectator__log_postfork_child(void) {
+  pthread_mutex_init(&mistakes_lock, NULL);
   pthread_mutex_init(&handler_lock, NULL);
   atomic_store(&handler_lock_stuck, false);
 }
@@ -185,6 +202,42 @@ const char *spectator__redact_uri(const char *uri, char *buf, size_t size) {
 uint64_t spectator__ratelimit(spectator__ratelimit_t *rl) {
   uint64_t n = atomic_fetch_add_explicit(&rl->count, 1, memory_order_relaxed) + 1;
   return (n & (n - 1)) == 0 ? n : 0;
+}
+
+uint64_t spectator__mistake_seen(uint64_t key) {
+  if (!key) key = 1; /* 0 marks an empty entry */
+  /* Held for a scan of the table and nothing else, but a thread that exit()
+   * interrupted from a signal handler may hold it forever: a bounded wait,
+   * after which the line is logged (never lost). */
+  if (spectator__mutex_lock_until(&mistakes_lock, spectator__monotonic_ns() + HANDLER_WAIT_NS)) {
+    atomic_fetch_add_explicit(&mistakes_timeouts, 1, memory_order_relaxed);
+    return 1;
+  }
+  size_t victim = 0;
+  uint64_t n = 0;
+  for (size_t i = 0; i < SPECTATOR__MISTAKES; i++) {
+    if (mistakes[i].key == key) {
+      n = ++mistakes[i].count;
+      break;
+    }
+    /* The entry a new mistake replaces: an empty one, else the one seen the
+     * fewest times, the oldest of those. */
+    if (mistakes[victim].key && (!mistakes[i].key || mistakes[i].count < mistakes[victim].count ||
+                                 (mistakes[i].count == mistakes[victim].count &&
+                                  mistakes[i].since < mistakes[victim].since)))
+      victim = i;
+  }
+  if (!n) {
+    mistakes[victim].key = key;
+    mistakes[victim].count = n = 1;
+    mistakes[victim].since = ++mistakes_clock;
+  }
+  pthread_mutex_unlock(&mistakes_lock);
+  return (n & (n - 1)) == 0 ? n : 0;
+}
+
+uint64_t spectator__mistake_timeouts(void) {
+  return atomic_load_explicit(&mistakes_timeouts, memory_order_relaxed);
 }
 
 /* Error strings live here too: they are what a log line says. */

@@ -172,9 +172,8 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   spectator_long_task_timer_t *t = (spectator_long_task_timer_t *)m;
   uint32_t active = active_now(t);
   double ns = total_ns(t, ctx->now_ns);
-  spectator__records_add(ctx->out, m->id, SPECTATOR__STAT_ACTIVE_TASKS, 0, SPECTATOR_OP_MAX,
-                         (double)active);
-  spectator__records_add(ctx->out, m->id, SPECTATOR__STAT_DURATION, 0, SPECTATOR_OP_MAX, ns / 1e9);
+  spectator__records_add(ctx->out, m->id, SPECTATOR__STAT_ACTIVE_TASKS, 0, (double)active);
+  spectator__records_add(ctx->out, m->id, SPECTATOR__STAT_DURATION, 0, ns / 1e9);
   uint64_t untracked = atomic_exchange_explicit(&t->untracked, 0, memory_order_relaxed);
   if (untracked && ctx->out) {
     static spectator__ratelimit_t rl;

@@ -15,6 +15,7 @@
   }                                                                                               \
   spectator_##stem##_t *spectator_registry_##stem##_id(spectator_registry_t *reg,                 \
                                                        const spectator_id_t *id) {                \
+    if (SPECTATOR__UNLIKELY(!id)) return spectator__registry_null_id(reg, SPECTATOR__##NAME);     \
     return spectator__registry_lookup(reg, SPECTATOR__##NAME, NULL, id, NULL, NULL);              \
   }                                                                                               \
   spectator_##stem##_t *spectator_##stem(const char *name, const char *const *tags) {             \
@@ -32,6 +33,7 @@
   }                                                                                               \
   spectator_##stem##_t *spectator_registry_##stem##_id(                                           \
       spectator_registry_t *reg, const spectator_id_t *id, double min, double max) {              \
+    if (SPECTATOR__UNLIKELY(!id)) return spectator__registry_null_id(reg, SPECTATOR__##NAME);     \
     spectator__meter_params_t p = {0, min, max};                                                  \
     return spectator__registry_lookup(reg, SPECTATOR__##NAME, NULL, id, NULL, &p);                \
   }                                                                                               \
@@ -53,6 +55,7 @@ spectator_gauge_t *spectator_registry_gauge_with_ttl(spectator_registry_t *reg, 
 
 spectator_gauge_t *spectator_registry_gauge_with_ttl_id(spectator_registry_t *reg,
                                                         const spectator_id_t *id, double ttl_s) {
+  if (SPECTATOR__UNLIKELY(!id)) return spectator__registry_null_id(reg, SPECTATOR__GAUGE);
   spectator__meter_params_t p = {ttl_s, 0, 0};
   return spectator__registry_lookup(reg, SPECTATOR__GAUGE, NULL, id, NULL, &p);
 }

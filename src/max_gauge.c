@@ -46,7 +46,7 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
       atomic_exchange_explicit(&((spectator_max_gauge_t *)m)->key, 0, memory_order_relaxed);
   if (!k) return false;
   spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_MAX), 0,
-                         SPECTATOR_OP_MAX, order_value(k));
+                         order_value(k));
   return true;
 }
 

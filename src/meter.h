@@ -131,8 +131,9 @@ typedef enum {
 
 /* A meter type. */
 typedef struct spectator__meter_type {
-  const char *name; /* for log lines: "counter", "percentile timer"... */
-  size_t size;      /* bytes of its struct */
+  const char *name;      /* for log lines: "counter", "percentile timer"... */
+  size_t size;           /* bytes of its struct */
+  const char *extra_tag; /* a tag key its measurements add besides statistic, or NULL */
   /* The shared no-op meter of this type: zeroed, id NULL, never reported. */
   spectator__meter_t *noop;
   /* Set up a zeroed meter whose header is filled in (id, type). May log (a

@@ -54,7 +54,7 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   double delta = v - prev;
   if (delta > 0)
     spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_COUNT), 0,
-                           SPECTATOR_OP_ADD, delta);
+                           delta);
   return updated;
 }
 

@@ -57,7 +57,7 @@ static bool measure(spectator__meter_t *m, spectator__snap_ctx_t *ctx) {
   uint64_t delta = v - prev; /* modulo 2^64: a decrease is a wrap-around */
   if (delta)
     spectator__records_add(ctx->out, m->id, spectator__default_stat(m, SPECTATOR__STAT_COUNT), 0,
-                           SPECTATOR_OP_ADD, (double)delta);
+                           (double)delta);
   return updated;
 }
 

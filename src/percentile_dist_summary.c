@@ -1,8 +1,8 @@
 /*
  * Percentile distribution summaries: a distribution summary plus one counter
  * per Spectator percentile bucket (276, inline). A record updates the summary
- * state, clamps the amount to the meter's [min, max] range and increments one
- * bucket. Snapshots report the non-zero buckets as counters tagged
+ * state, clamps the amount to the meter's [min, max] range (a negative one
+ * too) and increments one bucket. Snapshots report the non-zero buckets as counters tagged
  * statistic=percentile and percentile=D%04X.
  */
 #include "accum.h"
@@ -17,11 +17,12 @@ struct spectator_percentile_dist_summary {
   spectator__pct_counts_t buckets;
 } SPECTATOR__ALIGNED;
 
-/* A line per sample (samples.h); out of line, so that the other path pays
- * one compare and branch. */
+/* A line per sample (samples.h), but for a negative amount (spectatord keeps
+ * the statistics); out of line, so that the other path pays one compare and
+ * branch. */
 static __attribute__((noinline)) void sample(spectator_percentile_dist_summary_t *d,
                                              double amount) {
-  spectator__samples_record(d->st.samples, d, spectator__d2b(amount));
+  if (amount >= 0) spectator__samples_record(d->st.samples, d, spectator__d2b(amount));
 }
 
 void spectator_percentile_dist_summary_record(spectator_percentile_dist_summary_t *d,
@@ -32,7 +33,8 @@ void spectator_percentile_dist_summary_record(spectator_percentile_dist_summary_
     return;
   }
   spectator__summary_state_record(&d->st, amount);
-  int64_t v = amount >= SPECTATOR__TWO_POW_63 ? INT64_MAX : (int64_t)amount;
+  /* Not positive: 0, which the range (never below 0) clamps to its start. */
+  int64_t v = amount >= SPECTATOR__TWO_POW_63 ? INT64_MAX : amount > 0 ? (int64_t)amount : 0;
   spectator__pct_counts_add(&d->buckets, v, d->min, d->max);
 }
 
@@ -85,6 +87,7 @@ static void record(spectator__meter_t *m, double value) {
 /* The default range: every amount an int64 holds. */
 static const spectator__meter_params_t defaults = {0, 0, SPECTATOR__TWO_POW_63};
 
-SPECTATOR__METER_TYPE(percentile_dist_summary, "percentile distribution summary", .init = init,
-                      .measure = measure, .record = record, .defaults = &defaults, .line_type = 'D',
+SPECTATOR__METER_TYPE(percentile_dist_summary, "percentile distribution summary",
+                      .extra_tag = "percentile", .init = init, .measure = measure, .record = record,
+                      .defaults = &defaults, .line_type = 'D',
                       .line_kind = SPECTATOR__LINES_SAMPLED);

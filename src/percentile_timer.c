@@ -1,7 +1,8 @@
 /*
  * Percentile timers: a timer plus one counter per Spectator percentile bucket
  * (276, inline). A record updates the timer state, clamps the duration to the
- * meter's [min, max] range and increments one bucket: one more relaxed
+ * meter's [min, max] range (a negative one too: it is counted in the first
+ * bucket of the range) and increments one bucket: one more relaxed
  * fetch_add. Snapshots report the non-zero buckets as counters tagged
  * statistic=percentile and percentile=T%04X, from which Atlas estimates
  * percentiles across a whole cluster.
@@ -11,14 +12,15 @@
 #include "samples.h"
 #include "timer.h"
 
-/* A line per sample (samples.h); out of line, so that the other path pays
- * one compare and branch. */
+/* A line per sample (samples.h), but for a negative duration (spectatord keeps
+ * the statistics); out of line, so that the other path pays one compare and
+ * branch. */
 static __attribute__((noinline)) void sample(spectator_percentile_timer_t *t, int64_t nanos) {
-  spectator__samples_record(t->st.samples, t, (uint64_t)nanos);
+  if (nanos >= 0) spectator__samples_record(t->st.samples, t, (uint64_t)nanos);
 }
 
 void spectator_percentile_timer_record_ns(spectator_percentile_timer_t *t, int64_t nanos) {
-  if (SPECTATOR__UNLIKELY(!t) || nanos < 0) return;
+  if (SPECTATOR__UNLIKELY(!t)) return;
   if (SPECTATOR__UNLIKELY(t->st.samples != NULL)) {
     sample(t, nanos);
     return;
@@ -29,7 +31,12 @@ void spectator_percentile_timer_record_ns(spectator_percentile_timer_t *t, int64
 
 void spectator_percentile_timer_record(spectator_percentile_timer_t *t, double seconds) {
   if (SPECTATOR__UNLIKELY(!t)) return;
-  spectator_percentile_timer_record_ns(t, spectator__seconds_to_ns(seconds));
+  int64_t ns;
+  if (SPECTATOR__UNLIKELY(!spectator__seconds_in_range(seconds, &ns))) {
+    ns = spectator__seconds_to_ns(seconds); /* negative, huge, NaN, infinite */
+    if (ns == SPECTATOR__NS_IGNORED) return;
+  }
+  spectator_percentile_timer_record_ns(t, ns);
 }
 
 uint64_t spectator_percentile_timer_count(const spectator_percentile_timer_t *t) {
@@ -88,6 +95,6 @@ static void record(spectator__meter_t *m, double value) {
 /* The default range: 10 ms to 60 s. */
 static const spectator__meter_params_t defaults = {0, 0.01, 60};
 
-SPECTATOR__METER_TYPE(percentile_timer, "percentile timer", .init = init, .measure = measure,
-                      .record = record, .defaults = &defaults, .line_type = 'T',
+SPECTATOR__METER_TYPE(percentile_timer, "percentile timer", .extra_tag = "percentile", .init = init,
+                      .measure = measure, .record = record, .defaults = &defaults, .line_type = 'T',
                       .line_kind = SPECTATOR__LINES_SAMPLED_NS);

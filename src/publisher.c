@@ -180,8 +180,8 @@ static void count_measurements(spectator_registry_t *reg, const char *error, siz
   if (!n) return;
   const char *const dropped[] = {"id", "dropped", "error", error, NULL};
   const char *const sent[] = {"id", "sent", NULL};
-  spectator_counter_t *c = spectator__registry_lookup(
-      reg, SPECTATOR__COUNTER, "spectator.measurements", NULL, error ? dropped : sent, NULL);
+  spectator_counter_t *c = spectator__registry_lookup_self(
+      reg, SPECTATOR__COUNTER, "spectator.measurements", error ? dropped : sent);
   spectator_counter_add(c, (double)n);
 }
 
@@ -201,14 +201,14 @@ static void time_request(spectator_registry_t *reg, const spectator__http_respon
                               "mode",       "http-client", "status", status_tag,
                               "statusCode", code_tag,      NULL};
   spectator_timer_t *t =
-      spectator__registry_lookup(reg, SPECTATOR__TIMER, "http.req.complete", NULL, tags, NULL);
+      spectator__registry_lookup_self(reg, SPECTATOR__TIMER, "http.req.complete", tags);
   spectator_timer_record_ns(t, elapsed_ns);
 }
 
 /* The number of meters, reported with everything else. */
 static void report_size(spectator_registry_t *reg) {
   spectator_gauge_t *g =
-      spectator__registry_lookup(reg, SPECTATOR__GAUGE, "spectator.registrySize", NULL, NULL, NULL);
+      spectator__registry_lookup_self(reg, SPECTATOR__GAUGE, "spectator.registrySize", NULL);
   spectator_gauge_set(g, (double)spectator_registry_size(reg));
 }
 
@@ -699,7 +699,7 @@ int spectator__publisher_start(spectator_registry_t *reg) {
    * without the publisher's lock): a publish then finds it without the insert
    * lock, and sends even when a thread that will never return holds that lock
    * (exit() from a signal handler that interrupted the creation of a meter). */
-  spectator__registry_lookup(reg, SPECTATOR__GAUGE, "spectator.registrySize", NULL, NULL, NULL);
+  spectator__registry_lookup_self(reg, SPECTATOR__GAUGE, "spectator.registrySize", NULL);
   pthread_mutex_lock(&p->mu);
   while (p->state == PUB_STOPPING) pthread_cond_wait(&p->cv, &p->mu);
   int rc = 0;

@@ -98,9 +98,38 @@ void spectator__records_split(spectator__records_t *rs, size_t n, spectator__rec
 static void add(spectator__records_t *rs, const spectator_id_t *id, spectator__stat_t stat,
                 unsigned pct, int op, double value, uint32_t opt);
 
+/* The op of each statistic the meters set. */
+static const uint8_t stat_ops[SPECTATOR__STAT_COUNT_OF_NAMES] = {
+    [SPECTATOR__STAT_NONE] = SPECTATOR_OP_MAX, /* unused: the id's own tag decides */
+    [SPECTATOR__STAT_COUNT] = SPECTATOR_OP_ADD,
+    [SPECTATOR__STAT_TOTAL_TIME] = SPECTATOR_OP_ADD,
+    [SPECTATOR__STAT_TOTAL_OF_SQUARES] = SPECTATOR_OP_ADD,
+    [SPECTATOR__STAT_MAX] = SPECTATOR_OP_MAX,
+    [SPECTATOR__STAT_TOTAL_AMOUNT] = SPECTATOR_OP_ADD,
+    [SPECTATOR__STAT_PERCENTILE] = SPECTATOR_OP_ADD,
+    [SPECTATOR__STAT_GAUGE] = SPECTATOR_OP_MAX,
+    [SPECTATOR__STAT_ACTIVE_TASKS] = SPECTATOR_OP_MAX,
+    [SPECTATOR__STAT_DURATION] = SPECTATOR_OP_MAX,
+};
+_Static_assert(SPECTATOR__STAT_COUNT_OF_NAMES == SPECTATOR__STAT_DURATION + 1,
+               "a new statistic needs its op in stat_ops (tests check every one)");
+
+int spectator__stat_op(const char *statistic) {
+  static const char *const adds[] = {"count", "totalAmount", "totalTime", "totalOfSquares",
+                                     "percentile"};
+  for (size_t i = 0; statistic && i < sizeof(adds) / sizeof(adds[0]); i++)
+    if (strcmp(statistic, adds[i]) == 0) return SPECTATOR_OP_ADD;
+  return SPECTATOR_OP_MAX;
+}
+
 void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
-                            spectator__stat_t stat, unsigned pct, int op, double value) {
-  if (rs) add(rs, id, stat, pct, op, value, 0);
+                            spectator__stat_t stat, unsigned pct, double value) {
+  if (!rs) return;
+  /* The final statistic: the one the meter sets, else the id's own. */
+  int op = stat != SPECTATOR__STAT_NONE && stat < SPECTATOR__STAT_COUNT_OF_NAMES
+               ? stat_ops[stat]
+               : spectator__stat_op(spectator_id_tag(id, "statistic"));
+  add(rs, id, stat, pct, op, value, 0);
 }
 
 void spectator__records_add_line(spectator__records_t *rs, const spectator_id_t *id, uint32_t opt,
@@ -112,13 +141,25 @@ void spectator__records_add_line(spectator__records_t *rs, const spectator_id_t 
 
 static void add(spectator__records_t *rs, const spectator_id_t *id, spectator__stat_t stat,
                 unsigned pct, int op, double value, uint32_t opt) {
-  if (!spectator__finite(value) && !(rs->lines && isnan(value))) {
-    if (spectator__log_enabled(SPECTATOR_LOG_DEBUG))
+  /* Beyond the doubles (an interval sum that overflowed): the largest finite
+   * double, as huge as can be sent, instead of nothing. NaN is dropped, but
+   * for lines, where it stops a gauge. */
+  if (SPECTATOR__UNLIKELY(!spectator__finite(value)) && !(rs->lines && isnan(value))) {
+    bool nan = isnan(value);
+    if (spectator__log_enabled(SPECTATOR_LOG_DEBUG)) {
+      bool set = stat != SPECTATOR__STAT_NONE && stat < SPECTATOR__STAT_COUNT_OF_NAMES;
+      const char *own = set ? NULL : spectator_id_tag(id, "statistic");
       spectator__log(SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY,
-                     "dropping non-finite value of %.*s (statistic %s)",
+                     nan ? "dropping a NaN value of %.*s (statistic %s)"
+                         : "%.*s (statistic %s) overflowed the doubles: reported as the largest "
+                           "finite double",
                      SPECTATOR__LOG_STR(id->name),
-                     spectator__stat_names[stat] ? spectator__stat_names[stat] : "-");
-    return;
+                     set   ? spectator__stat_names[stat]
+                     : own ? own
+                           : "-");
+    }
+    if (nan) return;
+    value = value > 0 ? DBL_MAX : -DBL_MAX;
   }
   spectator__record_chunk_t *c = rs->tail;
   if (!c || c->len == SPECTATOR__RECORD_CHUNK) {

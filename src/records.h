@@ -82,11 +82,18 @@ void spectator__records_pop_chunk(spectator__records_t *rs);
  * more than n records). */
 void spectator__records_split(spectator__records_t *rs, size_t n, spectator__records_t *rest);
 /* Append a record (id borrowed, see above). rs NULL: the record is dropped
- * (a meter reset without reporting). Non-finite values are dropped (logged
- * at debug). On allocation failure the record is counted in rs->lost. pct as
- * above. */
+ * (a meter reset without reporting). Its op follows its final statistic (stat,
+ * or the id's own statistic tag with SPECTATOR__STAT_NONE), as every
+ * Spectator client does: spectator__stat_op. A value beyond the doubles
+ * (an interval sum that overflowed) is reported as +-DBL_MAX, logged at
+ * debug; NaN is dropped (logged at debug). On allocation failure the record is
+ * counted in rs->lost. pct as above. */
 void spectator__records_add(spectator__records_t *rs, const spectator_id_t *id,
-                            spectator__stat_t stat, unsigned pct, int op, double value);
+                            spectator__stat_t stat, unsigned pct, double value);
+/* The op of a statistic tag value: SPECTATOR_OP_ADD for count, totalAmount,
+ * totalTime, totalOfSquares and percentile, SPECTATOR_OP_MAX for any other
+ * (NULL included). */
+int spectator__stat_op(const char *statistic);
 /* Append a record for a line with an option (see line_opt above; larger
  * options are clamped to SPECTATOR__LINE_OPT_MAX). As records_add otherwise. */
 void spectator__records_add_line(spectator__records_t *rs, const spectator_id_t *id, uint32_t opt,

@@ -51,13 +51,21 @@
  * Bad input and type conflicts give a shared static no-op meter of the
  * requested type: recording on it is harmless and it is never reported. The
  * number of live meters is capped (cfg.max_meters); past the cap lookups of
- * new ids give no-op meters and a rate-limited warning.
+ * new ids give no-op meters (one-shot calls record nothing), a warning that
+ * names the id (each distinct name pattern is reported, repeats are rate
+ * limited: log.h) and a count in
+ * spectator.measurements{id=dropped,error=registry-full}. The library's own
+ * meters, that counter among them, are outside the cap (they are what tells
+ * that the cap was reached), within a reserve of their own
+ * (SPECTATOR__SELF_METERS_MAX). Nothing is logged with a lock held or inside
+ * an SMR section.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "config.h"
+#include "hash.h"
 #include "id.h"
 #include "poller.h"
 #include "registry.h"
@@ -115,13 +123,17 @@ static char *dup_str(const char *s) {
 }
 
 /* Merge environment and configured common tags into one NULL-terminated array
- * of owned strings (configured tags last, so they win when encoded). */
+ * of owned strings (configured tags last, so they win when encoded). With
+ * env_common_tags, ATLAS_SKIP_COMMON_TAGS removes keys from the whole set,
+ * the configured tags included (the environment's were filtered by
+ * spectator__env_common_tags). */
 static const char **merge_common_tags(const spectator_config_t *cfg, bool *ok) {
   char **env = cfg->env_common_tags ? spectator__env_common_tags() : NULL;
   *ok = !(cfg->env_common_tags && !env);
+  const char *const *conf = cfg->common_tags;
   size_t n = 0;
   for (size_t i = 0; env && env[i]; i++) n++;
-  for (size_t i = 0; cfg->common_tags && cfg->common_tags[i]; i++) n++;
+  for (size_t i = 0; conf && conf[i]; i++) n++;
   const char **out = calloc(n + 1, sizeof(*out));
   if (!out) {
     free(env);
@@ -131,10 +143,47 @@ static const char **merge_common_tags(const spectator_config_t *cfg, bool *ok) {
   size_t j = 0;
   for (size_t i = 0; env && env[i]; i++)
     if (!(out[j++] = dup_str(env[i]))) *ok = false;
-  for (size_t i = 0; cfg->common_tags && cfg->common_tags[i]; i++)
-    if (!(out[j++] = dup_str(cfg->common_tags[i]))) *ok = false;
+  for (size_t i = 0; conf && conf[i]; i += 2) {
+    if (cfg->env_common_tags && spectator__env_skips_common_tag(conf[i], strlen(conf[i]))) continue;
+    out[j] = dup_str(conf[i]);
+    out[j + 1] = dup_str(conf[i + 1]);
+    if (!out[j] || !out[j + 1]) *ok = false;
+    j += 2;
+  }
   free(env);
   return out;
+}
+
+/* Keys the aggregator does not count as user tags (the name is counted as
+ * one on its own). */
+static bool reserved_key(const char *k) {
+  return strncmp(k, "nf.", 3) == 0 || strncmp(k, "atlas.", 6) == 0 || strcmp(k, "name") == 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The sorted, unique user-tag keys of the common tags (common_user_keys);
+ * false when memory runs out. Once per registry, so a lookup that creates a
+ * meter counts its user tags in O(its tags x log(common tags)). */
+static bool index_common_keys(spectator_registry_t *reg) {
+  const char *const *common = reg->cfg.common_tags;
+  size_t n = 0;
+  for (size_t i = 0; common && common[i]; i += 2) n += !reserved_key(common[i]);
+  if (!n) return true;
+  const char **keys = malloc(n * sizeof(*keys));
+  if (!keys) return false;
+  n = 0;
+  for (size_t i = 0; common[i]; i += 2)
+    if (!reserved_key(common[i])) keys[n++] = common[i];
+  qsort(keys, n, sizeof(*keys), cmp_str);
+  size_t u = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!u || strcmp(keys[u - 1], keys[i]) != 0) keys[u++] = keys[i];
+  reg->common_user_keys = keys;
+  reg->ncommon_user_keys = u;
+  return true;
 }
 
 static void free_config_copies(spectator_config_t *cfg) {
@@ -170,15 +219,17 @@ spectator_registry_t *spectator__registry_create(const spectator_config_t *cfg) 
    * within what a slot can index. */
   if (reg->cfg.max_meters > SPECTATOR__MAX_METERS_LIMIT)
     reg->cfg.max_meters = SPECTATOR__MAX_METERS_LIMIT; /* "no cap", e.g. SIZE_MAX */
-  reg->max_positions = 2 * reg->cfg.max_meters;
+  reg->max_positions = 2 * reg->cfg.max_meters + SPECTATOR__SELF_METERS_MAX;
   if (reg->max_positions > SPECTATOR__SLOT_INDEX_MASK - 1)
     reg->max_positions = SPECTATOR__SLOT_INDEX_MASK - 1;
   reg->nchunks = reg->max_positions / SPECTATOR__CHUNK + 1;
   reg->chunks = calloc(reg->nchunks, sizeof(*reg->chunks));
   spectator__table_t *t = table_new(64);
+  if (ok && reg->cfg.common_tags) ok = index_common_keys(reg);
   if (!ok || !reg->chunks || !t) {
     free(t);
     free(reg->chunks);
+    free(reg->common_user_keys);
     free_config_copies(&reg->cfg);
     free(reg);
     goto nomem;
@@ -230,6 +281,7 @@ void spectator__registry_destroy(spectator_registry_t *reg) {
   free(reg->free_pos);
   pthread_mutex_destroy(&reg->lock);
   pthread_mutex_destroy(&reg->snap_lock);
+  free(reg->common_user_keys);
   free_config_copies(&reg->cfg);
   free(reg);
 }
@@ -387,21 +439,37 @@ static void *conflict(spectator__meter_t *m, spectator__type_t type) {
   return types[type]->noop;
 }
 
+/* Mistake kinds of the registry's log lines (spectator__mistake_key); the
+ * id errors use theirs (spectator__id_error_t), which are smaller. */
+enum { MISTAKE_FULL = 0x100, MISTAKE_SELF_FULL, MISTAKE_USER_TAGS };
+
+/* What create_locked did. */
+typedef enum { FOUND, CREATED, REFUSED_FULL, REFUSED_SELF_FULL, NO_MEMORY } outcome_t;
+
 /* Called with reg->lock held: create, index and publish a new meter, pinned
- * or transient. */
+ * or transient; the library's own (self) outside the cap. */
 static spectator__meter_t *create_locked(spectator_registry_t *reg, const spectator__canon_t *c,
                                          spectator__type_t type, const spectator__meter_params_t *p,
-                                         uint8_t state) {
+                                         uint8_t state, bool self, outcome_t *outcome) {
   const spectator__meter_type_t *mt = types[type];
   size_t n = atomic_load_explicit(&reg->count, memory_order_relaxed);
-  size_t pos = n < reg->cfg.max_meters ? take_position(reg) : SIZE_MAX;
-  if (pos == SIZE_MAX) {
-    SPECTATOR__LOG_LIMITED(&reg->rl_full, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
-                           "registry is full (%zu meters, the max_meters cap): '%.*s' gets a "
-                           "no-op %s",
-                           n, SPECTATOR__LOG_STR(c->name), mt->name);
+  if (!self && n - reg->self_count >= reg->cfg.max_meters) {
+    *outcome = REFUSED_FULL;
     return NULL;
   }
+  if (self && reg->self_count >= SPECTATOR__SELF_METERS_MAX) {
+    *outcome = REFUSED_SELF_FULL;
+    return NULL;
+  }
+  /* Every position taken: by meters that expired and wait to be freed. The
+   * registry is as full as at its cap. */
+  if (!reg->nfree && atomic_load_explicit(&reg->end, memory_order_relaxed) >= reg->max_positions) {
+    *outcome = REFUSED_FULL;
+    return NULL;
+  }
+  *outcome = NO_MEMORY;
+  size_t pos = take_position(reg);
+  if (pos == SIZE_MAX) return NULL;
   spectator__table_t *t = table_reserve(reg);
   spectator_id_t *id = t ? spectator__id_from_canon(c) : NULL;
   bool own = state == SPECTATOR__TRANSIENT;
@@ -431,7 +499,9 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
   if (pos == atomic_load_explicit(&reg->end, memory_order_relaxed))
     atomic_store_explicit(&reg->end, pos + 1, memory_order_release);
   if (table_put(t, m, pos)) reg->table_used++;
+  if (self) reg->self_count++;
   atomic_store_explicit(&reg->count, n + 1, memory_order_release);
+  *outcome = CREATED;
   return m;
 }
 
@@ -440,12 +510,14 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
 /* ------------------------------------------------------------------------ */
 
 /* The meter for c of this type, created when there is none (state: what a
- * new one is), inside an SMR section. A transient meter a lookup finds is
- * pinned when want is SPECTATOR__PINNED. NULL: none could be had (logged). */
-static inline spectator__meter_t *find_or_create(spectator_registry_t *reg,
-                                                 const spectator__canon_t *c,
-                                                 spectator__type_t type,
-                                                 const spectator__meter_params_t *p, uint8_t want) {
+ * new one is; self: one of the library's own), inside an SMR section. A
+ * transient meter a lookup finds is pinned when want is SPECTATOR__PINNED.
+ * *outcome, which the caller sets to FOUND, is set on a miss: CREATED, or
+ * why there is none (NULL returned), for the caller to log outside the
+ * section. */
+static inline __attribute__((always_inline)) spectator__meter_t *find_or_create(
+    spectator_registry_t *reg, const spectator__canon_t *c, spectator__type_t type,
+    const spectator__meter_params_t *p, uint8_t want, bool self, outcome_t *outcome) {
   spectator__meter_t *m = probe(reg, atomic_load_explicit(&reg->table, memory_order_acquire), c);
   if (m && want == SPECTATOR__PINNED &&
       atomic_load_explicit(&m->state, memory_order_relaxed) != SPECTATOR__PINNED) {
@@ -458,10 +530,149 @@ static inline spectator__meter_t *find_or_create(spectator_registry_t *reg,
     pthread_mutex_lock(&reg->lock);
     m = probe(reg, atomic_load_explicit(&reg->table, memory_order_relaxed), c);
     if (m && want == SPECTATOR__PINNED) atomic_store(&m->state, SPECTATOR__PINNED);
-    if (!m) m = create_locked(reg, c, type, p, want);
+    if (!m) m = create_locked(reg, c, type, p, want, self, outcome);
     pthread_mutex_unlock(&reg->lock);
   }
   return m;
+}
+
+/* The user tags every datapoint of m will carry, as the aggregator counts
+ * them: the name, and the keys outside nf.* and atlas.* of the id, the
+ * statistic tag and the type's own tag (percentile), and of the common tags
+ * the ones these do not override. */
+static size_t user_tags(const spectator_registry_t *reg, const spectator__meter_t *m) {
+  const spectator_id_t *id = m->id;
+  size_t own = 0, overridden = 0;
+#define OWN(k)                                                                                \
+  do {                                                                                        \
+    const char *k_ = (k);                                                                     \
+    if (reserved_key(k_)) break;                                                              \
+    own++;                                                                                    \
+    overridden +=                                                                             \
+        reg->ncommon_user_keys && bsearch(&k_, reg->common_user_keys, reg->ncommon_user_keys, \
+                                          sizeof(*reg->common_user_keys), cmp_str) != NULL;   \
+  } while (0)
+  for (size_t i = 0; i < id->ntags; i++) OWN(id->tags[2 * i]);
+  if (!spectator_id_tag(id, "statistic")) OWN("statistic");
+  const char *extra = types[m->type]->extra_tag;
+  if (extra && !spectator_id_tag(id, extra)) OWN(extra);
+#undef OWN
+  return 1 + own + reg->ncommon_user_keys - overridden;
+}
+
+/* The mistake key of a registry's line about a name: the same mistake in
+ * two registries is two mistakes. */
+static uint64_t registry_mistake(const spectator_registry_t *reg, unsigned kind, const char *name) {
+  return spectator__mistake_key(kind, name, NULL) ^
+         spectator__hash_fold((uint64_t)(uintptr_t)reg, SPECTATOR__HASH_K1);
+}
+
+static bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A name pattern being hashed, 128 bytes at a time. */
+typedef struct {
+  char buf[128];
+  size_t n;
+  uint64_t h;
+} pattern_t;
+
+static void pattern_flush(pattern_t *p) {
+  if (!p->n) return;
+  p->h = spectator__hash_fold(p->h ^ spectator__hash_bytes(spectator__hash_seed(), p->buf, p->n),
+                              SPECTATOR__HASH_K2);
+  p->n = 0;
+}
+
+static void pattern_put(pattern_t *p, char c) {
+  if (p->n == sizeof(p->buf)) pattern_flush(p);
+  p->buf[p->n++] = c;
+}
+
+/* The mistake key of a refused name's pattern: the name with each run of hex
+ * digits that holds a decimal digit ("42", "3f2a9c1e") read as one '#', so
+ * that "user.1234.requests" and "user.98.requests" are one mistake (ids made
+ * from numbers are what fills a registry) while different names are not. */
+static uint64_t pattern_mistake(const spectator_registry_t *reg, unsigned kind, const char *name) {
+  pattern_t p = {.n = 0, .h = registry_mistake(reg, kind, NULL)};
+  for (const char *s = name; *s;) {
+    if (!is_hex(*s)) {
+      pattern_put(&p, *s++);
+      continue;
+    }
+    const char *end = s;
+    bool digit = false;
+    for (; is_hex(*end); end++) digit |= *end >= '0' && *end <= '9';
+    if (digit)
+      pattern_put(&p, '#');
+    else
+      while (s < end) pattern_put(&p, *s++);
+    s = end;
+  }
+  pattern_flush(&p);
+  return p.h;
+}
+
+/* A new meter whose datapoints will carry n user tags: a warning past what
+ * the aggregator accepts (outside any lock or SMR section). */
+static void check_user_tags(const spectator_registry_t *reg, const spectator__meter_type_t *mt,
+                            const char *name, size_t n) {
+  if (n <= SPECTATOR__MAX_USER_TAGS) return;
+  const char *extra = mt->extra_tag;
+  SPECTATOR__LOG_MISTAKE(registry_mistake(reg, MISTAKE_USER_TAGS, name), SPECTATOR_LOG_WARN,
+                         SPECTATOR_LOGGER_REGISTRY,
+                         "%s '%.*s' has %zu user tags (its name, its tag keys, the common tag "
+                         "keys and the statistic%s%s tag%s it adds, except nf.* and atlas.* "
+                         "keys): the aggregator accepts at most %d and will reject its "
+                         "measurements",
+                         mt->name, SPECTATOR__LOG_STR(name), n, extra ? " and " : "",
+                         extra ? extra : "", extra ? "s" : "", SPECTATOR__MAX_USER_TAGS);
+}
+
+/* The counter of lookups the cap refused. */
+static spectator_counter_t *full_counter(spectator_registry_t *reg) {
+  spectator_counter_t *c = atomic_load_explicit(&reg->full_counter, memory_order_acquire);
+  if (!c) {
+    c = spectator__registry_lookup_self(reg, SPECTATOR__COUNTER, "spectator.measurements",
+                                        SPECTATOR_TAGS("id", "dropped", "error", "registry-full"));
+    if (spectator__is_noop(c)) return c; /* no memory: not kept, tried again next time */
+    atomic_store_explicit(&reg->full_counter, c, memory_order_release);
+  }
+  return c;
+}
+
+/* A lookup or one-shot call that got no meter (outside any lock or SMR
+ * section): a refusal of the cap is counted, and the id named in a warning. */
+static __attribute__((noinline)) void refused(spectator_registry_t *reg,
+                                              const spectator__canon_t *c,
+                                              const spectator__meter_type_t *mt,
+                                              outcome_t outcome) {
+  char id[256];
+  if (outcome == REFUSED_FULL) {
+    spectator_counter_increment(full_counter(reg));
+    uint64_t n = spectator__mistake_seen(pattern_mistake(reg, MISTAKE_FULL, c->name));
+    if (!n) return;
+    spectator__canon_format(c, id, sizeof(id));
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "registry is full (%zu meters, the max_meters cap): new %s '%s' dropped; "
+                   "using a no-op, counted in "
+                   "spectator.measurements{id=dropped,error=registry-full} (occurrence %llu)",
+                   reg->cfg.max_meters, mt->name, id, (unsigned long long)n);
+  } else if (outcome == REFUSED_SELF_FULL) {
+    uint64_t n = spectator__mistake_seen(registry_mistake(reg, MISTAKE_SELF_FULL, c->name));
+    if (!n) return;
+    spectator__canon_format(c, id, sizeof(id));
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "the registry already holds %zu meters of the library's own: new %s '%s' "
+                   "dropped (occurrence %llu)",
+                   SPECTATOR__SELF_METERS_MAX, mt->name, id, (unsigned long long)n);
+  } else if (outcome == NO_MEMORY) {
+    static spectator__ratelimit_t rl_nomem;
+    SPECTATOR__LOG_LIMITED(&rl_nomem, SPECTATOR_LOG_ERROR, SPECTATOR_LOGGER_REGISTRY,
+                           "out of memory creating %s '%.*s'; using a no-op", mt->name,
+                           SPECTATOR__LOG_STR(c->name));
+  }
 }
 
 /* Canonicalize a lookup's id; false (logged) for bad input. */
@@ -470,7 +681,7 @@ static bool canon(spectator__canon_t *c, const spectator__meter_type_t *mt, cons
   int rc =
       id ? spectator__canon_init(c, NULL, id, NULL) : spectator__canon_init(c, name, NULL, tags);
   if (SPECTATOR__LIKELY(rc == 0)) return true;
-  spectator__canon_log_error(c, mt->name, name);
+  spectator__canon_log_error(c, mt->name, id ? id->name : name);
   return false;
 }
 
@@ -480,9 +691,22 @@ static void log_null_registry(const spectator__meter_type_t *mt) {
                          "%s lookup on a NULL registry; using a no-op", mt->name);
 }
 
-void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t type,
-                                 const char *name, const spectator_id_t *id,
-                                 const char *const *tags, const spectator__meter_params_t *p) {
+/* After a lookup that missed (outside any lock or SMR section): a refusal,
+ * or a new pinned meter whose user tags are counted. */
+static __attribute__((noinline)) void missed(spectator_registry_t *reg, const spectator__canon_t *c,
+                                             const spectator__meter_type_t *mt,
+                                             spectator__meter_t *m, outcome_t outcome) {
+  if (!m)
+    refused(reg, c, mt, outcome);
+  else if (outcome == CREATED)
+    check_user_tags(reg, mt, c->name, user_tags(reg, m));
+}
+
+/* A lookup (self: of one of the library's own meters); inlined into each
+ * entry point. */
+static inline __attribute__((always_inline)) void *lookup(
+    spectator_registry_t *reg, spectator__type_t type, const char *name, const spectator_id_t *id,
+    const char *const *tags, const spectator__meter_params_t *p, bool self) {
   const spectator__meter_type_t *mt = types[type];
   if (SPECTATOR__UNLIKELY(!reg)) {
     log_null_registry(mt);
@@ -490,13 +714,28 @@ void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t ty
   }
   spectator__canon_t c;
   if (!canon(&c, mt, name, id, tags)) return mt->noop;
+  outcome_t outcome = FOUND;
   spectator__smr_slot_t *smr = spectator__smr_enter();
-  spectator__meter_t *m = smr ? find_or_create(reg, &c, type, p, SPECTATOR__PINNED) : NULL;
+  spectator__meter_t *m = smr ? find_or_create(reg, &c, type, p, SPECTATOR__PINNED, self, &outcome)
+                              : (outcome = NO_MEMORY, NULL);
   spectator__smr_leave(smr);
+  /* A pinned meter is never freed: read after the section. */
+  if (SPECTATOR__UNLIKELY(outcome != FOUND)) missed(reg, &c, mt, m, outcome);
   spectator__canon_free(&c);
   if (!m) return mt->noop;
   if (SPECTATOR__UNLIKELY(m->type != type)) return conflict(m, type);
   return m;
+}
+
+void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t type,
+                                 const char *name, const spectator_id_t *id,
+                                 const char *const *tags, const spectator__meter_params_t *p) {
+  return lookup(reg, type, name, id, tags, p, false);
+}
+
+void *spectator__registry_lookup_self(spectator_registry_t *reg, spectator__type_t type,
+                                      const char *name, const char *const *tags) {
+  return lookup(reg, type, name, NULL, tags, NULL, true);
 }
 
 void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type, const char *name,
@@ -508,16 +747,33 @@ void spectator__registry_record(spectator_registry_t *reg, spectator__type_t typ
   }
   spectator__canon_t c;
   if (!canon(&c, mt, name, NULL, tags)) return;
+  outcome_t outcome = FOUND;
   spectator__smr_slot_t *smr = spectator__smr_enter();
   spectator__meter_t *m =
-      smr ? find_or_create(reg, &c, type, mt->defaults, SPECTATOR__TRANSIENT) : NULL;
+      smr ? find_or_create(reg, &c, type, mt->defaults, SPECTATOR__TRANSIENT, false, &outcome)
+          : (outcome = NO_MEMORY, NULL);
   /* Recorded inside the section: an expiring meter is not freed under it. */
-  if (m && SPECTATOR__LIKELY(m->type == type))
-    mt->record(m, value);
-  else if (m)
-    conflict(m, type);
+  bool conflicted = m && m->type != type;
+  if (m && SPECTATOR__LIKELY(!conflicted)) mt->record(m, value);
+  size_t ntags = SPECTATOR__UNLIKELY(outcome == CREATED) ? user_tags(reg, m) : 0;
   spectator__smr_leave(smr);
+  if (conflicted)
+    conflict(m, type);
+  else if (SPECTATOR__UNLIKELY(!m))
+    refused(reg, &c, mt, outcome);
+  if (SPECTATOR__UNLIKELY(ntags)) check_user_tags(reg, mt, c.name, ntags);
   spectator__canon_free(&c);
+}
+
+void *spectator__registry_null_id(spectator_registry_t *reg, spectator__type_t type) {
+  const spectator__meter_type_t *mt = types[type];
+  if (!reg) { /* the NULL registry line */
+    log_null_registry(mt);
+    return mt->noop;
+  }
+  spectator__canon_t c = {.error = SPECTATOR__ID_NULL};
+  spectator__canon_log_error(&c, mt->name, NULL);
+  return mt->noop;
 }
 
 /* ------------------------------------------------------------------------ */

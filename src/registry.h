@@ -53,6 +53,15 @@ typedef struct spectator__retired {
 /* Largest cap on meters: 16 M meters, a 256 KiB chunk directory (positions
  * are twice the cap: expired meters keep theirs until they are freed). */
 #define SPECTATOR__MAX_METERS_LIMIT ((size_t)1 << 24)
+/* Meters of the library's own (self-metrics: spectator.measurements,
+ * http.req.complete, spectator.registrySize) are not counted against
+ * max_meters, so that what the library counts about a full registry (and
+ * about publishing) is never refused by it. They are still bounded: at most
+ * this many. */
+#define SPECTATOR__SELF_METERS_MAX ((size_t)1024)
+/* The aggregator rejects a datapoint with more user tags than this: the
+ * name and every key outside nf.* and atlas.*. */
+#define SPECTATOR__MAX_USER_TAGS 20
 
 struct spectator__publisher; /* publisher.c */
 struct spectator__pollers;   /* poller.c */
@@ -72,8 +81,14 @@ struct spectator_registry {
   size_t nchunks;
   size_t max_positions;
   _Atomic size_t end;   /* positions used so far: a snapshot looks at [0, end) */
-  _Atomic size_t count; /* live meters (expired ones are not): what the cap counts */
-  size_t *free_pos;     /* positions of freed meters, for reuse (lock) */
+  _Atomic size_t count; /* live meters (expired ones are not) */
+  size_t self_count;    /* of count, the library's own, outside the cap (lock) */
+  /* The common tags' keys that count as user tags (not nf.*, atlas.* or
+   * name), sorted and unique: what every measurement carries unless its id
+   * has the key. */
+  const char **common_user_keys;
+  size_t ncommon_user_keys;
+  size_t *free_pos; /* positions of freed meters, for reuse (lock) */
   size_t nfree, free_cap;
   spectator__slab_t *slab;       /* where new pinned meters go; older blocks follow `next` */
   spectator__retired_t *retired; /* waiting to be freed (snap_lock and lock) */
@@ -83,7 +98,9 @@ struct spectator_registry {
    * get the lock). */
   _Atomic unsigned passes;
 
-  spectator__ratelimit_t rl_full;
+  /* spectator.measurements{id=dropped,error=registry-full}, made at the first
+   * lookup the cap refuses. */
+  _Atomic(spectator_counter_t *) full_counter;
   spectator__stripe_src_t stripes; /* for contended counters and timers */
   /* The Unix epoch time, in ns, at which the registry's clock reads 0:
    * measured at creation, and again at each snapshot when the clock is the
@@ -120,18 +137,27 @@ int64_t spectator__registry_now_ns(const spectator_registry_t *reg);
 
 /* Find or create the meter of this type for (name, tags) or id (borrowed);
  * never NULL: bad input, a type conflict or a full registry give the type's
- * no-op meter and a rate-limited log line. The meter is pinned: it lives as
- * long as the registry. A hit takes no lock and allocates nothing. p NULL: no
+ * no-op meter and a rate-limited log line (each lookup a full registry
+ * refuses is counted in spectator.measurements{id=dropped,
+ * error=registry-full}). The meter is pinned: it lives as long as the
+ * registry. A hit takes no lock and allocates nothing. p NULL: no
  * parameters. */
 void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t type,
                                  const char *name, const spectator_id_t *id,
                                  const char *const *tags, const spectator__meter_params_t *p);
+/* The same for the library's own meters (self-metrics): not counted against
+ * max_meters (see SPECTATOR__SELF_METERS_MAX). */
+void *spectator__registry_lookup_self(spectator_registry_t *reg, spectator__type_t type,
+                                      const char *name, const char *const *tags);
 /* Record value on the meter of this type for (name, tags), created as a
  * transient meter when there is none (freed after meter_ttl_s idle), without
  * handing out a pointer. Bad input and type conflicts: nothing recorded and a
- * rate-limited log line. A hit takes no lock and allocates nothing. */
+ * rate-limited log line; a full registry: nothing recorded, a line and a
+ * count, as for a lookup. A hit takes no lock and allocates nothing. */
 void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type, const char *name,
                                 const char *const *tags, double value);
+/* A lookup by id given a NULL id: the type's no-op meter and a log line. */
+void *spectator__registry_null_id(spectator_registry_t *reg, spectator__type_t type);
 
 /* Where a snapshot stands. Zeroed memory is the start of one. */
 typedef struct {

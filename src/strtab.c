@@ -9,7 +9,8 @@
 #include "strtab.h"
 
 static uint32_t str_hash(const char *s, size_t len) {
-  uint64_t h = spectator__hash_fold(spectator__hash_bytes(s, len), SPECTATOR__HASH_K2);
+  uint64_t h = spectator__hash_fold(spectator__hash_bytes(spectator__hash_seed(), s, len),
+                                    SPECTATOR__HASH_K2);
   return (uint32_t)(h ^ (h >> 32));
 }
 

@@ -1,20 +1,23 @@
 /*
  * Timers: count, total time, total of squares and max per interval, kept in
- * integer nanoseconds so sums are exact (accum.h); reported in seconds.
+ * integer nanoseconds so sums are exact (accum.h); reported in seconds. A
+ * negative duration is counted and adds nothing else; NaN and infinities are
+ * ignored.
  */
 #include "clock.h"
 #include "samples.h"
 #include "timer.h"
 
-/* With spectatord's lines each duration is a sample of its own (samples.h);
- * otherwise it goes into the interval state. Out of line, so that the other
- * path pays one compare and branch. */
+/* With spectatord's lines each duration is a sample of its own (samples.h),
+ * a negative one excepted (spectatord keeps the statistics); otherwise it goes
+ * into the interval state. Out of line, so that the other path pays one
+ * compare and branch. */
 static __attribute__((noinline)) void sample(spectator_timer_t *t, int64_t nanos) {
-  spectator__samples_record(t->st.samples, t, (uint64_t)nanos);
+  if (nanos >= 0) spectator__samples_record(t->st.samples, t, (uint64_t)nanos);
 }
 
 void spectator_timer_record_ns(spectator_timer_t *t, int64_t nanos) {
-  if (SPECTATOR__UNLIKELY(!t) || nanos < 0) return;
+  if (SPECTATOR__UNLIKELY(!t)) return;
   if (SPECTATOR__UNLIKELY(t->st.samples != NULL)) {
     sample(t, nanos);
     return;
@@ -22,15 +25,24 @@ void spectator_timer_record_ns(spectator_timer_t *t, int64_t nanos) {
   spectator__timer_state_record(&t->st, nanos);
 }
 
+/* Negative, huge, NaN and infinite durations, and every duration with
+ * spectatord's lines, out of the common path. */
+static __attribute__((noinline)) void record_unusual(spectator_timer_t *t, double seconds) {
+  int64_t ns = spectator__seconds_to_ns(seconds);
+  if (ns == SPECTATOR__NS_IGNORED) return;
+  if (t->st.samples)
+    sample(t, ns);
+  else
+    spectator__timer_state_record(&t->st, ns);
+}
+
 void spectator_timer_record(spectator_timer_t *t, double seconds) {
   if (SPECTATOR__UNLIKELY(!t)) return;
-  int64_t ns = spectator__seconds_to_ns(seconds);
-  if (ns < 0) return;
-  if (SPECTATOR__UNLIKELY(t->st.samples != NULL)) {
-    sample(t, ns);
-    return;
-  }
-  spectator__timer_state_record(&t->st, ns);
+  int64_t ns;
+  if (SPECTATOR__LIKELY(spectator__seconds_in_range(seconds, &ns) && !t->st.samples))
+    spectator__timer_state_record(&t->st, ns);
+  else
+    record_unusual(t, seconds);
 }
 
 uint64_t spectator_timer_count(const spectator_timer_t *t) {

@@ -21,11 +21,16 @@
 #include "registry.h"
 #include "test_util.h"
 
-static const char *const spectator_vars[] = {
-    "SPECTATOR_URI",         "SPECTATOR_FREQUENCY",
-    "SPECTATOR_BATCH_SIZE",  "SPECTATOR_TIMEOUT",
-    "SPECTATOR_COMMON_TAGS", "SPECTATOR_DISABLE_AUTO_START",
-    "SPECTATOR_MAX_METERS",  NULL};
+static const char *const spectator_vars[] = {"SPECTATOR_URI",
+                                             "SPECTATOR_FREQUENCY",
+                                             "SPECTATOR_BATCH_SIZE",
+                                             "SPECTATOR_TIMEOUT",
+                                             "SPECTATOR_COMMON_TAGS",
+                                             "SPECTATOR_DISABLE_AUTO_START",
+                                             "SPECTATOR_MAX_METERS",
+                                             "ATLAS_SKIP_COMMON_TAGS",
+                                             "EC2_AMI_ID",
+                                             NULL};
 
 /* Every Netflix variable and the tag it gives, in the order of
  * precedence within a tag. */
@@ -34,7 +39,6 @@ static const struct {
 } nf_vars[] = {
     {"NETFLIX_ACCOUNT_ID", "nf.account"},
     {"EC2_OWNER_ID", "nf.account"},
-    {"EC2_AMI_ID", "nf.ami"},
     {"NETFLIX_APP", "nf.app"},
     {"NETFLIX_AUTO_SCALE_GROUP", "nf.asg"},
     {"NETFLIX_CLUSTER", "nf.cluster"},
@@ -449,13 +453,47 @@ static void all_netflix_variables_then_spectator_common_tags_in_order(void **sta
   for (size_t i = 0; i < NF_VARS; i++) setenv(nf_vars[i].var, nf_vars[i].var, 1);
   setenv("SPECTATOR_COMMON_TAGS", "x=1,nf.app=override", 1);
   assert_string_equal(env_tags_str(),
-                      "nf.account=NETFLIX_ACCOUNT_ID,nf.ami=EC2_AMI_ID,nf.app=NETFLIX_APP,"
+                      "nf.account=NETFLIX_ACCOUNT_ID,nf.app=NETFLIX_APP,"
                       "nf.asg=NETFLIX_AUTO_SCALE_GROUP,nf.cluster=NETFLIX_CLUSTER,"
                       "nf.container=TITUS_CONTAINER_NAME,nf.node=NETFLIX_INSTANCE_ID,"
                       "nf.process=NETFLIX_PROCESS_NAME,nf.region=NETFLIX_REGION,"
                       "nf.shard1=NETFLIX_SHARD1,nf.shard2=NETFLIX_SHARD2,nf.stack=NETFLIX_STACK,"
                       "nf.vmtype=EC2_INSTANCE_TYPE,nf.zone=EC2_AVAILABILITY_ZONE,"
                       "x=1,nf.app=override");
+  tu_assert_log_count(0);
+}
+
+/* As Spectator Java's commonTagsForAtlas: nf.ami is not a tag metrics carry. */
+static void nf_ami_is_not_sent_even_when_EC2_AMI_ID_is_set(void **state) {
+  (void)state;
+  setenv("EC2_AMI_ID", "ami-0123456789", 1);
+  assert_string_equal(env_tags_str(), "");
+  setenv("NETFLIX_APP", "www", 1);
+  assert_string_equal(env_tags_str(), "nf.app=www");
+  tu_assert_log_count(0);
+}
+
+static void atlas_skip_common_tags_removes_the_keys_it_lists_trimmed(void **state) {
+  (void)state;
+  for (size_t i = 0; i < NF_VARS; i++) setenv(nf_vars[i].var, nf_vars[i].var, 1);
+  setenv("SPECTATOR_COMMON_TAGS", "x=1,y=2", 1);
+  /* blank entries, whitespace around keys (newlines and tabs too), and a key
+   * that is not there */
+  setenv("ATLAS_SKIP_COMMON_TAGS", "nf.node, , nf.zone\n\t,nf.asg,,x,nf.none", 1);
+  assert_string_equal(env_tags_str(),
+                      "nf.account=NETFLIX_ACCOUNT_ID,nf.app=NETFLIX_APP,"
+                      "nf.cluster=NETFLIX_CLUSTER,nf.container=TITUS_CONTAINER_NAME,"
+                      "nf.process=NETFLIX_PROCESS_NAME,nf.region=NETFLIX_REGION,"
+                      "nf.shard1=NETFLIX_SHARD1,nf.shard2=NETFLIX_SHARD2,nf.stack=NETFLIX_STACK,"
+                      "nf.vmtype=EC2_INSTANCE_TYPE,y=2");
+  /* Keys are matched whole: a prefix or a longer key is kept. */
+  clean_env();
+  setenv("NETFLIX_APP", "www", 1);
+  setenv("NETFLIX_CLUSTER", "www-main", 1);
+  setenv("ATLAS_SKIP_COMMON_TAGS", "nf.ap,nf.clusters", 1);
+  assert_string_equal(env_tags_str(), "nf.app=www,nf.cluster=www-main");
+  setenv("ATLAS_SKIP_COMMON_TAGS", " \t", 1);
+  assert_string_equal(env_tags_str(), "nf.app=www,nf.cluster=www-main");
   tu_assert_log_count(0);
 }
 
@@ -636,6 +674,31 @@ static void the_0_1_entry_points_touch_only_the_0_1_members(void **state) {
   assert_int_equal(tu_log_count(), 0);
 }
 
+/* The skip list applies to the whole set of a registry that reads the
+ * environment, configured tags included; not to one that does not. */
+static void atlas_skip_common_tags_applies_to_every_common_tag_of_a_registry(void **state) {
+  (void)state;
+  setenv("NETFLIX_APP", "www", 1);
+  setenv("NETFLIX_STACK", "main", 1);
+  setenv("EC2_AMI_ID", "ami-1", 1);
+  setenv("SPECTATOR_COMMON_TAGS", "a=1,b=2", 1);
+  setenv("ATLAS_SKIP_COMMON_TAGS", "nf.stack,b,c", 1);
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.auto_start = 0;
+  cfg.common_tags = SPECTATOR_TAGS("c", "3", "d", "4");
+  spectator_registry_t *reg = spectator_registry_new(&cfg);
+  assert_non_null(reg);
+  assert_string_equal(kv_str(reg->cfg.common_tags), "nf.app=www,a=1,d=4");
+  spectator_registry_free(reg);
+  cfg.env_common_tags = 0;
+  reg = spectator_registry_new(&cfg);
+  assert_non_null(reg);
+  assert_string_equal(kv_str(reg->cfg.common_tags), "c=3,d=4");
+  spectator_registry_free(reg);
+  tu_assert_log_count(0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -661,6 +724,8 @@ int main(void) {
       T(every_netflix_variable_maps_to_its_nf_tag_trimmed),
       T(the_first_non_empty_netflix_variable_wins),
       T(all_netflix_variables_then_spectator_common_tags_in_order),
+      T(nf_ami_is_not_sent_even_when_EC2_AMI_ID_is_set),
+      T(atlas_skip_common_tags_removes_the_keys_it_lists_trimmed),
       T(a_netflix_value_over_1024_bytes_is_skipped_and_logged),
       T(registry_has_env_common_tags_first_then_configured_ones),
       T(registry_without_env_common_tags_ignores_the_environment),
@@ -669,6 +734,7 @@ int main(void) {
       T(registry_new_size_ignores_the_members_of_a_newer_header_and_says_so),
       T(registry_new_size_gives_defaults_past_a_shorter_struct),
       T(the_0_1_entry_points_touch_only_the_0_1_members),
+      T(atlas_skip_common_tags_applies_to_every_common_tag_of_a_registry),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

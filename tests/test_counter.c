@@ -110,19 +110,34 @@ static void counter_resets_after_each_snapshot(void **state) {
   spectator_registry_free(reg);
 }
 
-/* Values sent are finite: an interval sum that overflows to
- * +inf is dropped (snapshot.c records_add), and the next interval is fine. */
-static void counter_sum_that_overflows_a_double_is_dropped_for_that_interval_only(void **state) {
+/* Values sent are finite: an interval sum that leaves the doubles is
+ * reported as DBL_MAX (records.c), with a line at debug, and the next
+ * interval is fine. */
+static void counter_sum_that_overflows_a_double_saturates_at_dbl_max(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_counter_t *c = spectator_registry_counter(reg, "huge", NULL);
   spectator_counter_t *other = spectator_registry_counter(reg, "other", NULL);
+  spectator_counter_add(c, 1e308);
+  spectator_counter_add(c, 1e308); /* the interval sum is +inf */
+  spectator_counter_add(other, 2);
+  tu_log_clear();
+  spectator_log_set_level(SPECTATOR_LOG_DEBUG);
+  spectator_measurements_t *ms = mt_snapshot(reg);
+  spectator_log_set_level(SPECTATOR_LOG_WARN);
+  mt_assert_measurement_count(ms, 2);
+  mt_assert_measurement(ms, "huge", SPECTATOR_TAGS("statistic", "count"), SPECTATOR_OP_ADD,
+                        DBL_MAX);
+  mt_assert_measurement(ms, "other", SPECTATOR_TAGS("statistic", "count"), SPECTATOR_OP_ADD, 2);
+  spectator_measurements_free(ms);
+  tu_assert_log_count(1);
+  tu_assert_log_line(0, SPECTATOR_LOG_DEBUG, SPECTATOR_LOGGER_REGISTRY, "huge");
+  assert_string_equal(tu_log_line(0)->msg, "huge (statistic count) overflowed the doubles: "
+                                           "reported as the largest finite double");
+  spectator_counter_add(c, DBL_MAX);
+  spectator_counter_add(c, DBL_MAX);
   spectator_counter_add(c, DBL_MAX);
   mt_expect_single_count(reg, "huge", DBL_MAX);
-  spectator_counter_add(c, DBL_MAX);
-  spectator_counter_add(c, DBL_MAX); /* the interval sum is +inf */
-  spectator_counter_add(other, 2);
-  mt_expect_single_count(reg, "other", 2);
   spectator_counter_add(c, 1);
   mt_expect_single_count(reg, "huge", 1);
   spectator_registry_free(reg);
@@ -208,7 +223,7 @@ int main(void) {
       cmocka_unit_test(counter_accepts_the_smallest_positive_amounts),
       cmocka_unit_test(counter_reports_nothing_when_nothing_was_added),
       cmocka_unit_test(counter_resets_after_each_snapshot),
-      cmocka_unit_test(counter_sum_that_overflows_a_double_is_dropped_for_that_interval_only),
+      cmocka_unit_test(counter_sum_that_overflows_a_double_saturates_at_dbl_max),
       cmocka_unit_test(counter_with_a_statistic_tag_keeps_it),
       cmocka_unit_test(counters_with_different_tags_are_reported_separately),
       cmocka_unit_test(counter_count_getter_returns_the_interval_sum),

@@ -1,8 +1,9 @@
 /*
  * Unit tests for src/dist_summary.c: what a distribution summary reports:
  * count, totalAmount and totalOfSquares with op add and max with
- * op max, in base units, per interval; negative, NaN and infinite amounts
- * ignored, zero amounts counted, nothing for an idle interval.
+ * op max, in base units, per interval; a negative amount counted and nothing
+ * else, NaN and infinite amounts ignored, zero amounts counted, nothing for an
+ * idle interval, sums beyond the doubles reported as DBL_MAX.
  */
 #include <float.h>
 #include <math.h>
@@ -92,12 +93,34 @@ static void dist_summary_counts_zero_amounts(void **state) {
   spectator_registry_free(reg);
 }
 
-static void dist_summary_ignores_negative_nan_and_infinite_amounts(void **state) {
+/* As Spectator Java: a negative amount is counted and adds nothing else. */
+static void dist_summary_counts_a_negative_amount_and_adds_nothing_else(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_dist_summary_t *d =
       spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"));
-  const double bad[] = {-1, -0.5, -DBL_MAX, NAN, -NAN, INFINITY, -INFINITY};
+  spectator_dist_summary_record(d, 7);
+  spectator_dist_summary_record(d, -1);
+  spectator_dist_summary_record(d, -0.5);
+  spectator_dist_summary_record(d, -DBL_MAX);
+  assert_int_equal(spectator_dist_summary_count(d), 4);
+  assert_true(spectator_dist_summary_total(d) == 7);
+  spectator_measurements_t *ms = mt_snapshot(reg);
+  mt_assert_summary_alone(ms, "size", 4, 7, 49, 7);
+  spectator_measurements_free(ms);
+  spectator_dist_summary_record(d, -3);
+  ms = mt_snapshot(reg);
+  mt_assert_summary_alone(ms, "size", 1, 0, 0, 0);
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+}
+
+static void dist_summary_ignores_nan_and_infinite_amounts(void **state) {
+  (void)state;
+  spectator_registry_t *reg = mt_registry(NULL, 0);
+  spectator_dist_summary_t *d =
+      spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"));
+  const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     spectator_dist_summary_record(d, bad[i]);
   assert_int_equal(spectator_dist_summary_count(d), 0);
@@ -129,31 +152,21 @@ static void dist_summary_reports_nothing_for_an_idle_interval(void **state) {
   spectator_registry_free(reg);
 }
 
-/* Values sent are finite: a statistic whose interval value
- * overflows to +inf is dropped (snapshot.c records_add); the others stay. */
-static void dist_summary_statistics_that_overflow_a_double_are_dropped_alone(void **state) {
+/* Values sent are finite: a statistic whose interval value leaves the
+ * doubles is reported as DBL_MAX (records.c), never dropped. */
+static void dist_summary_statistics_that_overflow_a_double_saturate_at_dbl_max(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_dist_summary_t *d =
       spectator_registry_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"));
   spectator_dist_summary_record(d, 1e200); /* its square overflows */
   spectator_measurements_t *ms = mt_snapshot(reg);
-  mt_assert_measurement_count(ms, 3);
-  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, 1);
-  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "totalAmount"),
-                        SPECTATOR_OP_ADD, 1e200);
-  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
-                        1e200);
+  mt_assert_summary_alone(ms, "size", 1, 1e200, DBL_MAX, 1e200);
   spectator_measurements_free(ms);
   spectator_dist_summary_record(d, DBL_MAX); /* the total overflows too */
   spectator_dist_summary_record(d, DBL_MAX);
   ms = mt_snapshot(reg);
-  mt_assert_measurement_count(ms, 2);
-  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "count"),
-                        SPECTATOR_OP_ADD, 2);
-  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "max"), SPECTATOR_OP_MAX,
-                        DBL_MAX);
+  mt_assert_summary_alone(ms, "size", 2, DBL_MAX, DBL_MAX, DBL_MAX);
   spectator_measurements_free(ms);
   /* The next interval is whole again. */
   spectator_dist_summary_record(d, 2);
@@ -213,9 +226,10 @@ int main(void) {
       cmocka_unit_test(dist_summary_sums_fractional_and_whole_amounts_exactly),
       cmocka_unit_test(dist_summary_sums_large_whole_amounts_exactly),
       cmocka_unit_test(dist_summary_counts_zero_amounts),
-      cmocka_unit_test(dist_summary_ignores_negative_nan_and_infinite_amounts),
+      cmocka_unit_test(dist_summary_counts_a_negative_amount_and_adds_nothing_else),
+      cmocka_unit_test(dist_summary_ignores_nan_and_infinite_amounts),
       cmocka_unit_test(dist_summary_reports_nothing_for_an_idle_interval),
-      cmocka_unit_test(dist_summary_statistics_that_overflow_a_double_are_dropped_alone),
+      cmocka_unit_test(dist_summary_statistics_that_overflow_a_double_saturate_at_dbl_max),
       cmocka_unit_test(dist_summary_with_a_statistic_tag_reports_its_four_statistics),
       cmocka_unit_test(dist_summary_getters_return_the_interval_count_and_total),
       cmocka_unit_test(dist_summary_getters_return_zero_for_null_and_noop_summaries),

@@ -15,6 +15,7 @@
 #include "deps.h"
 #include "encoder.h"
 #include "numfmt.h"
+#include "registry.h"
 #include "sanitize.h"
 #include "sink.h"
 #include "test_util.h"
@@ -48,6 +49,9 @@ static unsigned pct_code(const char *pct) {
   return (idx + 1) | (pct[0] == 'D' ? SPECTATOR__PCT_SUMMARY : 0);
 }
 
+/* A record of (name, tags) with statistic stat (NULL: the id's own) and
+ * percentile tag pct, whose op must come out as op (records take it from
+ * the final statistic). */
 static void add(spectator__records_t *rs, const char *name, const char *const *tags,
                 const char *stat, const char *pct, int op, double v) {
   spectator_id_t *id = spectator_id_new(name, tags);
@@ -58,7 +62,9 @@ static void add(spectator__records_t *rs, const char *name, const char *const *t
     assert_non_null(ids);
   }
   ids[nids++] = id;
-  spectator__records_add(rs, id, stat_code(stat), pct_code(pct), op, v);
+  size_t before = rs->len;
+  spectator__records_add(rs, id, stat_code(stat), pct_code(pct), v);
+  if (rs->len > before) assert_int_equal(rs->tail->items[rs->tail->len - 1].op, op);
 }
 
 /* gunzip a whole gzip member; *out is malloc'd. */
@@ -259,17 +265,131 @@ static void encoder_writes_a_decimal_point_whatever_the_locale(void **state) {
   }
 }
 
-static void encoder_drops_non_finite_values_before_they_reach_json(void **state) {
+/* Records never hold a value JSON cannot carry: NaN is dropped, a value
+ * beyond the doubles is the largest finite one. */
+static void encoder_never_writes_a_non_finite_value(void **state) {
   (void)state;
   spectator__records_t rs;
   spectator__records_init(&rs);
   add(&rs, "a", NULL, "gauge", NULL, SPECTATOR_OP_MAX, NAN);
   add(&rs, "b", NULL, "gauge", NULL, SPECTATOR_OP_MAX, INFINITY);
   add(&rs, "c", NULL, "gauge", NULL, SPECTATOR_OP_MAX, -INFINITY);
-  assert_int_equal(rs.len, 0);
-  char *s = encode_one(&rs, NULL, 10, 0);
-  assert_null(s);
+  assert_int_equal(rs.len, 2);
+  char *s = encode_one(&rs, NULL, 10, 1);
+  assert_string_equal(s, "[5,\"b\",\"c\",\"gauge\",\"name\",\"statistic\","
+                         "2,3,0,4,2,10,1.7976931348623157e+308,"
+                         "2,3,1,4,2,10,-1.7976931348623157e+308]");
+  free(s);
   spectator__records_free(&rs);
+}
+
+/* Two ids that sanitize alike merge by adding their values: a sum beyond the
+ * doubles is sent as +-DBL_MAX instead of being lost. */
+static void encoder_merged_adds_saturate_at_dbl_max(void **state) {
+  (void)state;
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  add(&rs, "a b", NULL, "count", NULL, SPECTATOR_OP_ADD, 1e308);
+  add(&rs, "a_b", NULL, "count", NULL, SPECTATOR_OP_ADD, 1e308);
+  add(&rs, "n m", SPECTATOR_TAGS("statistic", "count"), NULL, NULL, SPECTATOR_OP_ADD, -1e308);
+  add(&rs, "n_m", SPECTATOR_TAGS("statistic", "count"), NULL, NULL, SPECTATOR_OP_ADD, -1e308);
+  add(&rs, "n m", SPECTATOR_TAGS("statistic", "count"), NULL, NULL, SPECTATOR_OP_ADD, 1e308);
+  spectator__payload_t pl;
+  assert_int_equal(spectator__encode(&rs, NULL, 10, SPECTATOR__ENCODE_RAW, &pl), 0);
+  assert_int_equal(pl.dropped, 0);
+  assert_int_equal(pl.measurements, 2);
+  const char *want = "[5,\"a_b\",\"count\",\"n_m\",\"name\",\"statistic\","
+                     "2,3,0,4,1,0,1.7976931348623157e+308,"
+                     "2,3,2,4,1,0,-7.976931348623157e+307]";
+  assert_int_equal(pl.batches[0].len, strlen(want));
+  assert_memory_equal(pl.batches[0].data, want, strlen(want));
+  spectator__payload_free(&pl);
+}
+
+/* As every Spectator client: the op comes from the final statistic tag, an
+ * id's own included: add for count, totalAmount, totalTime, totalOfSquares
+ * and percentile, max for anything else. */
+static void encoder_op_follows_the_final_statistic_tag(void **state) {
+  (void)state;
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  const struct {
+    const char *stat;
+    int op;
+  } cases[] = {{"count", 0},      {"totalAmount", 0}, {"totalTime", 0}, {"totalOfSquares", 0},
+               {"percentile", 0}, {"gauge", 10},      {"max", 10},      {"activeTasks", 10},
+               {"duration", 10},  {"Count", 10},      {"custom", 10}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    add(&rs, "g", SPECTATOR_TAGS("statistic", cases[i].stat), NULL, NULL, cases[i].op, 1);
+  /* a statistic set by the meter overrides the id's own, and gives the op */
+  add(&rs, "t", SPECTATOR_TAGS("statistic", "gauge"), "totalTime", NULL, SPECTATOR_OP_ADD, 2);
+  add(&rs, "t", SPECTATOR_TAGS("statistic", "count"), "max", NULL, SPECTATOR_OP_MAX, 2);
+  char *s = encode_one(&rs, NULL, 100, 1);
+  assert_string_equal(s, "[15,\"Count\",\"activeTasks\",\"count\",\"custom\",\"duration\","
+                         "\"g\",\"gauge\",\"max\",\"name\",\"percentile\",\"statistic\","
+                         "\"t\",\"totalAmount\",\"totalOfSquares\",\"totalTime\","
+                         "2,8,5,10,2,0,1,"
+                         "2,8,5,10,12,0,1,"
+                         "2,8,5,10,14,0,1,"
+                         "2,8,5,10,13,0,1,"
+                         "2,8,5,10,9,0,1,"
+                         "2,8,5,10,6,10,1,"
+                         "2,8,5,10,7,10,1,"
+                         "2,8,5,10,1,10,1,"
+                         "2,8,5,10,4,10,1,"
+                         "2,8,5,10,0,10,1,"
+                         "2,8,5,10,3,10,1,"
+                         "2,8,11,10,14,0,2,"
+                         "2,8,11,10,7,10,2]");
+  free(s);
+  spectator__records_free(&rs);
+}
+
+/* Every statistic a meter sets gets the op its name has. */
+static void every_statistic_a_meter_sets_has_the_op_of_its_name(void **state) {
+  (void)state;
+  spectator_id_t *id = spectator_id_new("s", NULL);
+  assert_non_null(id);
+  for (int i = 1; i < SPECTATOR__STAT_COUNT_OF_NAMES; i++) {
+    spectator__records_t rs;
+    spectator__records_init(&rs);
+    spectator__records_add(&rs, id, (spectator__stat_t)i, 0, 1);
+    assert_int_equal(rs.len, 1);
+    if (rs.head->items[0].op != spectator__stat_op(spectator__stat_names[i]))
+      print_error("statistic %s\n", spectator__stat_names[i]);
+    assert_int_equal(rs.head->items[0].op, spectator__stat_op(spectator__stat_names[i]));
+    spectator__records_free(&rs);
+  }
+  assert_int_equal(spectator__stat_op("activeTasks"), SPECTATOR_OP_MAX);
+  assert_int_equal(spectator__stat_op("duration"), SPECTATOR_OP_MAX);
+  assert_int_equal(spectator__stat_op(NULL), SPECTATOR_OP_MAX);
+  spectator_id_free(id);
+}
+
+/* The same from real meters: a registry's snapshot records, encoded as a
+ * publish encodes them. */
+static void encoder_sends_meters_with_the_op_of_their_statistic_tag(void **state) {
+  (void)state;
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.env_common_tags = 0;
+  cfg.auto_start = 0;
+  spectator_registry_t *reg = spectator_registry_new(&cfg);
+  assert_non_null(reg);
+  spectator_gauge_set(spectator_registry_gauge(reg, "g", SPECTATOR_TAGS("statistic", "count")), 3);
+  spectator_counter_add(spectator_registry_counter(reg, "c", SPECTATOR_TAGS("statistic", "max")),
+                        4);
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  spectator__cursor_t cur = {0};
+  spectator__registry_collect(reg, &cur, &rs, SIZE_MAX);
+  char *s = encode_one(&rs, NULL, 10, 1);
+  spectator__registry_collect_end(reg, &cur);
+  assert_string_equal(s, "[6,\"c\",\"count\",\"g\",\"max\",\"name\",\"statistic\","
+                         "2,4,2,5,1,0,3,"
+                         "2,4,0,5,3,10,4]");
+  free(s);
+  spectator_registry_free(reg);
 }
 
 static void sanitize_replaces_everything_outside_the_allowed_set(void **state) {
@@ -277,12 +397,65 @@ static void sanitize_replaces_everything_outside_the_allowed_set(void **state) {
   char out[64];
   assert_int_equal(spectator__sanitize("Az09-._^~ /:{}\"\\\xff", out), 17);
   assert_string_equal(out, "Az09-._^~________");
-  /* one character, one underscore: U+00E9 (2 bytes), U+20AC (3), U+1F600 (4) */
-  assert_int_equal(spectator__sanitize("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80x", out), 4);
-  assert_string_equal(out, "___x");
   /* a broken sequence is one underscore per byte */
   assert_int_equal(spectator__sanitize("\xc3x\xe2\x82", out), 4);
   assert_string_equal(out, "_x__");
+}
+
+/* Characters count as the aggregator (Java) counts them: in UTF-16 units. */
+static void sanitize_counts_characters_in_utf16_units(void **state) {
+  (void)state;
+  const struct {
+    const char *in, *out;
+  } cases[] = {
+      /* U+00E9 (2 bytes), U+20AC (3), U+1F600 (4: outside the BMP, two units) */
+      {"\xc3\xa9", "_"},
+      {"\xe2\x82\xac", "_"},
+      {"\xf0\x9f\x98\x80", "__"},
+      {"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z", "a____z"},
+      /* the first and last code points of each length */
+      {"\xc2\x80", "_"},
+      {"\xdf\xbf", "_"},
+      {"\xe0\xa0\x80", "_"},
+      {"\xef\xbf\xbf", "_"},
+      {"\xf0\x90\x80\x80", "__"},
+      {"\xf4\x8f\xbf\xbf", "__"},
+      /* not well formed: one underscore per byte */
+      {"\xc0\xaf", "__"},              /* overlong '/' */
+      {"\xe0\x80\xaf", "___"},         /* overlong '/' */
+      {"\xf0\x80\x80\xaf", "____"},    /* overlong '/' */
+      {"\xed\xa0\x80", "___"},         /* a surrogate, U+D800 */
+      {"\xf4\x90\x80\x80", "____"},    /* above U+10FFFF */
+      {"\xf5\x80\x80\x80", "____"},    /* no such lead byte */
+      {"\xf0\x9f\x98x", "___x"},       /* cut short */
+      {"\x80\xbf", "__"},              /* continuation bytes alone */
+      {"\xf0\x9f\x98\x80\x80", "___"}, /* one emoji, one stray byte */
+  };
+  char out[64], buf[64];
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    size_t n = spectator__sanitize(cases[i].in, out);
+    if (strcmp(out, cases[i].out) != 0) print_error("case %zu\n", i);
+    assert_string_equal(out, cases[i].out);
+    assert_int_equal(n, strlen(cases[i].out));
+    /* in place */
+    strcpy(buf, cases[i].in);
+    assert_int_equal(spectator__sanitize(buf, buf), n);
+    assert_string_equal(buf, cases[i].out);
+  }
+}
+
+/* And the same through the encoder: exact bytes of the body. */
+static void encoder_sends_an_emoji_as_two_underscores(void **state) {
+  (void)state;
+  spectator__records_t rs;
+  spectator__records_init(&rs);
+  add(&rs, "cache\xf0\x9f\x94\xa5", SPECTATOR_TAGS("k", "caf\xc3\xa9"), "count", NULL,
+      SPECTATOR_OP_ADD, 1);
+  char *s = encode_one(&rs, NULL, 10, 1);
+  assert_string_equal(s, "[6,\"cache__\",\"caf_\",\"count\",\"k\",\"name\",\"statistic\","
+                         "3,3,1,4,0,5,2,0,1]");
+  free(s);
+  spectator__records_free(&rs);
 }
 
 /* in through a gzip sink whose first output guess is for a body of `hint`
@@ -440,8 +613,14 @@ int main(void) {
                                 free_ids),
       cmocka_unit_test_teardown(encoder_splits_25000_measurements_into_batches_of_10000, free_ids),
       cmocka_unit_test_teardown(encoder_writes_numbers_that_read_back_exactly, free_ids),
-      cmocka_unit_test_teardown(encoder_drops_non_finite_values_before_they_reach_json, free_ids),
+      cmocka_unit_test_teardown(encoder_never_writes_a_non_finite_value, free_ids),
+      cmocka_unit_test_teardown(encoder_merged_adds_saturate_at_dbl_max, free_ids),
+      cmocka_unit_test_teardown(encoder_op_follows_the_final_statistic_tag, free_ids),
+      cmocka_unit_test_teardown(encoder_sends_meters_with_the_op_of_their_statistic_tag, free_ids),
+      cmocka_unit_test_teardown(every_statistic_a_meter_sets_has_the_op_of_its_name, free_ids),
       cmocka_unit_test_teardown(sanitize_replaces_everything_outside_the_allowed_set, free_ids),
+      cmocka_unit_test_teardown(sanitize_counts_characters_in_utf16_units, free_ids),
+      cmocka_unit_test_teardown(encoder_sends_an_emoji_as_two_underscores, free_ids),
       cmocka_unit_test_teardown(gzip_sink_output_inflates_to_the_input, free_ids),
       cmocka_unit_test_teardown(encoder_gzip_batches_inflate_to_exactly_the_json_batches, free_ids),
       cmocka_unit_test_teardown(encoder_consumes_the_records_it_reads, free_ids),

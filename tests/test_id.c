@@ -7,6 +7,11 @@
  * never makes a bad call: every child starts with a fresh limiter and must log
  * exactly one line.
  */
+#include <errno.h>
+#include <limits.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,9 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
 
 #include <cmocka.h>
 
+#include "hash.h"
 #include "id.h"
 #include "test_util.h"
 
@@ -425,67 +434,77 @@ static long make_bad_id(void *p) {
   return result;
 }
 
-/* The id is NULL and exactly one warning on spectator.Registry explains why. */
-static void expect_bad_id(bad_case_t c, const char *why) {
+/* The id is NULL and exactly one warning on spectator.Registry says what is
+ * wrong: this exact line. */
+static void expect_bad_id(bad_case_t c, const char *line) {
   long was_null = tu_in_child(make_bad_id, &c);
   assert_int_equal(was_null, 1);
   tu_assert_log_count(1);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "invalid id", why,
-                     "(occurrence 1)");
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "invalid id");
+  assert_string_equal(tu_log_line(0)->msg, line);
 }
 
-#define BAD_NAME_WHY "the name is NULL or empty"
-#define BAD_TAGS_WHY "NULL or empty key or value, or an odd number of entries"
+#define NO_VALUE "has no value (a NULL value, or an odd number of entries in the tag array)"
 
 static void id_new_with_null_name_returns_null_and_logs_once(void **state) {
   (void)state;
-  expect_bad_id((bad_case_t){BAD_NEW, NULL, SPECTATOR_TAGS("k", "v"), NULL, NULL}, BAD_NAME_WHY);
-  assert_non_null(strstr(tu_log_line(0)->msg, "'(null)'"));
+  expect_bad_id((bad_case_t){BAD_NEW, NULL, SPECTATOR_TAGS("k", "v"), NULL, NULL},
+                "invalid id '(null)': the name is NULL; returning NULL (occurrence 1)");
 }
 
 static void id_new_with_empty_name_returns_null_and_logs_once(void **state) {
   (void)state;
-  expect_bad_id((bad_case_t){BAD_NEW, "", NULL, NULL, NULL}, BAD_NAME_WHY);
+  expect_bad_id((bad_case_t){BAD_NEW, "", NULL, NULL, NULL},
+                "invalid id '': the name is empty; returning NULL (occurrence 1)");
 }
 
 static void id_new_with_odd_tags_returns_null_and_logs_once(void **state) {
   (void)state;
   expect_bad_id((bad_case_t){BAD_NEW, "odd", SPECTATOR_TAGS("a", "1", "b"), NULL, NULL},
-                BAD_TAGS_WHY);
-  assert_non_null(strstr(tu_log_line(0)->msg, "'odd'"));
-  expect_bad_id((bad_case_t){BAD_NEW, "odd", SPECTATOR_TAGS("a"), NULL, NULL}, BAD_TAGS_WHY);
+                "invalid id 'odd': tag 'b' at position 2 " NO_VALUE
+                "; returning NULL (occurrence 1)");
+  expect_bad_id((bad_case_t){BAD_NEW, "odd", SPECTATOR_TAGS("a"), NULL, NULL},
+                "invalid id 'odd': tag 'a' at position 0 " NO_VALUE
+                "; returning NULL (occurrence 1)");
 }
 
 static void id_new_with_empty_key_or_value_returns_null_and_logs_once(void **state) {
   (void)state;
   expect_bad_id((bad_case_t){BAD_NEW, "m", SPECTATOR_TAGS("a", "1", "", "v"), NULL, NULL},
-                BAD_TAGS_WHY);
+                "invalid id 'm': the tag key at position 2 is empty; returning NULL "
+                "(occurrence 1)");
   expect_bad_id((bad_case_t){BAD_NEW, "m", SPECTATOR_TAGS("k", "", "a", "1"), NULL, NULL},
-                BAD_TAGS_WHY);
+                "invalid id 'm': tag 'k' has an empty value; returning NULL (occurrence 1)");
 }
 
 static void id_new_with_null_value_returns_null_and_logs_once(void **state) {
   (void)state;
-  /* a NULL value followed by more entries: not the array's end */
+  /* a NULL value followed by more entries: the NULL ends the array there */
   static const char *const tags[] = {"k", NULL, "a", "1", NULL};
-  expect_bad_id((bad_case_t){BAD_NEW, "m", tags, NULL, NULL}, BAD_TAGS_WHY);
+  expect_bad_id((bad_case_t){BAD_NEW, "m", tags, NULL, NULL},
+                "invalid id 'm': tag 'k' at position 0 " NO_VALUE
+                "; returning NULL (occurrence 1)");
 }
 
 static void id_with_tag_with_null_or_empty_key_or_value_returns_null_and_logs_once(void **state) {
   (void)state;
-  expect_bad_id((bad_case_t){BAD_WITH_TAG, NULL, NULL, NULL, "v"}, BAD_TAGS_WHY);
-  assert_non_null(strstr(tu_log_line(0)->msg, "'base'"));
-  expect_bad_id((bad_case_t){BAD_WITH_TAG, NULL, NULL, "k", NULL}, BAD_TAGS_WHY);
-  expect_bad_id((bad_case_t){BAD_WITH_TAG, NULL, NULL, "", "v"}, BAD_TAGS_WHY);
-  expect_bad_id((bad_case_t){BAD_WITH_TAG, NULL, NULL, "k", ""}, BAD_TAGS_WHY);
+  expect_bad_id((bad_case_t){BAD_WITH_TAG, NULL, NULL, NULL, "v"},
+                "invalid id 'base': the tag key is NULL; returning NULL (occurrence 1)");
+  expect_bad_id((bad_case_t){BAD_WITH_TAG, NULL, NULL, "k", NULL},
+                "invalid id 'base': tag 'k' has a NULL value; returning NULL (occurrence 1)");
+  expect_bad_id((bad_case_t){BAD_WITH_TAG, NULL, NULL, "", "v"},
+                "invalid id 'base': the tag key is empty; returning NULL (occurrence 1)");
+  expect_bad_id((bad_case_t){BAD_WITH_TAG, NULL, NULL, "k", ""},
+                "invalid id 'base': tag 'k' has an empty value; returning NULL (occurrence 1)");
 }
 
 static void id_with_tags_with_odd_or_empty_tags_returns_null_and_logs_once(void **state) {
   (void)state;
   expect_bad_id((bad_case_t){BAD_WITH_TAGS, NULL, SPECTATOR_TAGS("x", "1", "y"), NULL, NULL},
-                BAD_TAGS_WHY);
+                "invalid id 'base': tag 'y' at position 2 " NO_VALUE
+                "; returning NULL (occurrence 1)");
   expect_bad_id((bad_case_t){BAD_WITH_TAGS, NULL, SPECTATOR_TAGS("x", ""), NULL, NULL},
-                BAD_TAGS_WHY);
+                "invalid id 'base': tag 'x' has an empty value; returning NULL (occurrence 1)");
 }
 
 static long make_bad_ids_repeatedly(void *p) {
@@ -711,7 +730,135 @@ static void id_keeps_non_ascii_bytes_verbatim(void **state) {
   spectator_id_free(id);
 }
 
-int main(void) {
+/* ------------------------------------------------------------------------ */
+/* The hash seed: drawn per process (this program run again as a child)      */
+/* ------------------------------------------------------------------------ */
+
+/* This program, to run it again with a mode (see main). */
+static char self_path[PATH_MAX];
+
+/* getrandom(2) made to fail with ENOSYS by a seccomp filter, as on a kernel
+ * without it or in a sandbox that forbids it. False where the filter cannot
+ * be built for this architecture. */
+static bool forbid_getrandom(void) {
+#if defined(__x86_64__)
+  const uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  const uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+  return false;
+#endif
+#if defined(__x86_64__) || defined(__aarch64__)
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_getrandom, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {(unsigned short)(sizeof(filter) / sizeof(filter[0])), filter};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+#endif
+}
+
+/* The child's side: print the hash of one id and the log lines its first
+ * hash gave. */
+static int print_hash(const char *mode) {
+  if (strcmp(mode, "--print-hash-without-getrandom") == 0) {
+    if (!forbid_getrandom()) {
+      printf("skip\n");
+      return 0;
+    }
+    char b[8];
+    if (getrandom(b, sizeof(b), GRND_NONBLOCK) != -1 || errno != ENOSYS) return 3;
+  }
+  spectator_log_set_level(SPECTATOR_LOG_INFO);
+  tu_log_capture();
+  spectator_id_t *id = spectator_id_new("http.requests", SPECTATOR_TAGS("status", "200"));
+  if (!id) return 4;
+  printf("hash=%016llx\n", (unsigned long long)spectator_id_hash(id));
+  for (size_t i = 0; i < tu_log_count(); i++) printf("line=%s\n", tu_log_line(i)->msg);
+  spectator_id_free(id);
+  tu_log_release();
+  return 0;
+}
+
+typedef struct {
+  bool skipped;
+  uint64_t hash;
+  size_t nlines;
+  char lines[4][1024];
+} child_hash_t;
+
+/* Run this program with mode and read what print_hash printed. */
+static child_hash_t child_hash(const char *mode) {
+  child_hash_t r;
+  memset(&r, 0, sizeof(r));
+  char cmd[PATH_MAX + 64];
+  snprintf(cmd, sizeof(cmd), "'%s' %s", self_path, mode);
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  char line[1024];
+  bool got_hash = false;
+  while (fgets(line, sizeof(line), f)) {
+    line[strcspn(line, "\n")] = '\0';
+    unsigned long long h;
+    if (strcmp(line, "skip") == 0) {
+      r.skipped = true;
+    } else if (sscanf(line, "hash=%llx", &h) == 1) {
+      r.hash = h;
+      got_hash = true;
+    } else if (strncmp(line, "line=", 5) == 0 && r.nlines < 4) {
+      snprintf(r.lines[r.nlines++], sizeof(r.lines[0]), "%s", line + 5);
+    }
+  }
+  assert_int_equal(pclose(f), 0);
+  assert_true(got_hash || r.skipped);
+  return r;
+}
+
+/* Tag values crafted offline to collide in one process's lookup table must
+ * not collide in another's: the seed of the hash is drawn per process. */
+static void the_id_hash_is_seeded_differently_in_each_process(void **state) {
+  (void)state;
+  spectator_id_t *id = spectator_id_new("http.requests", SPECTATOR_TAGS("status", "200"));
+  uint64_t here = spectator_id_hash(id);
+  spectator_id_free(id);
+  child_hash_t a = child_hash("--print-hash"), b = child_hash("--print-hash");
+  assert_int_not_equal(a.hash, b.hash);
+  assert_int_not_equal(a.hash, here);
+  assert_int_not_equal(b.hash, here);
+  /* getrandom worked: nothing to say */
+  assert_int_equal(a.nlines, 0);
+  assert_int_equal(b.nlines, 0);
+  /* within a process the seed never changes: equal ids hash equally */
+  spectator_id_t *again = spectator_id_new("http.requests", SPECTATOR_TAGS("status", "200"));
+  assert_int_equal(spectator_id_hash(again), here);
+  spectator_id_free(again);
+}
+
+static void without_getrandom_the_seed_comes_from_clocks_and_addresses_and_it_says_so(
+    void **state) {
+  (void)state;
+  child_hash_t a = child_hash("--print-hash-without-getrandom");
+  if (a.skipped) skip();
+  child_hash_t b = child_hash("--print-hash-without-getrandom");
+  assert_int_not_equal(a.hash, b.hash);
+  assert_int_not_equal(a.hash, SPECTATOR__HASH_FIXED_SEED);
+  const char *want = "getrandom failed (Function not implemented): the id hash is seeded from "
+                     "the clocks, the process id and addresses instead";
+  assert_int_equal(a.nlines, 1);
+  assert_string_equal(a.lines[0], want);
+  assert_int_equal(b.nlines, 1);
+  assert_string_equal(b.lines[0], want);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) return print_hash(argv[1]);
+  if (!realpath(argv[0], self_path)) return 2;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(id_sorts_tags_by_key),
       cmocka_unit_test(id_sorts_keys_by_bytes),
@@ -741,6 +888,8 @@ int main(void) {
       cmocka_unit_test(id_with_tag_with_null_or_empty_key_or_value_returns_null_and_logs_once),
       cmocka_unit_test(id_with_tags_with_odd_or_empty_tags_returns_null_and_logs_once),
       cmocka_unit_test(repeated_bad_ids_are_rate_limited_to_powers_of_two),
+      cmocka_unit_test(the_id_hash_is_seeded_differently_in_each_process),
+      cmocka_unit_test(without_getrandom_the_seed_comes_from_clocks_and_addresses_and_it_says_so),
       cmocka_unit_test(
           id_with_more_than_16_tags_is_canonicalized_like_the_same_tags_in_another_order),
       cmocka_unit_test(id_with_more_than_16_tags_keeps_the_last_value_of_a_repeated_key),

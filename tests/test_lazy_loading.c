@@ -159,7 +159,7 @@ static void a_missing_library_fails_the_start_and_meters_keep_recording(void **s
 /* One record of a counter, for the encoder. */
 static void one_record(spectator__records_t *rs, spectator_id_t *id) {
   spectator__records_init(rs);
-  spectator__records_add(rs, id, SPECTATOR__STAT_COUNT, 0, 0, 1);
+  spectator__records_add(rs, id, SPECTATOR__STAT_COUNT, 0, 1);
 }
 
 static const char ANSWER[] = "{\"type\":\"partial\",\"errorCount\":1,\"message\":[\"bad\"]}";

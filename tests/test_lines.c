@@ -640,6 +640,38 @@ static void timers_and_summaries_keep_no_interval_state_when_sent_as_samples(voi
   spectator_registry_free(r);
 }
 
+/* A negative, NaN or infinite value is not sent as a sample: spectatord keeps
+ * the statistics (the aggregator's timers count a negative duration, SPEC 2). */
+static void negative_nan_and_infinite_samples_are_not_sent(void **state) {
+  (void)state;
+  spectator_registry_t *r = memory_reg(900);
+  spectator_timer_t *t = spectator_registry_timer(r, "t", NULL);
+  spectator_percentile_timer_t *pt = spectator_registry_percentile_timer(r, "pt", NULL, 0, 10);
+  spectator_dist_summary_t *d = spectator_registry_dist_summary(r, "d", NULL);
+  spectator_percentile_dist_summary_t *pd =
+      spectator_registry_percentile_dist_summary(r, "pd", NULL, 0, 100);
+  const double bad[] = {-1, -0.5, NAN, INFINITY, -INFINITY};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    spectator_timer_record(t, bad[i]);
+    spectator_percentile_timer_record(pt, bad[i]);
+    spectator_dist_summary_record(d, bad[i]);
+    spectator_percentile_dist_summary_record(pd, bad[i]);
+  }
+  spectator_timer_record_ns(t, -1);
+  spectator_percentile_timer_record_ns(pt, -1);
+  spectator_timer_record(t, 0.5);
+  spectator_timer_record_ns(t, 250000000);
+  spectator_percentile_timer_record(pt, 1);
+  spectator_dist_summary_record(d, 3);
+  spectator_percentile_dist_summary_record(pd, 4);
+  assert_int_equal(spectator_timer_count(t), 0);
+  assert_int_equal(spectator_percentile_timer_count(pt), 0);
+  char *s = all_lines(r);
+  assert_string_equal(s, "t:t:0.5\nt:t:0.25\nT:pt:1\nd:d:3\nD:pd:4\n");
+  free(s);
+  spectator_registry_free(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(location_parse_accepts_every_documented_string),
@@ -658,6 +690,7 @@ int main(void) {
       cmocka_unit_test(every_meter_type_has_its_symbol_and_its_interval_value),
       cmocka_unit_test(age_gauges_uint64_counters_and_long_task_timers_have_their_lines),
       cmocka_unit_test(timers_and_summaries_keep_no_interval_state_when_sent_as_samples),
+      cmocka_unit_test(negative_nan_and_infinite_samples_are_not_sent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -429,6 +429,117 @@ static void ratelimit_shared_by_4_threads_lets_each_power_of_two_through_once(vo
 }
 
 /* ------------------------------------------------------------------------ */
+/* The distinct-mistake limiter (the table is process-wide: each test uses    */
+/* keys of its own, and the one that needs an empty table runs in a child)   */
+/* ------------------------------------------------------------------------ */
+
+static void mistake_limiter_reports_every_new_key_and_repeats_of_one_at_powers_of_two(
+    void **state) {
+  (void)state;
+  for (uint64_t k = 1000; k < 1100; k++) assert_int_equal(spectator__mistake_seen(k), 1);
+  const uint64_t want[] = {2, 0, 4, 0, 0, 0, 8, 0};
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+    assert_int_equal(spectator__mistake_seen(1000), want[i]);
+  /* the others kept their own counts */
+  assert_int_equal(spectator__mistake_seen(1099), 2);
+}
+
+static long fill_the_mistake_table(void *p) {
+  (void)p;
+  const uint64_t base = 5000;
+  /* k0 .. k255 fill the table; k0 is seen twice */
+  for (uint64_t k = 0; k < SPECTATOR__MISTAKES; k++)
+    if (spectator__mistake_seen(base + k) != 1) return __LINE__;
+  if (spectator__mistake_seen(base) != 2) return __LINE__;
+  /* a new key takes the place of the least seen, oldest one: k1 */
+  if (spectator__mistake_seen(base + 1000) != 1) return __LINE__;
+  /* k1 is new again (and replaces k2); k3 is still known */
+  if (spectator__mistake_seen(base + 1) != 1) return __LINE__;
+  if (spectator__mistake_seen(base + 3) != 2) return __LINE__;
+  if (spectator__mistake_seen(base + 2) != 1) return __LINE__;
+  /* a thousand more new keys churn through the entries seen once; k0 (seen
+   * twice) and k3 keep their counts */
+  for (uint64_t k = 2000; k < 3000; k++)
+    if (spectator__mistake_seen(base + k) != 1) return __LINE__;
+  if (spectator__mistake_seen(base) != 0) return __LINE__; /* 3rd */
+  if (spectator__mistake_seen(base) != 4) return __LINE__;
+  if (spectator__mistake_seen(base + 3) != 0) return __LINE__; /* 3rd */
+  /* and key 0 is a key like any other */
+  if (spectator__mistake_seen(0) != 1) return __LINE__;
+  return 0;
+}
+
+static void mistake_limiter_forgets_the_least_seen_oldest_key_when_full(void **state) {
+  (void)state;
+  assert_int_equal(tu_in_child(fill_the_mistake_table, NULL), 0);
+}
+
+typedef struct {
+  pthread_barrier_t *barrier;
+  uint64_t key;
+  uint64_t passed[64];
+  size_t n;
+} mistake_arg_t;
+
+static void *mistake_worker(void *p) {
+  mistake_arg_t *a = p;
+  pthread_barrier_wait(a->barrier);
+  for (int i = 0; i < RL_CALLS; i++) {
+    uint64_t r = spectator__mistake_seen(a->key);
+    if (r && a->n < 64) a->passed[a->n++] = r;
+    /* and a key of this thread's own, new each time */
+    spectator__mistake_seen(((uint64_t)a->n << 40) ^ ((uint64_t)i << 8) ^ (uint64_t)p);
+  }
+  return NULL;
+}
+
+static void mistake_limiter_shared_by_4_threads_lets_each_power_of_two_through_once(void **state) {
+  (void)state;
+  pthread_barrier_t barrier;
+  pthread_barrier_init(&barrier, NULL, RL_THREADS);
+  mistake_arg_t args[RL_THREADS];
+  pthread_t th[RL_THREADS];
+  uint64_t timeouts = spectator__mistake_timeouts();
+  for (int t = 0; t < RL_THREADS; t++) {
+    args[t] = (mistake_arg_t){&barrier, 77, {0}, 0};
+    assert_int_equal(pthread_create(&th[t], NULL, mistake_worker, &args[t]), 0);
+  }
+  for (int t = 0; t < RL_THREADS; t++) assert_int_equal(pthread_join(th[t], NULL), 0);
+  pthread_barrier_destroy(&barrier);
+  timeouts = spectator__mistake_timeouts() - timeouts;
+  /* 2^16 occurrences of key 77, while 2^16 other keys come and go: a key
+   * seen that often is never forgotten, so 2^0 .. 2^16 pass, each once. A
+   * call that waited more than 100 ms for the table (valgrind runs one
+   * thread at a time) returned 1 and counted nothing: with t of them, up to
+   * t more 1s, and the last power of two may not be reached. */
+  uint64_t seen = 0;
+  size_t total = 0, ones = 0;
+  for (int t = 0; t < RL_THREADS; t++) {
+    for (size_t i = 0; i < args[t].n; i++) {
+      uint64_t r = args[t].passed[i];
+      assert_int_equal(r & (r - 1), 0);
+      int bit = __builtin_ctzll(r);
+      if (r == 1 && ones++) continue;
+      assert_int_equal(seen & (1ULL << bit), 0);
+      seen |= 1ULL << bit;
+      total++;
+    }
+  }
+  assert_true(ones <= timeouts + 1);
+  if (timeouts == 0) {
+    assert_int_equal(total, 17);
+    assert_int_equal(seen, (1ULL << 17) - 1);
+  } else {
+    uint64_t counted = (uint64_t)RL_THREADS * RL_CALLS - timeouts; /* at least */
+    int last = 63 - __builtin_clzll(counted);
+    assert_true((seen & ((2ULL << last) - 1)) == ((2ULL << last) - 1));
+    assert_true(seen >> 17 == 0);
+    print_message("%llu calls waited too long for the mistake table\n",
+                  (unsigned long long)timeouts);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Concurrent logging while the handler changes                              */
 /* ------------------------------------------------------------------------ */
 
@@ -560,6 +671,10 @@ int main(int argc, char **argv) {
       T(ratelimit_lets_the_1st_2nd_4th_8th_occurrences_through),
       T(log_limited_emits_the_occurrence_number),
       T(ratelimit_shared_by_4_threads_lets_each_power_of_two_through_once),
+      /* first: its child needs a table this process has not touched */
+      T(mistake_limiter_forgets_the_least_seen_oldest_key_when_full),
+      T(mistake_limiter_reports_every_new_key_and_repeats_of_one_at_powers_of_two),
+      T(mistake_limiter_shared_by_4_threads_lets_each_power_of_two_through_once),
       T(every_line_reaches_exactly_one_handler_while_handlers_change),
       T(strerror_and_err_name_cover_every_code),
       T(unknown_error_codes_have_a_generic_text_and_name),

@@ -169,16 +169,39 @@ static void percentile_timer_existing_meter_keeps_its_range(void **state) {
   spectator_registry_free(reg);
 }
 
-static void percentile_timer_ignores_negative_nan_and_infinite_durations(void **state) {
+/* As Spectator Java: every value is clamped into the range, a negative one
+ * too, so the buckets always sum to the count. */
+static void percentile_timer_counts_a_negative_duration_in_the_first_bucket_of_its_range(
+    void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_percentile_timer_t *t =
       spectator_registry_percentile_timer(reg, "lat", SPECTATOR_TAGS("k", "v"), 0.01, 60);
-  const double bad[] = {-1, -1e-9, NAN, INFINITY, -INFINITY, -DBL_MAX};
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-    spectator_percentile_timer_record(t, bad[i]);
+  spectator_percentile_timer_record(t, -1);
+  spectator_percentile_timer_record(t, -1e-9);
+  spectator_percentile_timer_record(t, -DBL_MAX);
   spectator_percentile_timer_record_ns(t, -1);
   spectator_percentile_timer_record_ns(t, INT64_MIN);
+  spectator_percentile_timer_record(t, 0.05);
+  assert_int_equal(spectator_percentile_timer_count(t), 6);
+  spectator_measurements_t *ms = mt_snapshot(reg);
+  mt_assert_measurement_count(ms, 6);
+  mt_assert_timer_stats(ms, "lat", 6, 0.05, 0.0025, 0.05);
+  char tag[8];
+  assert_bucket(ms, "lat", pct_tag('T', 10 * MS, tag), 5); /* T0064: the bucket of 10 ms */
+  assert_bucket(ms, "lat", pct_tag('T', 50 * MS, tag), 1);
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+}
+
+static void percentile_timer_ignores_nan_and_infinite_durations(void **state) {
+  (void)state;
+  spectator_registry_t *reg = mt_registry(NULL, 0);
+  spectator_percentile_timer_t *t =
+      spectator_registry_percentile_timer(reg, "lat", SPECTATOR_TAGS("k", "v"), 0.01, 60);
+  const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    spectator_percentile_timer_record(t, bad[i]);
   assert_int_equal(spectator_percentile_timer_count(t), 0);
   assert_true(spectator_percentile_timer_percentile(t, 50) == 0);
   mt_expect_empty(reg);
@@ -368,8 +391,10 @@ static void percentile_dist_summary_clamps_amounts_to_its_range(void **state) {
   spectator_percentile_dist_summary_record(d, 1e300);
   spectator_percentile_dist_summary_record(d, 100);
   spectator_measurements_t *ms = mt_snapshot(reg);
-  /* 1e300^2 overflows: totalOfSquares is dropped for this interval. */
-  mt_assert_measurement_count(ms, 6);
+  /* 1e300^2 overflows: totalOfSquares is reported as DBL_MAX. */
+  mt_assert_measurement_count(ms, 7);
+  mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "totalOfSquares"),
+                        SPECTATOR_OP_ADD, DBL_MAX);
   mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "count"),
                         SPECTATOR_OP_ADD, 5);
   mt_assert_measurement(ms, "size", SPECTATOR_TAGS("k", "v", "statistic", "totalAmount"),
@@ -415,7 +440,7 @@ static void percentile_dist_summary_uses_the_default_range_when_the_range_is_inv
     spectator_percentile_dist_summary_record(d, 5000);
     spectator_percentile_dist_summary_record(d, 1e300); /* -> 2^63-1: the last bucket */
     spectator_measurements_t *ms = mt_snapshot(reg);
-    mt_assert_measurement_count(ms, 6); /* 3 buckets; totalOfSquares overflowed */
+    mt_assert_measurement_count(ms, 7); /* 3 buckets; totalOfSquares saturated */
     assert_bucket(ms, name, "D0000", 1);
     assert_bucket(ms, name, "D0033", 1);
     assert_bucket(ms, name, "D0113", 1);
@@ -427,19 +452,49 @@ static void percentile_dist_summary_uses_the_default_range_when_the_range_is_inv
   spectator_percentile_dist_summary_record(d, 0);
   spectator_percentile_dist_summary_record(d, DBL_MAX);
   spectator_measurements_t *ms = mt_snapshot(reg);
-  mt_assert_measurement_count(ms, 5); /* 2 buckets; totalOfSquares overflowed */
+  mt_assert_measurement_count(ms, 6); /* 2 buckets; totalOfSquares saturated */
   assert_bucket(ms, "wide", "D0001", 1);
   assert_bucket(ms, "wide", "D0113", 1);
   spectator_measurements_free(ms);
   spectator_registry_free(reg);
 }
 
-static void percentile_dist_summary_ignores_negative_nan_and_infinite_amounts(void **state) {
+static void percentile_dist_summary_counts_a_negative_amount_in_the_first_bucket_of_its_range(
+    void **state) {
+  (void)state;
+  spectator_registry_t *reg = mt_registry(NULL, 0);
+  spectator_percentile_dist_summary_t *d =
+      spectator_registry_percentile_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"), 10, 100);
+  spectator_percentile_dist_summary_record(d, -1);
+  spectator_percentile_dist_summary_record(d, -0.5);
+  spectator_percentile_dist_summary_record(d, -DBL_MAX);
+  spectator_percentile_dist_summary_record(d, 50);
+  assert_int_equal(spectator_percentile_dist_summary_count(d), 4);
+  spectator_measurements_t *ms = mt_snapshot(reg);
+  mt_assert_measurement_count(ms, 6);
+  mt_assert_summary_stats(ms, "size", 4, 50, 2500, 50);
+  assert_bucket(ms, "size", "D000A", 3); /* the bucket of 10, the range's first */
+  char tag[8];
+  assert_bucket(ms, "size", pct_tag('D', 50, tag), 1);
+  spectator_measurements_free(ms);
+  /* A range that starts at 0: bucket 0. */
+  spectator_percentile_dist_summary_t *z =
+      spectator_registry_percentile_dist_summary(reg, "zero", SPECTATOR_TAGS("k", "v"), 0, 100);
+  spectator_percentile_dist_summary_record(z, -7);
+  ms = mt_snapshot(reg);
+  mt_assert_measurement_count(ms, 5);
+  mt_assert_summary_stats(ms, "zero", 1, 0, 0, 0);
+  assert_bucket(ms, "zero", "D0000", 1);
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+}
+
+static void percentile_dist_summary_ignores_nan_and_infinite_amounts(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_percentile_dist_summary_t *d =
       spectator_registry_percentile_dist_summary(reg, "size", SPECTATOR_TAGS("k", "v"), 0, 100);
-  const double bad[] = {-1, -0.5, NAN, INFINITY, -INFINITY, -DBL_MAX};
+  const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     spectator_percentile_dist_summary_record(d, bad[i]);
   assert_int_equal(spectator_percentile_dist_summary_count(d), 0);
@@ -490,7 +545,9 @@ int main(void) {
       cmocka_unit_test(percentile_timer_uses_the_default_range_when_the_range_is_invalid),
       cmocka_unit_test(percentile_timer_accepts_an_empty_range_at_one_point),
       cmocka_unit_test(percentile_timer_existing_meter_keeps_its_range),
-      cmocka_unit_test(percentile_timer_ignores_negative_nan_and_infinite_durations),
+      cmocka_unit_test(
+          percentile_timer_counts_a_negative_duration_in_the_first_bucket_of_its_range),
+      cmocka_unit_test(percentile_timer_ignores_nan_and_infinite_durations),
       cmocka_unit_test(percentile_timer_huge_duration_goes_to_the_bucket_of_the_max),
       cmocka_unit_test(percentile_timer_max_beyond_int64_nanoseconds_means_no_upper_clamp),
       cmocka_unit_test(percentile_timer_buckets_reset_after_each_snapshot),
@@ -502,7 +559,9 @@ int main(void) {
       cmocka_unit_test(percentile_dist_summary_clamps_amounts_to_its_range),
       cmocka_unit_test(percentile_dist_summary_truncates_fractional_amounts_for_the_bucket),
       cmocka_unit_test(percentile_dist_summary_uses_the_default_range_when_the_range_is_invalid),
-      cmocka_unit_test(percentile_dist_summary_ignores_negative_nan_and_infinite_amounts),
+      cmocka_unit_test(
+          percentile_dist_summary_counts_a_negative_amount_in_the_first_bucket_of_its_range),
+      cmocka_unit_test(percentile_dist_summary_ignores_nan_and_infinite_amounts),
       cmocka_unit_test(percentile_dist_summary_getters_and_estimates),
   };
   return cmocka_run_group_tests(tests, mt_setup_capture, mt_teardown_capture);

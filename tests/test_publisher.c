@@ -3,6 +3,7 @@
  * aggregator over loopback HTTP. Values are asserted exactly at the
  * aggregator; the self-metrics through a snapshot of the registry.
  */
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -287,7 +288,7 @@ static void bad_values_never_make_the_body_invalid_json(void **state) {
   spectator_gauge_set(spectator_registry_gauge(r, "bad.tiny", NULL), 4.9e-324);
   spectator_counter_t *c = spectator_registry_counter(r, "bad.overflow", NULL);
   spectator_counter_add(c, 1.7e308);
-  spectator_counter_add(c, 1.7e308); /* the sum is +inf: dropped, never sent */
+  spectator_counter_add(c, 1.7e308); /* the sum is +inf: sent as DBL_MAX */
   spectator_max_gauge_set(spectator_registry_max_gauge(r, "bad.neg", NULL), -1e300);
   spectator_dist_summary_record(spectator_registry_dist_summary(r, "bad.sum", NULL), 1e200);
   spectator_counter_add(spectator_registry_counter(r, "bad.ok", NULL), 0.1);
@@ -302,9 +303,10 @@ static void bad_values_never_make_the_body_invalid_json(void **state) {
   assert_true(agg_value("bad.neg", SPECTATOR_TAGS("statistic", "max")) == -1e300);
   assert_true(agg_value("bad.ok", SPECTATOR_TAGS("statistic", "count")) == 0.1);
   assert_true(isnan(agg_value("bad.nan", SPECTATOR_TAGS("statistic", "gauge"))));
-  assert_true(isnan(agg_value("bad.overflow", SPECTATOR_TAGS("statistic", "count"))));
-  /* totalOfSquares of 1e200 overflows: that one statistic is dropped */
+  assert_true(agg_value("bad.overflow", SPECTATOR_TAGS("statistic", "count")) == DBL_MAX);
+  /* totalOfSquares of 1e200 overflows: sent as DBL_MAX */
   assert_true(agg_value("bad.sum", SPECTATOR_TAGS("statistic", "totalAmount")) == 1e200);
+  assert_true(agg_value("bad.sum", SPECTATOR_TAGS("statistic", "totalOfSquares")) == DBL_MAX);
   spectator_registry_free(r);
 }
 

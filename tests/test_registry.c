@@ -197,15 +197,22 @@ static void bad_names_and_tags_give_a_noop_meter_and_one_log_line(void **state) 
   /* the bad-id limiter is process-wide: each case runs in a fresh child */
   assert_int_equal(tu_in_child(lookup_null_names, reg), 1);
   tu_assert_log_count(1);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "counter", "no-op",
-                     "the name is NULL or empty");
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "counter");
+  assert_string_equal(tu_log_line(0)->msg,
+                      "invalid id for counter '(null)': the name is NULL; using a no-op "
+                      "(occurrence 1)");
   assert_int_equal(tu_in_child(lookup_null_id, reg), 1);
   tu_assert_log_count(1);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "timer", "no-op");
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "timer");
+  assert_string_equal(tu_log_line(0)->msg,
+                      "invalid id for timer: the id is NULL; using a no-op (occurrence 1)");
   assert_int_equal(tu_in_child(lookup_odd_tags, reg), 1);
   tu_assert_log_count(1);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "gauge", "'odd'",
-                     "odd number of entries");
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "gauge");
+  assert_string_equal(tu_log_line(0)->msg,
+                      "invalid id for gauge 'odd': tag 'k' at position 0 has no value (a NULL "
+                      "value, or an odd number of entries in the tag array); using a no-op "
+                      "(occurrence 1)");
   spectator_registry_free(reg);
 }
 
@@ -262,7 +269,20 @@ static void a_type_conflict_gives_a_noop_that_is_never_reported_and_logs_once(vo
 /* The cap                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_and_a_warning(void **state) {
+#define FULL_TAGS SPECTATOR_TAGS("id", "dropped", "error", "registry-full", "statistic", "count")
+
+/* The line a refused lookup of a new counter gives. */
+static const char *full_line(size_t cap, const char *id, unsigned occurrence) {
+  static char buf[512];
+  snprintf(buf, sizeof(buf),
+           "registry is full (%zu meters, the max_meters cap): new counter '%s' dropped; using a "
+           "no-op, counted in spectator.measurements{id=dropped,error=registry-full} "
+           "(occurrence %u)",
+           cap, id, occurrence);
+  return buf;
+}
+
+static void the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_a_count_and_a_warning(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 10);
   spectator_counter_t *cs[10];
@@ -278,10 +298,11 @@ static void the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_and_a_warning(voi
   spectator_counter_t *over = spectator_registry_counter(reg, "c10", NULL);
   assert_ptr_equal(over, (void *)spectator__counter_type.noop);
   spectator_counter_add(over, 5);
-  assert_int_equal(spectator_registry_size(reg), 10);
+  /* The registry-full counter is the library's own: it is outside the cap. */
+  assert_int_equal(spectator_registry_size(reg), 11);
   tu_assert_log_count(1);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "max_meters", "10 meters",
-                     "'c10'", "no-op counter");
+  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "registry is full");
+  assert_string_equal(tu_log_line(0)->msg, full_line(10, "c10", 1));
 
   /* existing ids still resolve to their meters */
   for (int i = 0; i < 10; i++) {
@@ -292,40 +313,135 @@ static void the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_and_a_warning(voi
   }
   /* other types are capped too */
   assert_ptr_equal(spectator_registry_timer(reg, "t", NULL), (void *)spectator__timer_type.noop);
-  assert_int_equal(spectator_registry_size(reg), 10);
+  assert_int_equal(spectator_registry_size(reg), 11);
 
   spectator_measurements_t *ms = spectator_registry_snapshot(reg);
-  assert_int_equal(spectator_measurements_count(ms), 10);
+  assert_int_equal(spectator_measurements_count(ms), 11);
   assert_false(tu_find(ms, "c10", SPECTATOR_TAGS("statistic", "count"), NULL));
   tu_assert_measurement(ms, "c9", SPECTATOR_TAGS("statistic", "count"), 1);
+  tu_assert_measurement(ms, "spectator.measurements", FULL_TAGS, 2);
   spectator_measurements_free(ms);
   spectator_registry_free(reg);
 }
 
-static void warnings_about_the_cap_are_rate_limited(void **state) {
-  (void)state;
-  spectator_registry_t *reg = mt_registry(NULL, 1);
+/* A registry for a child (no cmocka assertions there), capped at max_meters. */
+static spectator_registry_t *child_registry(size_t max_meters) {
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.env_common_tags = 0;
+  cfg.auto_start = 0;
+  cfg.max_meters = max_meters;
+  return spectator_registry_new(&cfg);
+}
+
+static const char *const distinct[] = {"alpha", "beta", "gamma", "delta", "epsilon",
+                                       "zeta",  "eta",  "theta", "iota",  "kappa"};
+
+/* In a child (the mistake table is process-wide): a registry capped at 1. */
+static long refuse_many(void *p) {
+  (void)p;
+  spectator_registry_t *reg = child_registry(1);
+  if (!reg) return __LINE__;
   spectator_registry_counter(reg, "first", NULL);
+  char name[32];
+  /* ten distinct names: each is named */
   for (int i = 0; i < 10; i++) {
-    char name[16];
-    snprintf(name, sizeof(name), "x%d", i);
-    assert_ptr_equal(spectator_registry_counter(reg, name, NULL), (void *)spectator__counter_type.noop);
+    if (!spectator__is_noop(spectator_registry_counter(reg, distinct[i], NULL))) return __LINE__;
   }
-  /* occurrences 1, 2, 4, 8 of 10 */
-  tu_assert_log_count(4);
-  tu_assert_log_line(0, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "'x0'", "(occurrence 1)");
-  tu_assert_log_line(1, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "'x1'", "(occurrence 2)");
-  tu_assert_log_line(2, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "'x3'", "(occurrence 4)");
-  tu_assert_log_line(3, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "'x7'", "(occurrence 8)");
-  /* a second registry has its own limiter */
-  spectator_registry_t *other = mt_registry(NULL, 1);
+  /* one name seven more times: occurrences 2 to 8 of that mistake */
+  for (int i = 0; i < 7; i++) spectator_registry_counter(reg, "alpha", NULL);
+  /* one name with eight tag values: occurrences 1 to 8 */
+  for (int i = 0; i < 8; i++) {
+    snprintf(name, sizeof(name), "%d", i);
+    spectator_registry_counter(reg, "req", SPECTATOR_TAGS("id", name));
+  }
+  /* names that differ in numbers only are one name pattern: user.#.requests */
+  const char *numbered[] = {"user.1.requests", "user.22.requests",      "user.333.requests",
+                            "user.4.requests", "user.5.requests",       "user.6.requests",
+                            "user.7.requests", "user.8f3a9c21.requests"};
+  for (int i = 0; i < 8; i++) spectator_registry_counter(reg, numbered[i], NULL);
+  spectator_measurements_t *ms = spectator_registry_snapshot(reg);
+  const spectator_measurement_t *m =
+      spectator_measurements_find(ms, "spectator.measurements", FULL_TAGS);
+  long rc = m && m->value == 33 && m->op == SPECTATOR_OP_ADD ? 0 : __LINE__;
+  spectator_measurements_free(ms);
+  /* another registry's refusals are its own mistakes */
+  spectator_registry_t *other = child_registry(1);
   spectator_registry_counter(other, "first", NULL);
-  spectator_registry_counter(other, "second", NULL);
-  tu_assert_log_count(5);
-  tu_assert_log_line(4, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY, "'second'",
-                     "(occurrence 1)");
+  spectator_registry_counter(other, "alpha", NULL);
   spectator_registry_free(other);
   spectator_registry_free(reg);
+  return rc;
+}
+
+static void warnings_about_the_cap_name_every_distinct_name_pattern_and_limit_repeats_of_one(
+    void **state) {
+  (void)state;
+  assert_int_equal(tu_in_child(refuse_many, NULL), 0);
+  tu_assert_log_count(10 + 3 + 4 + 4 + 1);
+  for (unsigned i = 0; i < 10; i++)
+    assert_string_equal(tu_log_line(i)->msg, full_line(1, distinct[i], 1));
+  assert_string_equal(tu_log_line(10)->msg, full_line(1, "alpha", 2));
+  assert_string_equal(tu_log_line(11)->msg, full_line(1, "alpha", 4));
+  assert_string_equal(tu_log_line(12)->msg, full_line(1, "alpha", 8));
+  assert_string_equal(tu_log_line(13)->msg, full_line(1, "req{id=0}", 1));
+  assert_string_equal(tu_log_line(14)->msg, full_line(1, "req{id=1}", 2));
+  assert_string_equal(tu_log_line(15)->msg, full_line(1, "req{id=3}", 4));
+  assert_string_equal(tu_log_line(16)->msg, full_line(1, "req{id=7}", 8));
+  assert_string_equal(tu_log_line(17)->msg, full_line(1, "user.1.requests", 1));
+  assert_string_equal(tu_log_line(18)->msg, full_line(1, "user.22.requests", 2));
+  assert_string_equal(tu_log_line(19)->msg, full_line(1, "user.4.requests", 4));
+  assert_string_equal(tu_log_line(20)->msg, full_line(1, "user.8f3a9c21.requests", 8));
+  assert_string_equal(tu_log_line(21)->msg, full_line(1, "alpha", 1));
+}
+
+/* The library's own meters (the publisher's spectator.measurements and
+ * http.req.complete) are not refused by a full registry, up to a reserve of
+ * their own. */
+static long self_meters(void *p) {
+  (void)p;
+  spectator_registry_t *reg = child_registry(2);
+  if (!reg) return __LINE__;
+  spectator_registry_counter(reg, "a", NULL);
+  spectator_registry_counter(reg, "b", NULL);
+  if (!spectator__is_noop(spectator_registry_counter(reg, "c", NULL))) return __LINE__;
+  spectator_counter_t *sent = spectator__registry_lookup_self(
+      reg, SPECTATOR__COUNTER, "spectator.measurements", SPECTATOR_TAGS("id", "sent"));
+  if (spectator__is_noop(sent)) return __LINE__;
+  spectator_counter_add(sent, 3);
+  /* the registry-full counter took one place of the reserve */
+  char code[16];
+  size_t made = 2;
+  for (size_t i = 0; i < SPECTATOR__SELF_METERS_MAX - 1; i++) {
+    snprintf(code, sizeof(code), "%zu", i);
+    made += !spectator__is_noop(spectator__registry_lookup_self(
+        reg, SPECTATOR__TIMER, "http.req.complete", SPECTATOR_TAGS("statusCode", code)));
+  }
+  if (made != SPECTATOR__SELF_METERS_MAX) return __LINE__;
+  if (spectator_registry_size(reg) != 2 + SPECTATOR__SELF_METERS_MAX) return __LINE__;
+  /* still refused: user meters */
+  if (!spectator__is_noop(spectator_registry_counter(reg, "d", NULL))) return __LINE__;
+  spectator_measurements_t *ms = spectator_registry_snapshot(reg);
+  const spectator_measurement_t *s = spectator_measurements_find(
+      ms, "spectator.measurements", SPECTATOR_TAGS("id", "sent", "statistic", "count"));
+  const spectator_measurement_t *f =
+      spectator_measurements_find(ms, "spectator.measurements", FULL_TAGS);
+  long rc = s && s->value == 3 && f && f->value == 2 ? 0 : __LINE__;
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+  return rc;
+}
+
+static void self_metrics_are_outside_the_cap_within_a_reserve_of_their_own(void **state) {
+  (void)state;
+  assert_int_equal(tu_in_child(self_meters, NULL), 0);
+  /* c and d refused; the reserve's end named once per distinct name */
+  tu_assert_log_count(2 + 1);
+  assert_string_equal(tu_log_line(0)->msg, full_line(2, "c", 1));
+  assert_string_equal(tu_log_line(1)->msg,
+                      "the registry already holds 1024 meters of the library's own: new timer "
+                      "'http.req.complete{statusCode=1022}' dropped (occurrence 1)");
+  assert_string_equal(tu_log_line(2)->msg, full_line(2, "d", 1));
 }
 
 static void registry_size_counts_meters_but_not_noops(void **state) {
@@ -514,12 +630,24 @@ static void four_threads_racing_past_the_cap_create_exactly_max_meters(void **st
   grow_race_t race;
   grow_race_start(&race, reg);
   long noops = grow_race_join(&race);
-  assert_int_equal(spectator_registry_size(reg), 100);
+  /* 100 meters and the registry-full counter, which is outside the cap */
+  assert_int_equal(spectator_registry_size(reg), 101);
   assert_int_equal(noops, GROW_THREADS * GROW_IDS - 100);
-  size_t n = 0;
-  assert_true(snapshot_sum(reg, &n) == 100); /* one increment per real meter */
-  assert_int_equal(n, 100);
-  /* rate limited: 7900 occurrences give 1, 2, 4, ..., 4096: 13 lines */
+  spectator_measurements_t *ms = spectator_registry_snapshot(reg);
+  assert_int_equal(spectator_measurements_count(ms), 101);
+  double sum = 0;
+  for (size_t i = 0; i < spectator_measurements_count(ms); i++) {
+    const spectator_measurement_t *m = spectator_measurements_get(ms, i);
+    if (strcmp(spectator_id_name(m->id), "grow") == 0) sum += m->value;
+  }
+  assert_true(sum == 100); /* one increment per real meter */
+  /* every refused lookup counted */
+  tu_assert_measurement(
+      ms, "spectator.measurements",
+      SPECTATOR_TAGS("id", "dropped", "error", "registry-full", "statistic", "count"),
+      GROW_THREADS * GROW_IDS - 100);
+  spectator_measurements_free(ms);
+  /* one name: 7900 occurrences of one mistake give 1, 2, 4, ..., 4096: 13 lines */
   tu_assert_log_count(13);
   assert_int_equal(tu_log_count_matching(SPECTATOR_LOGGER_REGISTRY, "max_meters"), 13);
   spectator_registry_free(reg);
@@ -913,8 +1041,9 @@ int main(void) {
       T(lookups_on_a_null_registry_give_noop_meters),
       T(bad_names_and_tags_give_a_noop_meter_and_one_log_line),
       T(a_type_conflict_gives_a_noop_that_is_never_reported_and_logs_once),
-      T(the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_and_a_warning),
-      T(warnings_about_the_cap_are_rate_limited),
+      T(the_11th_distinct_id_past_a_cap_of_10_gives_a_noop_a_count_and_a_warning),
+      T(warnings_about_the_cap_name_every_distinct_name_pattern_and_limit_repeats_of_one),
+      T(self_metrics_are_outside_the_cap_within_a_reserve_of_their_own),
       T(registry_size_counts_meters_but_not_noops),
       T(four_threads_racing_to_create_the_same_1000_ids_get_the_same_meters),
       T(snapshots_while_4_threads_create_meters_lose_no_increment),

@@ -246,6 +246,40 @@ static void snapshots_of_two_registries_are_independent(void **state) {
   spectator_registry_free(b);
 }
 
+/* As every Spectator client: op follows the final statistic tag, the id's own
+ * one included, whatever the meter type. */
+static void snapshot_op_follows_the_final_statistic_tag(void **state) {
+  (void)state;
+  spectator_registry_t *reg = mt_registry(NULL, 0);
+  spectator_gauge_set(spectator_registry_gauge(reg, "g", SPECTATOR_TAGS("statistic", "count")), 3);
+  spectator_gauge_set(spectator_registry_gauge(reg, "g", SPECTATOR_TAGS("statistic", "totalTime")),
+                      4);
+  spectator_gauge_set(spectator_registry_gauge(reg, "g", SPECTATOR_TAGS("statistic", "max")), 5);
+  spectator_counter_add(spectator_registry_counter(reg, "c", SPECTATOR_TAGS("statistic", "max")),
+                        6);
+  spectator_counter_add(
+      spectator_registry_counter(reg, "c", SPECTATOR_TAGS("statistic", "percentile")), 7);
+  spectator_counter_add(
+      spectator_registry_counter(reg, "c", SPECTATOR_TAGS("statistic", "duration")), 8);
+  spectator_max_gauge_set(
+      spectator_registry_max_gauge(reg, "m", SPECTATOR_TAGS("statistic", "totalAmount")), 9);
+  spectator_max_gauge_set(
+      spectator_registry_max_gauge(reg, "m", SPECTATOR_TAGS("statistic", "totalOfSquares")), 10);
+  spectator_measurements_t *ms = mt_snapshot(reg);
+  mt_assert_measurement_count(ms, 8);
+  mt_assert_measurement(ms, "g", SPECTATOR_TAGS("statistic", "count"), SPECTATOR_OP_ADD, 3);
+  mt_assert_measurement(ms, "g", SPECTATOR_TAGS("statistic", "totalTime"), SPECTATOR_OP_ADD, 4);
+  mt_assert_measurement(ms, "g", SPECTATOR_TAGS("statistic", "max"), SPECTATOR_OP_MAX, 5);
+  mt_assert_measurement(ms, "c", SPECTATOR_TAGS("statistic", "max"), SPECTATOR_OP_MAX, 6);
+  mt_assert_measurement(ms, "c", SPECTATOR_TAGS("statistic", "percentile"), SPECTATOR_OP_ADD, 7);
+  mt_assert_measurement(ms, "c", SPECTATOR_TAGS("statistic", "duration"), SPECTATOR_OP_MAX, 8);
+  mt_assert_measurement(ms, "m", SPECTATOR_TAGS("statistic", "totalAmount"), SPECTATOR_OP_ADD, 9);
+  mt_assert_measurement(ms, "m", SPECTATOR_TAGS("statistic", "totalOfSquares"), SPECTATOR_OP_ADD,
+                        10);
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+}
+
 static void snapshot_of_many_meters_reports_each_once_in_order(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
@@ -281,6 +315,7 @@ int main(void) {
       cmocka_unit_test(snapshot_ids_stay_valid_after_the_registry_is_freed),
       cmocka_unit_test(snapshot_functions_accept_null),
       cmocka_unit_test(snapshots_of_two_registries_are_independent),
+      cmocka_unit_test(snapshot_op_follows_the_final_statistic_tag),
       cmocka_unit_test(snapshot_of_many_meters_reports_each_once_in_order),
   };
   return cmocka_run_group_tests(tests, mt_setup_capture, mt_teardown_capture);

@@ -1,7 +1,8 @@
 /*
  * Unit tests for src/timer.c: what a timer reports: count,
  * totalTime (seconds), totalOfSquares (seconds^2) with op add and max (seconds)
- * with op max, per interval; negative, NaN and infinite durations ignored;
+ * with op max, per interval; a negative duration counted and nothing else,
+ * NaN and infinite durations ignored;
  * nothing for an idle interval; huge durations saturate.
  */
 #include <float.h>
@@ -66,20 +67,42 @@ static void timer_counts_zero_durations(void **state) {
   spectator_registry_free(reg);
 }
 
-static void timer_ignores_negative_nan_and_infinite_durations(void **state) {
+/* As Spectator Java: a negative duration is an event that happened, with no
+ * duration to add. */
+static void timer_counts_a_negative_duration_and_adds_nothing_else(void **state) {
   (void)state;
   spectator_registry_t *reg = mt_registry(NULL, 0);
   spectator_timer_t *t = spectator_registry_timer(reg, "lat", SPECTATOR_TAGS("k", "v"));
-  const double bad[] = {-1, -1e-9, -DBL_MAX, NAN, -NAN, INFINITY, -INFINITY};
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) spectator_timer_record(t, bad[i]);
+  spectator_timer_record(t, 0.25);
+  spectator_timer_record(t, -1);
+  spectator_timer_record(t, -1e-9);
+  spectator_timer_record(t, -DBL_MAX);
   spectator_timer_record_ns(t, -1);
   spectator_timer_record_ns(t, INT64_MIN);
+  assert_int_equal(spectator_timer_count(t), 6);
+  assert_true(spectator_timer_total_seconds(t) == 0.25);
+  spectator_measurements_t *ms = mt_snapshot(reg);
+  mt_assert_timer_alone(ms, "lat", 6, 0.25, 0.0625, 0.25);
+  spectator_measurements_free(ms);
+  /* Only negative durations: the count alone, the others zero. */
+  spectator_timer_record(t, -5);
+  ms = mt_snapshot(reg);
+  mt_assert_timer_alone(ms, "lat", 1, 0, 0, 0);
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+}
+
+static void timer_ignores_nan_and_infinite_durations(void **state) {
+  (void)state;
+  spectator_registry_t *reg = mt_registry(NULL, 0);
+  spectator_timer_t *t = spectator_registry_timer(reg, "lat", SPECTATOR_TAGS("k", "v"));
+  const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) spectator_timer_record(t, bad[i]);
   assert_int_equal(spectator_timer_count(t), 0);
   mt_expect_empty(reg);
 
   spectator_timer_record(t, 0.25);
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) spectator_timer_record(t, bad[i]);
-  spectator_timer_record_ns(t, -5);
   spectator_measurements_t *ms = mt_snapshot(reg);
   mt_assert_timer_alone(ms, "lat", 1, 0.25, 0.0625, 0.25);
   spectator_measurements_free(ms);
@@ -230,7 +253,8 @@ int main(void) {
       cmocka_unit_test(timer_record_reports_count_total_time_total_of_squares_and_max),
       cmocka_unit_test(timer_record_ns_reports_seconds_and_square_seconds),
       cmocka_unit_test(timer_counts_zero_durations),
-      cmocka_unit_test(timer_ignores_negative_nan_and_infinite_durations),
+      cmocka_unit_test(timer_counts_a_negative_duration_and_adds_nothing_else),
+      cmocka_unit_test(timer_ignores_nan_and_infinite_durations),
       cmocka_unit_test(timer_reports_nothing_for_an_idle_interval),
       cmocka_unit_test(timer_max_is_the_largest_duration_of_the_interval),
       cmocka_unit_test(timer_huge_duration_saturates_without_undefined_behaviour),

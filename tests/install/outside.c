@@ -371,7 +371,9 @@ static void explicit_registry(void) {
   spectator_percentile_dist_summary_record(pd, 100);
   spectator_percentile_dist_summary_record(pd, 5000); /* clamped to 1000 for its bucket */
 
-  /* Bad values on the good meters: all ignored. */
+  /* Bad values on the good meters: ignored, but for the negative durations
+   * and amounts, which timers and summaries count (and add nothing else), and
+   * percentile meters count in the first bucket of their range. */
   const double bad_values[] = {-1, 0, NAN, INFINITY, -INFINITY};
   for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
     double v = bad_values[i];
@@ -408,19 +410,19 @@ static void explicit_registry(void) {
 
   /* Getters see the interval's values. */
   CHECK_DBL(spectator_counter_count(c), 3.5);
-  CHECK(spectator_timer_count(t) == 2);
+  CHECK(spectator_timer_count(t) == 4); /* 2, and -1 s and -5 ns */
   CHECK_DBL(spectator_timer_total_seconds(t), 2.0);
-  CHECK(spectator_dist_summary_count(d) == 2);
+  CHECK(spectator_dist_summary_count(d) == 3); /* 2, and -1 */
   CHECK_DBL(spectator_dist_summary_total(d), 7);
   CHECK_DBL(spectator_gauge_get(g), 42);
   CHECK(isnan(spectator_gauge_get(gnan)));
   CHECK_DBL(spectator_max_gauge_get(mg), 7);
   CHECK_DBL(spectator_monotonic_counter_get(mc), 10);
-  CHECK(spectator_percentile_timer_count(pt) == 2);
+  CHECK(spectator_percentile_timer_count(pt) == 4);
   CHECK_DBL(spectator_percentile_timer_total_seconds(pt), 2.05);
   double p50 = spectator_percentile_timer_percentile(pt, 50);
   CHECK(p50 > 0 && p50 <= 2.5);
-  CHECK(spectator_percentile_dist_summary_count(pd) == 2);
+  CHECK(spectator_percentile_dist_summary_count(pd) == 3);
   CHECK_DBL(spectator_percentile_dist_summary_total(pd), 5100);
   double p99 = spectator_percentile_dist_summary_percentile(pd, 99);
   CHECK(p99 >= 100 && p99 <= 1100);
@@ -431,18 +433,18 @@ static void explicit_registry(void) {
   CHECK(ms != NULL);
   EXPECT(ms, "c", SPECTATOR_TAGS("a", "1", "b", "2", "statistic", "count"), ADD, 3.5);
   EXPECT(ms, "own", SPECTATOR_TAGS("statistic", "totalTime"), ADD, 2);
-  EXPECT(ms, "t", SPECTATOR_TAGS("statistic", "count"), ADD, 2);
+  EXPECT(ms, "t", SPECTATOR_TAGS("statistic", "count"), ADD, 4);
   EXPECT(ms, "t", SPECTATOR_TAGS("statistic", "totalTime"), ADD, 2.0);
   EXPECT(ms, "t", SPECTATOR_TAGS("statistic", "totalOfSquares"), ADD, 2.5);
   EXPECT(ms, "t", SPECTATOR_TAGS("statistic", "max"), MAX, 1.5);
-  EXPECT(ms, "d", SPECTATOR_TAGS("statistic", "count"), ADD, 2);
+  EXPECT(ms, "d", SPECTATOR_TAGS("statistic", "count"), ADD, 3);
   EXPECT(ms, "d", SPECTATOR_TAGS("statistic", "totalAmount"), ADD, 7);
   EXPECT(ms, "d", SPECTATOR_TAGS("statistic", "totalOfSquares"), ADD, 25);
   EXPECT(ms, "d", SPECTATOR_TAGS("statistic", "max"), MAX, 4);
   EXPECT(ms, "g", SPECTATOR_TAGS("statistic", "gauge"), MAX, 42);
   EXPECT(ms, "gt", SPECTATOR_TAGS("statistic", "gauge"), MAX, -1.5);
   EXPECT(ms, "mg", SPECTATOR_TAGS("statistic", "max"), MAX, 7);
-  EXPECT(ms, "pt", SPECTATOR_TAGS("statistic", "count"), ADD, 2);
+  EXPECT(ms, "pt", SPECTATOR_TAGS("statistic", "count"), ADD, 4);
   EXPECT(ms, "pt", SPECTATOR_TAGS("statistic", "totalTime"), ADD, 2.05);
   EXPECT(ms, "pt", SPECTATOR_TAGS("statistic", "totalOfSquares"), ADD, 4.0025);
   EXPECT(ms, "pt", SPECTATOR_TAGS("statistic", "max"), MAX, 2.0);
@@ -452,7 +454,11 @@ static void explicit_registry(void) {
   EXPECT(ms, "pt",
          SPECTATOR_TAGS("statistic", "percentile", "percentile", pct_tag('T', 2000000000, tag2)),
          ADD, 1);
-  EXPECT(ms, "pd", SPECTATOR_TAGS("statistic", "count"), ADD, 2);
+  /* the two negative durations: the bucket of the range's start, 1 ms */
+  EXPECT(ms, "pt",
+         SPECTATOR_TAGS("statistic", "percentile", "percentile", pct_tag('T', 1000000, tag1)), ADD,
+         2);
+  EXPECT(ms, "pd", SPECTATOR_TAGS("statistic", "count"), ADD, 3);
   EXPECT(ms, "pd", SPECTATOR_TAGS("statistic", "totalAmount"), ADD, 5100);
   EXPECT(ms, "pd", SPECTATOR_TAGS("statistic", "totalOfSquares"), ADD, 25010000);
   EXPECT(ms, "pd", SPECTATOR_TAGS("statistic", "max"), MAX, 5000);
@@ -460,7 +466,10 @@ static void explicit_registry(void) {
          ADD, 1);
   EXPECT(ms, "pd",
          SPECTATOR_TAGS("statistic", "percentile", "percentile", pct_tag('D', 1000, tag2)), ADD, 1);
-  CHECK(spectator_measurements_count(ms) == 25); /* nothing else: no gnan, no mc, no no-ops */
+  /* the negative amount: the bucket of the range's start, 0 */
+  EXPECT(ms, "pd", SPECTATOR_TAGS("statistic", "percentile", "percentile", pct_tag('D', 0, tag1)),
+         ADD, 1);
+  CHECK(spectator_measurements_count(ms) == 27); /* nothing else: no gnan, no mc, no no-ops */
   for (size_t i = 1; i < spectator_measurements_count(ms); i++) {
     const spectator_measurement_t *a = spectator_measurements_get(ms, i - 1);
     const spectator_measurement_t *b = spectator_measurements_get(ms, i);
@@ -527,7 +536,9 @@ static void odd_registry(void) {
     CHECK(c != NULL);
     spectator_counter_increment(c);
   }
-  CHECK(spectator_registry_size(reg) == 10);
+  /* 10 meters, and the library's own counter of the refused lookups (not
+   * counted against the cap) */
+  CHECK(spectator_registry_size(reg) == 11);
 
   char tag[6];
   spectator_measurements_t *ms = spectator_registry_snapshot(reg);
@@ -542,6 +553,8 @@ static void odd_registry(void) {
   EXPECT(ms, "gt", SPECTATOR_TAGS("statistic", "gauge"), MAX, 1);
   EXPECT(ms, "cap.0", SPECTATOR_TAGS("statistic", "count"), ADD, 1);
   CHECK(spectator_measurements_find(ms, "cap.19", SPECTATOR_TAGS("statistic", "count")) == NULL);
+  EXPECT(ms, "spectator.measurements",
+         SPECTATOR_TAGS("id", "dropped", "error", "registry-full", "statistic", "count"), ADD, 16);
   spectator_measurements_free(ms);
   free(huge);
   spectator_registry_free(reg);
@@ -610,11 +623,11 @@ static void global_api(void) {
   CHECK(spectator_timer_count(spectator_timer("global.c", ctags)) == 0);
   spectator_counter_add(c, NAN);
   spectator_counter_add(c, -3);
-  spectator_timer_record(t, -1);
+  spectator_timer_record(t, -1); /* counted, nothing added */
   spectator_dist_summary_record(d, INFINITY);
 
   CHECK_DBL(spectator_counter_count(c), 5);
-  CHECK(spectator_timer_count(t) == 2);
+  CHECK(spectator_timer_count(t) == 3);
   CHECK_DBL(spectator_timer_total_seconds(t), 1.0);
   CHECK(spectator_dist_summary_count(d) == 1);
 
