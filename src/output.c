@@ -571,24 +571,16 @@ static void send_all(spectator__output_t *o, spectator__datagram_t *list, int64_
 /* Counting what was sent and dropped                                        */
 /* ------------------------------------------------------------------------ */
 
-static void count(spectator_registry_t *reg, const char *error, uint64_t n) {
-  if (!n) return;
-  const char *const dropped[] = {"id", "dropped", "error", error, NULL};
-  const char *const sent[] = {"id", "sent", NULL};
-  spectator_counter_t *c = spectator__registry_lookup(
-      reg, SPECTATOR__COUNTER, "spectator.measurements", NULL, error ? dropped : sent, NULL);
-  spectator_counter_add(c, (double)n);
-}
-
 /* Count and log (rate-limited) what a cycle or a drain sent and dropped. No
  * lock held. */
 static void account(spectator__output_t *o, const counts_t *c) {
   spectator_registry_t *reg = o->reg;
   /* The memory output sends nothing: only its drops are counted. */
-  if (o->loc.kind != SPECTATOR__OUT_MEMORY) count(reg, NULL, c->sent);
-  count(reg, "buffer-full", c->buffer_full);
-  count(reg, "validation", c->too_long);
-  count(reg, "other", c->failed);
+  if (o->loc.kind != SPECTATOR__OUT_MEMORY)
+    spectator__registry_count_measurements(reg, NULL, c->sent);
+  spectator__registry_count_measurements(reg, "buffer-full", c->buffer_full);
+  spectator__registry_count_measurements(reg, "validation", c->too_long);
+  spectator__registry_count_measurements(reg, "other", c->failed);
   if (c->buffer_full)
     SPECTATOR__LOG_LIMITED(&o->rl_full, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                            "%llu measurements for %s dropped: the buffers were full (samples "

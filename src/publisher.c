@@ -176,15 +176,6 @@ static bool wait_until(struct spectator__publisher *p, int64_t until_ns) {
 /* Self-metrics                                                              */
 /* ------------------------------------------------------------------------ */
 
-static void count_measurements(spectator_registry_t *reg, const char *error, size_t n) {
-  if (!n) return;
-  const char *const dropped[] = {"id", "dropped", "error", error, NULL};
-  const char *const sent[] = {"id", "sent", NULL};
-  spectator_counter_t *c = spectator__registry_lookup_self(
-      reg, SPECTATOR__COUNTER, "spectator.measurements", error ? dropped : sent);
-  spectator_counter_add(c, (double)n);
-}
-
 static void time_request(spectator_registry_t *reg, const spectator__http_response_t *res,
                          int64_t elapsed_ns) {
   char code[24], status[24];
@@ -339,10 +330,10 @@ static void send_batch(spectator_registry_t *reg, struct spectator__publisher *p
   spectator__http_account(attempts ? &res : NULL, rc, b->count, &out);
   for (size_t i = 0; i < out.answer.nmessages; i++) cycle_message(cy, out.answer.messages[i]);
   spectator__aggregator_response_free(&out.answer);
-  count_measurements(reg, NULL, out.sent);
-  count_measurements(reg, "validation", out.validation);
-  count_measurements(reg, "other", out.other);
-  count_measurements(reg, "http-error", out.http_error);
+  spectator__registry_count_measurements(reg, NULL, out.sent);
+  spectator__registry_count_measurements(reg, "validation", out.validation);
+  spectator__registry_count_measurements(reg, "other", out.other);
+  spectator__registry_count_measurements(reg, "http-error", out.http_error);
   cy->sent += out.sent;
   cy->validation += out.validation;
   cy->other += out.other;
@@ -455,8 +446,8 @@ static void publish(spectator_registry_t *reg, struct spectator__publisher *p, i
   spectator__stream_t st;
   int rc = spectator__publish_stream(reg, GZIP_LEVEL, deadline_ns, send_body, &s, &st);
   /* Measurements that never reached a request. */
-  count_measurements(reg, "validation", st.unencodable);
-  count_measurements(reg, "other", st.lost + st.failed + st.late);
+  spectator__registry_count_measurements(reg, "validation", st.unencodable);
+  spectator__registry_count_measurements(reg, "other", st.lost + st.failed + st.late);
   if (st.unencodable)
     spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                    "%zu measurements dropped: more tags than a datapoint can carry",

@@ -738,6 +738,16 @@ void *spectator__registry_lookup_self(spectator_registry_t *reg, spectator__type
   return lookup(reg, type, name, NULL, tags, NULL, true);
 }
 
+void spectator__registry_count_measurements(spectator_registry_t *reg, const char *error,
+                                            uint64_t n) {
+  if (!n) return;
+  const char *const dropped[] = {"id", "dropped", "error", error, NULL};
+  const char *const sent[] = {"id", "sent", NULL};
+  spectator_counter_t *c = lookup(reg, SPECTATOR__COUNTER, "spectator.measurements", NULL,
+                                  error ? dropped : sent, NULL, true);
+  spectator_counter_add(c, (double)n);
+}
+
 void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type, const char *name,
                                 const char *const *tags, double value) {
   const spectator__meter_type_t *mt = types[type];

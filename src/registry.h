@@ -149,6 +149,12 @@ void *spectator__registry_lookup(spectator_registry_t *reg, spectator__type_t ty
  * max_meters (see SPECTATOR__SELF_METERS_MAX). */
 void *spectator__registry_lookup_self(spectator_registry_t *reg, spectator__type_t type,
                                       const char *name, const char *const *tags);
+/* Add n to spectator.measurements: {id=sent} when error is NULL, else
+ * {id=dropped,error=<error>}. One of the library's meters, so a full registry
+ * still counts. n 0: nothing, not even the meter's creation. Any thread; not
+ * on a recording path (a lookup). */
+void spectator__registry_count_measurements(spectator_registry_t *reg, const char *error,
+                                            uint64_t n);
 /* Record value on the meter of this type for (name, tags), created as a
  * transient meter when there is none (freed after meter_ttl_s idle), without
  * handing out a pointer. Bad input and type conflicts: nothing recorded and a

@@ -591,6 +591,30 @@ static void a_full_sample_ring_drops_counts_and_logs(void **state) {
   spectator_registry_free(r);
 }
 
+/* The drop count is one of the library's meters, outside the cap: a registry
+ * whose users filled it still says what it dropped. */
+static void a_full_registry_still_counts_what_the_output_dropped(void **state) {
+  (void)state;
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.output_location = "memory";
+  cfg.auto_start = 0;
+  cfg.env_common_tags = 0;
+  cfg.max_meters = 1;
+  spectator_registry_t *r = spectator_registry_new(&cfg);
+  spectator_timer_t *t = spectator_registry_timer(r, "t", NULL);
+  tu_log_capture();
+  for (int i = 0; i < 8200; i++) spectator_timer_record_ns(t, 1000);
+  spectator_lines_t *ls = spectator_registry_lines(r);
+  assert_int_equal(spectator_lines_count(ls), 8193);
+  assert_string_equal(spectator_lines_get(ls, 8192),
+                      "c:spectator.measurements,error=buffer-full,id=dropped:8");
+  spectator_lines_free(ls);
+  assert_int_equal(tu_log_count_matching(SPECTATOR_LOGGER_REGISTRY, "registry is full"), 0);
+  tu_log_release();
+  spectator_registry_free(r);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Bad locations; transient meters                                           */
 /* ------------------------------------------------------------------------ */
@@ -694,6 +718,7 @@ int main(void) {
                              reset),
       cmocka_unit_test_setup(a_receiver_that_does_not_read_never_blocks_recording_or_a_stop, reset),
       cmocka_unit_test_setup(a_full_sample_ring_drops_counts_and_logs, reset),
+      cmocka_unit_test_setup(a_full_registry_still_counts_what_the_output_dropped, reset),
       cmocka_unit_test_setup(a_bad_location_is_logged_and_the_aggregator_is_used, reset),
       cmocka_unit_test_setup(transient_sampled_meters_expire_only_after_their_samples_are_taken,
                              reset),
