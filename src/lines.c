@@ -46,6 +46,16 @@ size_t spectator__line_value(char *out, double v) {
   return spectator__put_number(out, v);
 }
 
+/* The next double above a positive finite one: its bits plus one. (libm's
+ * nextafter would make libm a dependency for this one call.) */
+static double next_up(double s) {
+  uint64_t bits;
+  memcpy(&bits, &s, sizeof(bits));
+  bits++;
+  memcpy(&s, &bits, sizeof(s));
+  return s;
+}
+
 size_t spectator__line_seconds(char *out, int64_t nanos) {
   double s = (double)nanos / 1e9;
   /* spectatord reads the seconds and keeps (int64_t)(s * 1e9): when the
@@ -54,7 +64,7 @@ size_t spectator__line_seconds(char *out, int64_t nanos) {
    * duration below 2^22 s, 48 days, has such a double; longer ones may be a
    * nanosecond off, and from 2^53 ns on a double cannot hold them anyway.) */
   if (nanos > 0 && nanos < (int64_t)SPECTATOR__TWO_POW_53 && (int64_t)(s * 1e9) < nanos) {
-    double up = nextafter(s, INFINITY);
+    double up = next_up(s);
     if ((int64_t)(up * 1e9) <= nanos) s = up;
   }
   return spectator__put_number(out, s);

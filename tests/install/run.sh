@@ -162,6 +162,11 @@ done
 if [[ $DEPS_MODE == dlopen ]]; then
   no_deps "libspectator.so (readelf -d)" "$needed"
   no_deps "libspectator.so (ldd)" "$deps"
+  # Nothing but the C library and the dynamic loader (pthread and dl are
+  # objects of their own before glibc 2.34): a program that links spectator-c
+  # and never starts it loads no other shared object.
+  others=$(grep -vE '^((libc|libpthread|libdl)\.so\.[0-9]+|ld-linux.*)$' <<<"$needed" || true)
+  [[ -z $others ]] || fail "libspectator.so needs more than the C library: $(echo "$others" | tr '\n' ' ')"
   undefined=$(nm -D --undefined-only "$LIBDIR/libspectator.so")
   grep -qw 'dlopen' <<<"$undefined" || fail "libspectator.so does not call dlopen()"
   echo "none of them is linked or required: each is loaded with dlopen() at first use"
