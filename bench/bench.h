@@ -51,6 +51,22 @@ BENCH_NOINLINE BENCH_UNUSED static void bench_cas_add(_Atomic uint64_t *p, doubl
   }
 }
 
+/* What `--run NAME N` does (callgrind.sh counts one operation that way): run
+ * the entry of the op array ops_ (n_ops_ entries, each with .name and
+ * .run(long)) named op_name_, n_ times; 0, or 2 and a line for an unknown
+ * name. */
+#define BENCH_RUN_NAMED(ops_, n_ops_, op_name_, n_)                                \
+  __extension__({                                                                  \
+    int rc_ = 2;                                                                   \
+    for (size_t i_ = 0; i_ < (n_ops_) && rc_; i_++)                                \
+      if (strcmp((ops_)[i_].name, (op_name_)) == 0) {                              \
+        (ops_)[i_].run(n_);                                                        \
+        rc_ = 0;                                                                   \
+      }                                                                            \
+    if (rc_) fprintf(stderr, "unknown operation '%s' (see --list)\n", (op_name_)); \
+    rc_;                                                                           \
+  })
+
 /* Keep the compiler from assuming anything about p or the memory behind it. */
 static inline void bench_escape(const void *p) { __asm__ volatile("" : : "g"(p) : "memory"); }
 

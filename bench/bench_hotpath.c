@@ -82,9 +82,8 @@ BENCH_NOINLINE static void run_atomic_add(long n){
     static void run_gauge(long n){LOOP(spectator_gauge_set(gauge, (double)i))} BENCH_NOINLINE
     static void run_max_gauge(long n){
         LOOP(spectator_max_gauge_set(max_gauge, secs[i & 15]))} BENCH_NOINLINE
-    static void run_pct_timer(long n) {
-  LOOP(spectator_percentile_timer_record(pct_timer, secs[i & 15]))
-}
+    static void run_pct_timer(long n){
+        LOOP(spectator_percentile_timer_record(pct_timer, secs[i & 15]))}
 
 BENCH_NOINLINE static int64_t baseline_clock(void) {
   struct timespec ts;
@@ -157,24 +156,14 @@ static void setup(void) {
   }
 }
 
-static int run_one(const char *name, long n) {
-  for (size_t i = 0; i < NOPS; i++) {
-    if (strcmp(ops[i].name, name) == 0) {
-      ops[i].run(n);
-      return 0;
-    }
-  }
-  fprintf(stderr, "unknown operation '%s' (see --list)\n", name);
-  return 2;
-}
-
 int main(int argc, char **argv) {
   setup();
   if (argc == 2 && strcmp(argv[1], "--list") == 0) {
     for (size_t i = 0; i < NOPS; i++) printf("%s\n", ops[i].name);
     return 0;
   }
-  if (argc == 4 && strcmp(argv[1], "--run") == 0) return run_one(argv[2], atol(argv[3]));
+  if (argc == 4 && strcmp(argv[1], "--run") == 0)
+    return BENCH_RUN_NAMED(ops, NOPS, argv[2], atol(argv[3]));
   if (argc != 1) {
     fprintf(stderr, "usage: %s [--list | --run <op> <calls>]\n", argv[0]);
     return 2;

@@ -320,17 +320,6 @@ static void table_publish(int port) {
 
 /* ------------------------------------------------------------------------ */
 
-static int run_one(const char *name, long n) {
-  for (size_t i = 0; i < NOPS; i++) {
-    if (strcmp(ops[i].name, name) == 0) {
-      ops[i].run(n);
-      return 0;
-    }
-  }
-  fprintf(stderr, "unknown operation '%s' (see --list)\n", name);
-  return 2;
-}
-
 int main(int argc, char **argv) {
   pthread_t sink;
   int port = sink_start(&sink);
@@ -344,7 +333,7 @@ int main(int argc, char **argv) {
   } else if (argc == 4 && strcmp(argv[1], "--run") == 0) {
     reg = udp_registry(port, false, 1000);
     setup_meters(reg);
-    rc = run_one(argv[2], atol(argv[3]));
+    rc = BENCH_RUN_NAMED(ops, NOPS, argv[2], atol(argv[3]));
     spectator_registry_free(reg);
   } else if (argc == 1) {
     reg = udp_registry(port, true, 1000); /* its thread is not pinned with this one */
