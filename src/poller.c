@@ -223,7 +223,7 @@ void spectator__pollers_run(spectator_registry_t *reg) {
 
 static spectator_poller_t *poller_new(spectator_registry_t *reg, spectator__type_t type,
                                       const char *kind, const char *name, const char *const *tags,
-                                      spectator_poll_fn fn, void *ctx) {
+                                      spectator_poll_fn fn, void *ctx, bool self) {
   static spectator__ratelimit_t rl_reg, rl_fn;
   if (!reg || !fn) {
     SPECTATOR__LOG_LIMITED(!reg ? &rl_reg : &rl_fn, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
@@ -232,7 +232,8 @@ static spectator_poller_t *poller_new(spectator_registry_t *reg, spectator__type
     return NULL;
   }
   /* Bad names and tags, a type conflict or a full registry are logged here. */
-  void *meter = spectator__registry_lookup(reg, type, name, NULL, tags, NULL);
+  void *meter = self ? spectator__registry_lookup_self(reg, type, name, tags)
+                     : spectator__registry_lookup(reg, type, name, NULL, tags, NULL);
   if (spectator__is_noop(meter)) return NULL;
   spectator_poller_t *p = calloc(1, sizeof(*p));
   if (!p) {
@@ -259,14 +260,21 @@ static spectator_poller_t *poller_new(spectator_registry_t *reg, spectator__type
 spectator_poller_t *spectator_registry_poll_gauge(spectator_registry_t *reg, const char *name,
                                                   const char *const *tags, spectator_poll_fn fn,
                                                   void *ctx) {
-  return poller_new(reg, SPECTATOR__GAUGE, "poll gauge", name, tags, fn, ctx);
+  return poller_new(reg, SPECTATOR__GAUGE, "poll gauge", name, tags, fn, ctx, false);
 }
 
 spectator_poller_t *spectator_registry_poll_monotonic_counter(spectator_registry_t *reg,
                                                               const char *name,
                                                               const char *const *tags,
                                                               spectator_poll_fn fn, void *ctx) {
-  return poller_new(reg, SPECTATOR__COUNTER, "poll monotonic counter", name, tags, fn, ctx);
+  return poller_new(reg, SPECTATOR__COUNTER, "poll monotonic counter", name, tags, fn, ctx, false);
+}
+
+spectator_poller_t *spectator__poll_self(spectator_registry_t *reg, bool counter, const char *name,
+                                         const char *const *tags, spectator_poll_fn fn, void *ctx) {
+  return counter ? poller_new(reg, SPECTATOR__COUNTER, "poll monotonic counter", name, tags, fn,
+                              ctx, true)
+                 : poller_new(reg, SPECTATOR__GAUGE, "poll gauge", name, tags, fn, ctx, true);
 }
 
 void spectator_poller_remove(spectator_poller_t *p) {

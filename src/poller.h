@@ -17,6 +17,11 @@ void spectator__pollers_free(spectator_registry_t *reg);
  * already calling them, returns at once: that call serves this snapshot too
  * (a poller's function never runs twice at the same time). */
 void spectator__pollers_run(spectator_registry_t *reg);
+/* A poll monotonic counter (counter true) or poll gauge of the library's own
+ * (process metrics): its meter is outside max_meters, as every meter the
+ * library makes for itself. As the public calls otherwise. */
+spectator_poller_t *spectator__poll_self(spectator_registry_t *reg, bool counter, const char *name,
+                                         const char *const *tags, spectator_poll_fn fn, void *ctx);
 /* True on a thread that is inside a poller's function. */
 bool spectator__in_poll_fn(void);
 /* At process exit: from now on no poller's function is called (the exit

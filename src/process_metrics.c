@@ -33,6 +33,7 @@
 #endif
 
 #include "log.h"
+#include "poller.h"
 #include "process_metrics.h"
 #include "publisher.h"
 
@@ -197,11 +198,8 @@ void spectator__process_metrics_register(spectator_registry_t *reg) {
   for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++) {
     const char *const tags[] = {"id", list[i].id, NULL};
     void *ctx = list[i].with_reg ? reg : NULL;
-    spectator_poller_t *p =
-        list[i].counter ? spectator_registry_poll_monotonic_counter(
-                              reg, list[i].name, list[i].id ? tags : NULL, list[i].fn, ctx)
-                        : spectator_registry_poll_gauge(reg, list[i].name, list[i].id ? tags : NULL,
-                                                        list[i].fn, ctx);
+    spectator_poller_t *p = spectator__poll_self(reg, list[i].counter, list[i].name,
+                                                 list[i].id ? tags : NULL, list[i].fn, ctx);
     if (!p)
       spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_INIT,
                      "process metric %s is not reported (see the line above)", list[i].name);

@@ -90,6 +90,30 @@ static void process_metrics_report_every_figure(void **state) {
   spectator_registry_free(reg);
 }
 
+/* They are the library's own meters: a registry capped at one meter still
+ * gives the application its one, and reports them all. */
+static void process_metrics_take_no_place_under_the_cap(void **state) {
+  (void)state;
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.env_common_tags = 0;
+  cfg.flush_at_exit = 0;
+  cfg.auto_start = 0;
+  cfg.process_metrics = 1;
+  cfg.max_meters = 1;
+  spectator_registry_t *reg = spectator_registry_new(&cfg);
+  assert_non_null(reg);
+  spectator_counter_t *mine = spectator_registry_counter(reg, "app.requests", NULL);
+  spectator_counter_add(mine, 3);
+  spectator_measurements_t *ms = mt_snapshot(reg);
+  double v;
+  assert_true(tu_find(ms, "app.requests", SPECTATOR_TAGS("statistic", "count"), &v) && v == 3);
+  assert_true(tu_find(ms, "process.threadCount", GAUGE, &v) && v >= 1);
+  assert_true(tu_find(ms, "process.openFileDescriptors", GAUGE, &v) && v >= 3);
+  spectator_measurements_free(ms);
+  spectator_registry_free(reg);
+}
+
 static void open_file_descriptors_count_exactly_what_was_opened(void **state) {
   (void)state;
   spectator_registry_t *reg = process_registry(NULL);
@@ -285,6 +309,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(process_metrics_are_off_unless_asked_for),
       cmocka_unit_test(process_metrics_report_every_figure),
+      cmocka_unit_test(process_metrics_take_no_place_under_the_cap),
       cmocka_unit_test(open_file_descriptors_count_exactly_what_was_opened),
       cmocka_unit_test(max_file_descriptors_is_the_soft_limit),
       cmocka_unit_test(thread_count_counts_exactly_the_threads_started),
