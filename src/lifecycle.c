@@ -79,7 +79,14 @@ void spectator_registry_free(spectator_registry_t *reg) {
   /* What the stop's flush did not send (never started, recorded after a
    * stop) goes with the registry: said once, as at exit. */
   size_t unsent = reg->cfg.uri || reg->output ? spectator__registry_take_unsent(reg) : 0;
-  if (unsent)
+  uint64_t samples = spectator__output_unsent_samples(reg);
+  if (samples)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "spectator_registry_free(): %zu meter%s and %llu sample%s (timers and "
+                   "distribution summaries) recorded after the last publish will never be sent",
+                   unsent, unsent == 1 ? "" : "s", (unsigned long long)samples,
+                   samples == 1 ? "" : "s");
+  else if (unsent)
     spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                    "spectator_registry_free(): %zu meter%s recorded values after the last "
                    "publish that will never be sent",

@@ -320,6 +320,10 @@ static void take_sample(void *ctx, const void *meter, uint64_t value) {
   spectator__lines_add_sample(&((spectator__output_t *)ctx)->lines, meter, value);
 }
 
+uint64_t spectator__output_unsent_samples(const spectator_registry_t *reg) {
+  return reg->samples ? spectator__samples_unsent(reg->samples) : 0;
+}
+
 /* Take samples published before the mark into lines, at most max (0: all);
  * true when none before the mark is left. */
 static bool drain_locked(spectator__output_t *o, const spectator__samples_mark_t *m, size_t max) {

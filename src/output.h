@@ -15,6 +15,10 @@ typedef struct spectator__output spectator__output_t;
  * output, make it with its sample rings (reg->output, reg->samples,
  * reg->fence). 0 or SPECTATOR_ENOMEM (logged). */
 int spectator__output_init(spectator_registry_t *reg, const spectator_config_t *caller_cfg);
+/* Timer and summary samples a line output holds that no publish has taken,
+ * and those its full buffers refused and no publish counted yet: what is
+ * lost when no publish comes. 0 without a line output. Any thread. */
+uint64_t spectator__output_unsent_samples(const spectator_registry_t *reg);
 /* Free a registry's output once its publisher is stopped (NULL: nothing). */
 void spectator__output_free(spectator_registry_t *reg);
 

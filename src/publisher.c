@@ -653,15 +653,26 @@ static void register_atexit(void) { atexit(stop_all_at_exit); }
  * send it, in one line. Bounded: nothing here waits for a lock. */
 __attribute__((destructor)) static void report_unsent_at_exit(void) {
   size_t meters = 0, regs = 0;
+  uint64_t samples = 0;
   if (spectator__registries_lock_until(spectator__monotonic_ns()) != 0) return;
   for (spectator_registry_t *r = spectator__registries_head(); r; r = r->next_all) {
     if (!r->cfg.uri && !r->output) continue; /* collect-only: read through snapshots */
     size_t unsent = spectator__registry_take_unsent(r);
+    uint64_t unsent_samples = spectator__output_unsent_samples(r);
     meters += unsent;
-    regs += unsent != 0;
+    samples += unsent_samples;
+    regs += unsent || unsent_samples;
   }
   spectator__registries_unlock();
-  if (meters)
+  if (samples)
+    spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
+                   "%zu meter%s and %llu sample%s (timers and distribution summaries) of %zu "
+                   "registr%s recorded after the last publish will never be sent: publishing "
+                   "was never started or was stopped, or they were recorded after the exit "
+                   "flush",
+                   meters, meters == 1 ? "" : "s", (unsigned long long)samples,
+                   samples == 1 ? "" : "s", regs, regs == 1 ? "y" : "ies");
+  else if (meters)
     spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                    "%zu meter%s of %zu registr%s recorded values after the last publish that "
                    "will never be sent: publishing was never started or was stopped, or they "

@@ -74,7 +74,7 @@ size_t spectator__samples_drain(spectator__samples_t *s, const spectator__sample
   bool all = true;
   for (size_t i = 0; i <= s->ring_mask; i++) {
     spectator__sample_ring_t *r = &s->rings[i];
-    uint64_t pos = r->head;
+    uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
     /* positions before the mark, at most the budget left */
     while ((int64_t)(until->tail[i] - pos) > 0) {
       if (max && total == max) {
@@ -92,7 +92,7 @@ size_t spectator__samples_drain(spectator__samples_t *s, const spectator__sample
       total++;
       fn(ctx, meter, value);
     }
-    r->head = pos;
+    atomic_store_explicit(&r->head, pos, memory_order_relaxed);
   }
   if (done) *done = all;
   return total;
@@ -102,10 +102,25 @@ size_t spectator__samples_backlog(const spectator__samples_t *s,
                                   const spectator__samples_mark_t *m) {
   size_t most = 0;
   for (size_t i = 0; i <= s->ring_mask; i++) {
-    uint64_t n = m->tail[i] - s->rings[i].head;
+    uint64_t n = m->tail[i] - atomic_load_explicit(&s->rings[i].head, memory_order_relaxed);
     if (n > most) most = (size_t)n;
   }
   return most;
+}
+
+uint64_t spectator__samples_unsent(const spectator__samples_t *s) {
+  uint64_t n = 0;
+  for (size_t i = 0; i <= s->ring_mask; i++) {
+    const spectator__sample_ring_t *r = &s->rings[i];
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    /* Read apart, while a drain may move the head: the difference is at most
+     * what a ring holds only when nothing moved in between. */
+    uint64_t held = tail - head;
+    n += (held > s->slot_mask + 1 ? s->slot_mask + 1 : held) +
+         atomic_load_explicit(&r->dropped, memory_order_relaxed);
+  }
+  return n;
 }
 
 uint64_t spectator__samples_take_dropped(spectator__samples_t *s) {
@@ -122,9 +137,9 @@ void spectator__samples_postfork_child(spectator__samples_t *s) {
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     /* Every claimed position, published or not, becomes a free slot of the
      * next lap, as if it had been consumed. */
-    for (uint64_t pos = r->head; pos != tail; pos++)
+    for (uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed); pos != tail; pos++)
       atomic_store_explicit(&r->slots[pos & mask].seq, (pos & ~mask) + cap, memory_order_relaxed);
-    r->head = tail;
+    atomic_store_explicit(&r->head, tail, memory_order_relaxed);
     atomic_store_explicit(&r->dropped, 0, memory_order_relaxed);
   }
 }

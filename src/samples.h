@@ -46,8 +46,9 @@ typedef struct {
   _Atomic uint64_t tail;      /* positions claimed so far */
   _Atomic uint64_t dropped;   /* samples refused because the ring was full */
   spectator__sample_t *slots; /* read-only after creation */
-  /* Written by the consumer, on a line of its own. */
-  uint64_t head SPECTATOR__ALIGNED; /* positions consumed so far */
+  /* Written by the consumer, on a line of its own; atomic only so that
+   * spectator__samples_unsent may read it from another thread. */
+  _Atomic uint64_t head SPECTATOR__ALIGNED; /* positions consumed so far */
 } SPECTATOR__ALIGNED spectator__sample_ring_t;
 
 typedef struct spectator__samples {
@@ -119,6 +120,10 @@ size_t spectator__samples_drain(spectator__samples_t *s, const spectator__sample
  * the consumer's call. */
 size_t spectator__samples_backlog(const spectator__samples_t *s,
                                   const spectator__samples_mark_t *m);
+/* Samples no drain has taken yet, and those full rings refused since the
+ * last spectator__samples_take_dropped: what is lost if no drain comes. A
+ * reading; any thread, no lock. */
+uint64_t spectator__samples_unsent(const spectator__samples_t *s);
 /* Samples refused by full rings since the last call (and reset). */
 uint64_t spectator__samples_take_dropped(spectator__samples_t *s);
 /* Slots of one ring. */

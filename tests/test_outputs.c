@@ -456,6 +456,26 @@ static void a_process_that_returns_from_main_flushes_its_lines(void **state) {
   assert_no_errors();
 }
 
+/* Samples recorded after a stop wait in the buffers that no publish will
+ * drain again: the process says so when it ends, with the counter's value. */
+static void samples_recorded_after_a_stop_are_reported_at_exit(void **state) {
+  (void)state;
+  char loc[200];
+  snprintf(loc, sizeof(loc), "SPECTATOR_OUTPUT_LOCATION=%s", unix_loc);
+  const char *env[] = {loc, "SPECTATOR_FREQUENCY=3600", "LINES_EXIT_LATE=1", NULL};
+  char out[4096];
+  int status = run_child(env, out, sizeof(out));
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  /* the sample before the stop was sent by it */
+  assert_true(lr_wait_lines(lr, 1, 10000));
+  assert_int_equal(get('t', "late.timer").count, 1);
+  const char *want = "1 meter and 3 samples (timers and distribution summaries) of 1 registry "
+                     "recorded after the last publish will never be sent";
+  if (!strstr(out, want)) print_error("child's log:\n%s\n", out);
+  assert_non_null(strstr(out, want));
+  assert_no_errors();
+}
+
 /* ------------------------------------------------------------------------ */
 /* Slow, missing and absent receivers                                        */
 /* ------------------------------------------------------------------------ */
@@ -591,6 +611,28 @@ static void a_full_sample_ring_drops_counts_and_logs(void **state) {
   spectator_registry_free(r);
 }
 
+/* Timer and summary samples wait in the rings until a publish takes them: a
+ * registry freed before any publish never sends them, and says so, as it
+ * does for the values of its counters. */
+static void samples_no_publish_will_send_are_reported_when_the_registry_is_freed(void **state) {
+  (void)state;
+  spectator_config_t cfg;
+  spectator_config_init(&cfg);
+  cfg.output_location = "udp://127.0.0.1:9";
+  cfg.auto_start = 0;
+  cfg.env_common_tags = 0;
+  spectator_registry_t *r = spectator_registry_new(&cfg);
+  spectator_timer_t *t = spectator_registry_timer(r, "t", NULL);
+  spectator_dist_summary_t *d = spectator_registry_dist_summary(r, "d", NULL);
+  for (int i = 0; i < 5; i++) spectator_timer_record_ns(t, 1000);
+  for (int i = 0; i < 7; i++) spectator_dist_summary_record(d, 3);
+  tu_log_capture();
+  spectator_registry_free(r);
+  assert_int_equal(tu_log_count_matching(SPECTATOR_LOGGER_REGISTRY, "will never be sent"), 1);
+  assert_int_equal(tu_log_count_matching(SPECTATOR_LOGGER_REGISTRY, "0 meters and 12 samples"), 1);
+  tu_log_release();
+}
+
 /* The drop count is one of the library's meters, outside the cap: a registry
  * whose users filled it still says what it dropped. */
 static void a_full_registry_still_counts_what_the_output_dropped(void **state) {
@@ -713,12 +755,15 @@ int main(void) {
       cmocka_unit_test_setup(file_output_appends_one_line_per_measurement, reset),
       cmocka_unit_test_setup(stdout_output_writes_lines_to_the_standard_output, reset),
       cmocka_unit_test_setup(a_process_that_returns_from_main_flushes_its_lines, reset),
+      cmocka_unit_test_setup(samples_recorded_after_a_stop_are_reported_at_exit, reset),
       cmocka_unit_test_setup(udp_to_a_port_nobody_listens_on_never_blocks_recording, reset),
       cmocka_unit_test_setup(a_missing_unix_socket_never_blocks_recording_and_drops_are_counted,
                              reset),
       cmocka_unit_test_setup(a_receiver_that_does_not_read_never_blocks_recording_or_a_stop, reset),
       cmocka_unit_test_setup(a_full_sample_ring_drops_counts_and_logs, reset),
       cmocka_unit_test_setup(a_full_registry_still_counts_what_the_output_dropped, reset),
+      cmocka_unit_test_setup(samples_no_publish_will_send_are_reported_when_the_registry_is_freed,
+                             reset),
       cmocka_unit_test_setup(a_bad_location_is_logged_and_the_aggregator_is_used, reset),
       cmocka_unit_test_setup(transient_sampled_meters_expire_only_after_their_samples_are_taken,
                              reset),
