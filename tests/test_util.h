@@ -298,20 +298,33 @@ static inline void tu_setenv(const char *name, const char *value) {
  * sources into a directory of our own (LOCPATH) when the system has not
  * installed it. Returns false when neither is possible (no locale sources:
  * the `locales` package). tu_locale_reset() goes back to "C". */
+static char tu_locale_dir[] = "/tmp/spectator-locale-XXXXXX";
+static pid_t tu_locale_owner;
+
+/* At exit of the process that made it (not of its forked children, which
+ * share it): the compiled locale is about 3 MB. */
+static void tu_locale_dir_remove(void) {
+  if (getpid() != tu_locale_owner) return;
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tu_locale_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tu_locale_dir);
+}
+
 static inline bool tu_comma_locale(void) {
   if (setlocale(LC_NUMERIC, "de_DE.UTF-8")) return true;
-  static char dir[] = "/tmp/spectator-locale-XXXXXX";
   static bool made;
   if (!made) {
-    if (!mkdtemp(dir)) return false;
+    if (!mkdtemp(tu_locale_dir)) return false;
+    tu_locale_owner = getpid();
+    atexit(tu_locale_dir_remove);
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir);
+    snprintf(cmd, sizeof(cmd), "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1",
+             tu_locale_dir);
     if (system(cmd) != 0) return false;
     made = true;
   }
-  setenv("LOCPATH", dir, 1);
-  return setlocale(LC_NUMERIC, "de_DE.UTF-8") != NULL &&
-         localeconv()->decimal_point[0] == ',';
+  setenv("LOCPATH", tu_locale_dir, 1);
+  return setlocale(LC_NUMERIC, "de_DE.UTF-8") != NULL && localeconv()->decimal_point[0] == ',';
 }
 
 static inline void tu_locale_reset(void) { setlocale(LC_NUMERIC, "C"); }
