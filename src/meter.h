@@ -63,6 +63,7 @@ typedef struct spectator__meter {
   _Atomic uint8_t state;   /* SPECTATOR__TRANSIENT, _PINNED or _DEAD */
   uint8_t own_alloc;       /* allocated on its own (transient), not in a slab */
   _Atomic uint8_t sampled; /* a sample of it left a sample ring since the last snapshot */
+  uint8_t self;            /* one of the library's own, outside max_meters */
   int64_t last_active_ns;  /* last snapshot that saw activity */
 } spectator__meter_t;
 

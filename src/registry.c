@@ -484,6 +484,7 @@ static spectator__meter_t *create_locked(spectator_registry_t *reg, const specta
   m->type = (uint8_t)type;
   m->has_statistic = spectator_id_tag(id, "statistic") != NULL;
   m->own_alloc = own;
+  m->self = self;
   atomic_init(&m->state, state);
   m->last_active_ns = spectator__registry_now_ns(reg);
   if (mt->init) {
@@ -991,21 +992,15 @@ void spectator__registry_collect_end(spectator_registry_t *reg, spectator__curso
   pthread_mutex_unlock(&reg->snap_lock);
 }
 
-/* The publisher's own meters: what it records after its last publish is
- * about that publish, not data of the application. */
-static bool is_self_metric(const spectator_id_t *id) {
-  return strcmp(id->name, "spectator.measurements") == 0 ||
-         strcmp(id->name, "http.req.complete") == 0 ||
-         strcmp(id->name, "spectator.registrySize") == 0;
-}
-
 size_t spectator__registry_take_unsent(spectator_registry_t *reg) {
   if (pthread_mutex_trylock(&reg->snap_lock) != 0) return 0;
   spectator__snap_ctx_t drop = {NULL, 0}; /* measured into nothing */
   size_t n = atomic_load_explicit(&reg->end, memory_order_acquire), unsent = 0;
   for (size_t i = 0; i < n; i++) {
     spectator__meter_t *m = meter_at(reg, i); /* NULL: a freed position */
-    if (m && types[m->type]->measure(m, &drop) && !is_self_metric(m->id)) unsent++;
+    /* The library's own meters are left out: what they hold after the last
+     * publish is about that publish, not data of the application. */
+    if (m && types[m->type]->measure(m, &drop) && !m->self) unsent++;
   }
   pthread_mutex_unlock(&reg->snap_lock);
   return unsent;
