@@ -460,7 +460,14 @@ static void exit_from_a_signal_handler_that_interrupted_a_stop_is_bounded(void *
 /* Data that can never be published                                          */
 /* ------------------------------------------------------------------------ */
 
-#define NEVER_SENT "will never be sent"
+/* One warning that values will never be sent, naming this many meters
+ * ("1 meter", "2 meters"); the child's log is printed when it is not so. */
+static void assert_one_never_sent_warning(helper_t *h, const char *meters) {
+  if (helper_log_count(h, "will never be sent") != 1 || helper_log_count(h, meters) != 1)
+    helper_dump_log(h);
+  assert_int_equal(helper_log_count(h, "will never be sent"), 1);
+  assert_int_equal(helper_log_count(h, meters), 1);
+}
 
 static void global_scenario(const char *exe, const char *scenario, const char *const *env,
                             helper_t *h) {
@@ -484,9 +491,7 @@ static void data_recorded_after_the_exit_flush_is_reported_once(void **state) {
     global_scenario(exes[i], "late", env, &h);
     assert_true(value_at(http_agg, "lc.main", COUNT) == 2);
     assert_true(isnan(value_at(http_agg, "lc.late", COUNT)));
-    if (helper_log_count(&h, NEVER_SENT) != 1) helper_dump_log(&h);
-    assert_int_equal(helper_log_count(&h, NEVER_SENT), 1);
-    assert_int_equal(helper_log_count(&h, "1 meter"), 1);
+    assert_one_never_sent_warning(&h, "1 meter");
   }
 }
 
@@ -499,9 +504,7 @@ static void data_of_a_registry_never_started_is_reported_once(void **state) {
   global_scenario(LIFECYCLE_CHILD, "never-started", env, &h);
   assert_true(isnan(value_at(http_agg, "lc.never", COUNT)));
   assert_true(isnan(value_at(http_agg, "lc.never2", COUNT)));
-  if (helper_log_count(&h, NEVER_SENT) != 1) helper_dump_log(&h);
-  assert_int_equal(helper_log_count(&h, NEVER_SENT), 1);
-  assert_int_equal(helper_log_count(&h, "2 meters"), 1);
+  assert_one_never_sent_warning(&h, "2 meters");
 }
 
 static void data_recorded_after_stop_is_reported_once(void **state) {
@@ -513,9 +516,7 @@ static void data_recorded_after_stop_is_reported_once(void **state) {
   global_scenario(LIFECYCLE_CHILD, "after-stop", env, &h);
   assert_true(value_at(http_agg, "lc.before", COUNT) == 1);
   assert_true(isnan(value_at(http_agg, "lc.after", COUNT)));
-  if (helper_log_count(&h, NEVER_SENT) != 1) helper_dump_log(&h);
-  assert_int_equal(helper_log_count(&h, NEVER_SENT), 1);
-  assert_int_equal(helper_log_count(&h, "1 meter"), 1);
+  assert_one_never_sent_warning(&h, "1 meter");
 }
 
 /* ------------------------------------------------------------------------ */
