@@ -579,14 +579,24 @@ static void a_receiver_that_does_not_read_never_blocks_recording_or_a_stop(void 
   lr_pause(lr, false);
 }
 
-static void a_full_sample_ring_drops_counts_and_logs(void **state) {
-  (void)state;
+/* A registry writing to loc that is not started (nothing is sent until a
+ * read of the memory output, a stop or a free), without common tags;
+ * max_meters 0: the default cap. */
+static spectator_registry_t *unstarted_registry(const char *loc, size_t max_meters) {
   spectator_config_t cfg;
   spectator_config_init(&cfg);
-  cfg.output_location = "memory";
+  cfg.output_location = loc;
   cfg.auto_start = 0;
   cfg.env_common_tags = 0;
+  if (max_meters) cfg.max_meters = max_meters;
   spectator_registry_t *r = spectator_registry_new(&cfg);
+  assert_non_null(r);
+  return r;
+}
+
+static void a_full_sample_ring_drops_counts_and_logs(void **state) {
+  (void)state;
+  spectator_registry_t *r = unstarted_registry("memory", 0);
   spectator_timer_t *t = spectator_registry_timer(r, "t", NULL);
   /* one thread writes one ring of 8192 samples */
   for (int i = 0; i < 10000; i++) spectator_timer_record_ns(t, 1000);
@@ -616,12 +626,7 @@ static void a_full_sample_ring_drops_counts_and_logs(void **state) {
  * does for the values of its counters. */
 static void samples_no_publish_will_send_are_reported_when_the_registry_is_freed(void **state) {
   (void)state;
-  spectator_config_t cfg;
-  spectator_config_init(&cfg);
-  cfg.output_location = "udp://127.0.0.1:9";
-  cfg.auto_start = 0;
-  cfg.env_common_tags = 0;
-  spectator_registry_t *r = spectator_registry_new(&cfg);
+  spectator_registry_t *r = unstarted_registry("udp://127.0.0.1:9", 0);
   spectator_timer_t *t = spectator_registry_timer(r, "t", NULL);
   spectator_dist_summary_t *d = spectator_registry_dist_summary(r, "d", NULL);
   for (int i = 0; i < 5; i++) spectator_timer_record_ns(t, 1000);
@@ -637,13 +642,7 @@ static void samples_no_publish_will_send_are_reported_when_the_registry_is_freed
  * whose users filled it still says what it dropped. */
 static void a_full_registry_still_counts_what_the_output_dropped(void **state) {
   (void)state;
-  spectator_config_t cfg;
-  spectator_config_init(&cfg);
-  cfg.output_location = "memory";
-  cfg.auto_start = 0;
-  cfg.env_common_tags = 0;
-  cfg.max_meters = 1;
-  spectator_registry_t *r = spectator_registry_new(&cfg);
+  spectator_registry_t *r = unstarted_registry("memory", 1);
   spectator_timer_t *t = spectator_registry_timer(r, "t", NULL);
   tu_log_capture();
   for (int i = 0; i < 8200; i++) spectator_timer_record_ns(t, 1000);
