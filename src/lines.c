@@ -12,23 +12,8 @@
 #include "numfmt.h"
 #include "sanitize.h"
 
-/* The descriptor of each type, from the one list in meter.h. */
-static const spectator__meter_type_t *const types[SPECTATOR__METER_TYPES] = {
-#define TYPE_ENTRY(name, stem, lookup) [SPECTATOR__##name] = &spectator__##stem##_type,
-    SPECTATOR__METER_TYPE_MAP(TYPE_ENTRY)
-#undef TYPE_ENTRY
-};
-
 /* Spare datagrams kept for reuse. */
 #define MAX_SPARE 4
-
-char spectator__line_type_of(unsigned type) {
-  return type < SPECTATOR__METER_TYPES ? types[type]->line_type : 0;
-}
-
-uint8_t spectator__line_kind_of(unsigned type) {
-  return type < SPECTATOR__METER_TYPES ? types[type]->line_kind : SPECTATOR__LINES_MEASURED;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Values                                                                    */
@@ -281,29 +266,29 @@ bool spectator__lines_add(spectator__lines_t *lb, char type, uint32_t opt, const
 
 bool spectator__lines_add_record(spectator__lines_t *lb, const spectator__record_t *r) {
   unsigned t = r->type;
-  if (t >= SPECTATOR__METER_TYPES || !types[t]->line_type) return false;
-  uint8_t kind = types[t]->line_kind;
+  if (t >= SPECTATOR__METER_TYPES || !spectator__meter_types[t]->line_type) return false;
+  uint8_t kind = spectator__meter_types[t]->line_kind;
   if (kind != SPECTATOR__LINES_MEASURED && kind != SPECTATOR__LINES_MEASURED_STATS &&
       kind != SPECTATOR__LINES_MEASURED_U64)
     return false;
   char v[SPECTATOR__MAX_NUMBER_LEN + 8];
-  size_t n = kind == SPECTATOR__LINES_MEASURED_U64
-                 ? (size_t)snprintf(v, sizeof(v), "%llu",
-                                    (unsigned long long)spectator__d2b(r->value))
-                 : spectator__line_value(v, r->value);
+  size_t n =
+      kind == SPECTATOR__LINES_MEASURED_U64
+          ? (size_t)snprintf(v, sizeof(v), "%llu", (unsigned long long)spectator__d2b(r->value))
+          : spectator__line_value(v, r->value);
   /* A type with several statistics of one id keeps them apart with the
    * statistic tag (an id's own statistic tag wins). */
   const char *stat = NULL;
   if (kind == SPECTATOR__LINES_MEASURED_STATS && r->stat != SPECTATOR__STAT_NONE &&
       r->stat < SPECTATOR__STAT_COUNT_OF_NAMES && !spectator_id_tag(r->id, "statistic"))
     stat = spectator__stat_names[r->stat];
-  line_t l = {types[t]->line_type, r->line_opt, r->id, stat, v, n};
+  line_t l = {spectator__meter_types[t]->line_type, r->line_opt, r->id, stat, v, n};
   return add_line(lb, &l);
 }
 
 bool spectator__lines_add_sample(spectator__lines_t *lb, const spectator__meter_t *m,
                                  uint64_t value) {
-  const spectator__meter_type_t *mt = types[m->type];
+  const spectator__meter_type_t *mt = spectator__meter_types[m->type];
   char v[SPECTATOR__MAX_NUMBER_LEN + 8];
   size_t n = mt->line_kind == SPECTATOR__LINES_SAMPLED_NS
                  ? spectator__line_seconds(v, (int64_t)value)

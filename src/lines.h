@@ -82,8 +82,4 @@ void spectator__lines_free(spectator__lines_t *lb);
  * allocated, as the parent left them). The common tags and max_ready stay. */
 void spectator__lines_postfork_child(spectator__lines_t *lb);
 
-/* The symbol and kind of a meter type's lines. */
-char spectator__line_type_of(unsigned type);
-uint8_t spectator__line_kind_of(unsigned type);
-
 #endif

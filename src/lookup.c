@@ -61,24 +61,18 @@ spectator_gauge_t *spectator_registry_gauge_with_ttl_id(spectator_registry_t *re
 }
 
 /* The public meter types are the internal ones, in the same order. */
-#define CHECK_TYPE(NAME, stem, shape)                                                     \
+#define CHECK_TYPE(NAME, stem, shape) \
   _Static_assert((int)SPECTATOR_METER_##NAME == (int)SPECTATOR__##NAME, "same order");
 SPECTATOR__METER_TYPE_MAP(CHECK_TYPE)
 
-/* Which types have a one-shot form. */
-static const spectator__meter_type_t *const types[SPECTATOR__METER_TYPES] = {
-#define TYPE_ENTRY(NAME, stem, shape) [SPECTATOR__##NAME] = &spectator__##stem##_type,
-    SPECTATOR__METER_TYPE_MAP(TYPE_ENTRY)
-#undef TYPE_ENTRY
-};
-
 void spectator_registry_record(spectator_registry_t *reg, spectator_meter_type_t type,
                                const char *name, const char *const *tags, double value) {
-  if (SPECTATOR__UNLIKELY((unsigned)type < SPECTATOR__METER_TYPES && !types[type]->record)) {
+  if (SPECTATOR__UNLIKELY((unsigned)type < SPECTATOR__METER_TYPES &&
+                          !spectator__meter_types[type]->record)) {
     static spectator__ratelimit_t rl_none;
     SPECTATOR__LOG_LIMITED(&rl_none, SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                            "spectator_record: a %s has no one-shot form; '%.*s' not recorded",
-                           types[type]->name, SPECTATOR__LOG_STR(name));
+                           spectator__meter_types[type]->name, SPECTATOR__LOG_STR(name));
     return;
   }
   if (SPECTATOR__UNLIKELY((unsigned)type >= SPECTATOR__METER_TYPES)) {

@@ -177,4 +177,7 @@ typedef struct spectator__meter_type {
 SPECTATOR__METER_TYPE_MAP(SPECTATOR__TYPE_EXTERN)
 #undef SPECTATOR__TYPE_EXTERN
 
+/* Every type's descriptor, indexed by spectator__type_t (meter.c). */
+extern const spectator__meter_type_t *const spectator__meter_types[SPECTATOR__METER_TYPES];
+
 #endif

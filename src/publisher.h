@@ -50,8 +50,8 @@ typedef bool (*spectator__body_fn)(void *ctx, const spectator__batch_t *body);
  * measuring), each batch encoded at gzip_level and handed to send. After
  * deadline_ns (CLOCK_MONOTONIC; 0: none) the rest is measured and dropped
  * (counted in st->late); a snapshot lock not free by then ends the cycle
- * (the meters not measured are counted in st->unmeasured). Returns 0, or the encoder's error (everything was
- * then measured and dropped). The publisher's thread runs it with a send that
+ * (the meters not measured are counted in st->unmeasured). Returns 0, or the encoder's error
+ * (everything was then measured and dropped). The publisher's thread runs it with a send that
  * POSTs; benchmarks run it with one that does not. */
 int spectator__publish_stream(spectator_registry_t *reg, int gzip_level, int64_t deadline_ns,
                               spectator__body_fn send, void *ctx, spectator__stream_t *st);

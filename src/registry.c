@@ -71,13 +71,6 @@
 #include "registry.h"
 #include "smr.h"
 
-/* The descriptor of each type, generated from the one list in meter.h. */
-static const spectator__meter_type_t *const types[SPECTATOR__METER_TYPES] = {
-#define TYPE_ENTRY(name, stem, lookup) [SPECTATOR__##name] = &spectator__##stem##_type,
-    SPECTATOR__METER_TYPE_MAP(TYPE_ENTRY)
-#undef TYPE_ENTRY
-};
-
 /* ------------------------------------------------------------------------ */
 /* Live registries                                                           */
 /* ------------------------------------------------------------------------ */
@@ -431,12 +424,13 @@ static size_t take_position(spectator_registry_t *reg) {
 }
 
 static void *conflict(spectator__meter_t *m, spectator__type_t type) {
-  const char *want = types[type]->name;
+  const char *want = spectator__meter_types[type]->name;
   if (!atomic_exchange(&m->conflict_logged, 1))
     spectator__log(SPECTATOR_LOG_WARN, SPECTATOR_LOGGER_REGISTRY,
                    "id '%.*s' is already a %s and cannot be used as a %s; using a no-op %s",
-                   SPECTATOR__LOG_STR(m->id->name), types[m->type]->name, want, want);
-  return types[type]->noop;
+                   SPECTATOR__LOG_STR(m->id->name), spectator__meter_types[m->type]->name, want,
+                   want);
+  return spectator__meter_types[type]->noop;
 }
 
 /* Mistake kinds of the registry's log lines (spectator__mistake_key); the
@@ -451,7 +445,7 @@ typedef enum { FOUND, CREATED, REFUSED_FULL, REFUSED_SELF_FULL, NO_MEMORY } outc
 static spectator__meter_t *create_locked(spectator_registry_t *reg, const spectator__canon_t *c,
                                          spectator__type_t type, const spectator__meter_params_t *p,
                                          uint8_t state, bool self, outcome_t *outcome) {
-  const spectator__meter_type_t *mt = types[type];
+  const spectator__meter_type_t *mt = spectator__meter_types[type];
   size_t n = atomic_load_explicit(&reg->count, memory_order_relaxed);
   if (!self && n - reg->self_count >= reg->cfg.max_meters) {
     *outcome = REFUSED_FULL;
@@ -555,7 +549,7 @@ static size_t user_tags(const spectator_registry_t *reg, const spectator__meter_
   } while (0)
   for (size_t i = 0; i < id->ntags; i++) OWN(id->tags[2 * i]);
   if (!spectator_id_tag(id, "statistic")) OWN("statistic");
-  const char *extra = types[m->type]->extra_tag;
+  const char *extra = spectator__meter_types[m->type]->extra_tag;
   if (extra && !spectator_id_tag(id, extra)) OWN(extra);
 #undef OWN
   return 1 + own + reg->ncommon_user_keys - overridden;
@@ -708,7 +702,7 @@ static __attribute__((noinline)) void missed(spectator_registry_t *reg, const sp
 static inline __attribute__((always_inline)) void *lookup(
     spectator_registry_t *reg, spectator__type_t type, const char *name, const spectator_id_t *id,
     const char *const *tags, const spectator__meter_params_t *p, bool self) {
-  const spectator__meter_type_t *mt = types[type];
+  const spectator__meter_type_t *mt = spectator__meter_types[type];
   if (SPECTATOR__UNLIKELY(!reg)) {
     log_null_registry(mt);
     return mt->noop;
@@ -751,7 +745,7 @@ void spectator__registry_count_measurements(spectator_registry_t *reg, const cha
 
 void spectator__registry_record(spectator_registry_t *reg, spectator__type_t type, const char *name,
                                 const char *const *tags, double value) {
-  const spectator__meter_type_t *mt = types[type];
+  const spectator__meter_type_t *mt = spectator__meter_types[type];
   if (SPECTATOR__UNLIKELY(!reg)) {
     log_null_registry(mt);
     return;
@@ -777,7 +771,7 @@ void spectator__registry_record(spectator_registry_t *reg, spectator__type_t typ
 }
 
 void *spectator__registry_null_id(spectator_registry_t *reg, spectator__type_t type) {
-  const spectator__meter_type_t *mt = types[type];
+  const spectator__meter_type_t *mt = spectator__meter_types[type];
   if (!reg) { /* the NULL registry line */
     log_null_registry(mt);
     return mt->noop;
@@ -951,7 +945,7 @@ bool spectator__registry_collect(spectator_registry_t *reg, spectator__cursor_t 
     spectator__meter_t *m = meter_at(reg, i);
     if (!m) continue;
     rs->type = m->type;
-    bool active = types[m->type]->measure(m, &ctx);
+    bool active = spectator__meter_types[m->type]->measure(m, &ctx);
     /* A meter sent as samples is active when one of its samples was taken. */
     if (atomic_load_explicit(&m->sampled, memory_order_relaxed)) {
       atomic_store_explicit(&m->sampled, 0, memory_order_relaxed);
@@ -1000,7 +994,7 @@ size_t spectator__registry_take_unsent(spectator_registry_t *reg) {
     spectator__meter_t *m = meter_at(reg, i); /* NULL: a freed position */
     /* The library's own meters are left out: what they hold after the last
      * publish is about that publish, not data of the application. */
-    if (m && types[m->type]->measure(m, &drop) && !m->self) unsent++;
+    if (m && spectator__meter_types[m->type]->measure(m, &drop) && !m->self) unsent++;
   }
   pthread_mutex_unlock(&reg->snap_lock);
   return unsent;
@@ -1039,7 +1033,7 @@ void spectator__registries_postfork_child(void) {
     for (size_t i = 0; i < end; i++) {
       spectator__meter_t *m = meter_at(r, i);
       if (!m) continue;
-      const spectator__meter_type_t *mt = types[m->type];
+      const spectator__meter_type_t *mt = spectator__meter_types[m->type];
       if (mt->postfork_child)
         mt->postfork_child(m);
       else
